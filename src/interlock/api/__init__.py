@@ -1,0 +1,1 @@
+"""The gateway's HTTP surface: OpenAI and Anthropic wire formats, SSE, errors, admin."""

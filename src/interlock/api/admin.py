@@ -1,0 +1,105 @@
+"""Admin endpoints: virtual keys and spend. Every call needs the admin key."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict
+from typing import Any
+
+from pydantic import BaseModel, Field
+from starlette.requests import Request
+from starlette.responses import Response
+
+from interlock.api.http import JSONResponse, bearer_token, error_response, parse_json, read_body, validate
+from interlock.api.state import AppState
+from interlock.errors import BadRequest, GatewayError, NotFound
+from interlock.policy.keys import require_admin
+from interlock.store.records import KeyRecord
+
+
+class KeyCreate(BaseModel):
+    """Body of POST /admin/keys."""
+
+    name: str = Field(min_length=1, max_length=200)
+    owner: str = Field(default="", max_length=200)
+    models: list[str] = Field(default_factory=list)
+    expires_at: float | None = Field(default=None, description="expiry as epoch seconds")
+    expires_in_days: float | None = Field(default=None, gt=0)
+
+
+def key_view(key: KeyRecord) -> dict[str, Any]:
+    """A key as shown to admins: never the hash."""
+    view = asdict(key)
+    del view["hash"]
+    view["models"] = list(key.models)
+    view["status"] = (
+        "revoked"
+        if key.revoked_at is not None
+        else "expired"
+        if key.expires_at is not None and key.expires_at <= time.time()
+        else "active"
+    )
+    return view
+
+
+async def _admin(request: Request) -> AppState:
+    state: AppState = request.app.state.interlock
+    require_admin(await state.keys.authenticate(bearer_token(request)))
+    return state
+
+
+async def create_key(request: Request) -> Response:
+    """POST /admin/keys: create a key; the plaintext is in this response only."""
+    try:
+        state = await _admin(request)
+        body = validate(KeyCreate, parse_json(await read_body(request, 64 * 1024)))
+        unknown = [m for m in body.models if not m.startswith("tag:") and m not in state.gateway.deployments]
+        if unknown:
+            raise BadRequest(f"unknown model(s) in 'models': {', '.join(unknown)}", param="models")
+        expires = body.expires_at
+        if body.expires_in_days is not None:
+            expires = time.time() + body.expires_in_days * 86400
+        record, token = await state.keys.create(body.name, body.owner, tuple(body.models), expires)
+    except GatewayError as exc:
+        return error_response(exc)
+    return JSONResponse({**key_view(record), "key": token}, status_code=201)
+
+
+async def list_keys(request: Request) -> Response:
+    """GET /admin/keys."""
+    try:
+        state = await _admin(request)
+    except GatewayError as exc:
+        return error_response(exc)
+    return JSONResponse({"object": "list", "data": [key_view(k) for k in await state.keys.list()]})
+
+
+async def revoke_key(request: Request) -> Response:
+    """POST /admin/keys/{key_id}/revoke."""
+    key_id = request.path_params["key_id"]
+    try:
+        state = await _admin(request)
+        if not await state.keys.revoke(key_id):
+            raise NotFound(f"no active key with id '{key_id}'", code="key_not_found")
+    except GatewayError as exc:
+        return error_response(exc)
+    return JSONResponse({"id": key_id, "revoked": True})
+
+
+async def spend(request: Request) -> Response:
+    """GET /admin/spend?group=key|model|day&since=EPOCH."""
+    try:
+        state = await _admin(request)
+        group = request.query_params.get("group", "model")
+        if group not in ("key", "model", "day"):
+            raise BadRequest("'group' must be one of: key, model, day", param="group")
+        since_raw = request.query_params.get("since")
+        try:
+            since = float(since_raw) if since_raw else None
+        except ValueError:
+            raise BadRequest("'since' must be epoch seconds", param="since") from None
+        await state.store.flush()
+        rows = await state.store.spend(group, since)  # type: ignore[arg-type]
+    except GatewayError as exc:
+        return error_response(exc)
+    return JSONResponse({"object": "list", "group": group, "data": [asdict(r) for r in rows]})

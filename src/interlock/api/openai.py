@@ -1,0 +1,138 @@
+"""OpenAI-compatible endpoints: /v1/chat/completions, /v1/embeddings, /v1/models."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+
+from interlock.api.http import (
+    JSONResponse,
+    bearer_token,
+    error_response,
+    first_chunk,
+    model_response,
+    parse_json,
+    read_body,
+    sse_frame,
+    sse_stream,
+    validate,
+)
+from interlock.api.state import AppState
+from interlock.errors import GatewayError
+from interlock.pipeline import RequestContext
+from interlock.types import ChatChunk, ChatRequest, EmbeddingRequest
+
+log = logging.getLogger(__name__)
+
+DONE = b"data: [DONE]\n\n"
+
+
+def _headers(ctx: RequestContext) -> dict[str, str]:
+    headers = {"x-request-id": ctx.request_id}
+    if ctx.deployment is not None:
+        headers["x-interlock-model"] = ctx.deployment.alias
+        headers["x-interlock-provider"] = ctx.deployment.provider.kind
+    return headers
+
+
+async def _authenticate(state: AppState, request: Request, endpoint: str) -> RequestContext:
+    principal = await state.keys.authenticate(bearer_token(request))
+    return RequestContext(principal=principal, endpoint=endpoint)
+
+
+async def chat_completions(request: Request) -> Response:
+    """POST /v1/chat/completions, plain or streamed."""
+    state: AppState = request.app.state.interlock
+    ctx: RequestContext | None = None
+    try:
+        ctx = await _authenticate(state, request, "chat")
+        data = parse_json(await read_body(request, state.settings.server.max_body_bytes))
+        if isinstance(data.get("model"), str):
+            ctx.alias = data["model"]
+        req = validate(ChatRequest, data)
+        if not req.stream:
+            response = await state.gateway.chat(ctx, req)
+            return model_response(response, _headers(ctx))
+        stream = state.gateway.stream(ctx, req)
+        first = await first_chunk(stream)
+    except GatewayError as exc:
+        if ctx is not None:
+            state.gateway.settle_error(ctx, exc)
+        return error_response(exc, headers={"x-request-id": ctx.request_id} if ctx else None)
+    include_usage = req.wants_usage_in_stream()
+
+    def encode(chunk: ChatChunk) -> list[bytes]:
+        if not chunk.choices and not include_usage:
+            return []
+        return [sse_frame(chunk.model_dump_json().encode())]
+
+    def on_error(exc: GatewayError) -> bytes:
+        return sse_frame(orjson.dumps(exc.openai_body()))
+
+    body = sse_stream(first, stream, encode, on_error, lambda: [DONE])
+    return StreamingResponse(
+        body, media_type="text/event-stream", headers={**_headers(ctx), "cache-control": "no-cache"}
+    )
+
+
+async def embeddings(request: Request) -> Response:
+    """POST /v1/embeddings."""
+    state: AppState = request.app.state.interlock
+    ctx: RequestContext | None = None
+    try:
+        ctx = await _authenticate(state, request, "embeddings")
+        data = parse_json(await read_body(request, state.settings.server.max_body_bytes))
+        if isinstance(data.get("model"), str):
+            ctx.alias = data["model"]
+        response = await state.gateway.embed(ctx, validate(EmbeddingRequest, data))
+        return model_response(response, _headers(ctx))
+    except GatewayError as exc:
+        if ctx is not None:
+            state.gateway.settle_error(ctx, exc)
+        return error_response(exc)
+
+
+def _model_entry(alias: str, state: AppState) -> dict[str, Any]:
+    dep = state.gateway.deployments[alias]
+    return {
+        "id": alias,
+        "object": "model",
+        "created": state.started,
+        "owned_by": dep.provider.kind,
+        "mode": dep.model.mode,
+        "tags": dep.model.tags,
+        "context_window": dep.model.context_window,
+    }
+
+
+async def list_models(request: Request) -> Response:
+    """GET /v1/models: the aliases this key may use."""
+    state: AppState = request.app.state.interlock
+    try:
+        principal = await state.keys.authenticate(bearer_token(request))
+    except GatewayError as exc:
+        return error_response(exc)
+    data = [
+        _model_entry(alias, state)
+        for alias, dep in state.gateway.deployments.items()
+        if principal.may_use(alias, dep.model.tags)
+    ]
+    return JSONResponse({"object": "list", "data": data})
+
+
+async def get_model(request: Request) -> Response:
+    """GET /v1/models/{model}."""
+    state: AppState = request.app.state.interlock
+    alias = request.path_params["model"]
+    try:
+        principal = await state.keys.authenticate(bearer_token(request))
+        ctx = RequestContext(principal=principal, endpoint="models")
+        dep = state.gateway.deployments.get(alias)
+        state.gateway.resolve(ctx, alias, dep.model.mode if dep else "chat")
+    except GatewayError as exc:
+        return error_response(exc)
+    return JSONResponse(_model_entry(alias, state))

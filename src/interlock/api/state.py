@@ -1,0 +1,23 @@
+"""What the endpoints share: built once at startup and kept on `app.state.interlock`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from interlock.pipeline import Gateway
+from interlock.policy.keys import Keys
+from interlock.providers.base import Provider
+from interlock.settings import Settings
+from interlock.store.sqlite import SqliteStore
+
+
+@dataclass
+class AppState:
+    """The running gateway's services."""
+
+    settings: Settings
+    store: SqliteStore
+    keys: Keys
+    gateway: Gateway
+    providers: dict[str, Provider]
+    started: int

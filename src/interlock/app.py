@@ -1,0 +1,169 @@
+"""create_app(settings) -> the ASGI app. Wiring only: every behaviour lives in the layers below."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from interlock import __version__
+from interlock.api import admin, anthropic, openai
+from interlock.api.http import JSONResponse, error_response
+from interlock.api.openapi import openapi_document
+from interlock.api.state import AppState
+from interlock.errors import BadRequest, GatewayError, NotFound
+from interlock.pipeline import Deployment, Gateway
+from interlock.policy.keys import Keys, load_admin_key
+from interlock.pricing import resolve_price
+from interlock.providers.base import Provider, ProviderContext
+from interlock.providers.registry import build_providers
+from interlock.settings import Settings
+from interlock.store import open_store
+
+log = logging.getLogger(__name__)
+
+
+async def healthz(request: Request) -> Response:
+    """Liveness: the process answers."""
+    return JSONResponse({"status": "ok", "version": __version__})
+
+
+async def readyz(request: Request) -> Response:
+    """Readiness: the store is open and every model is loaded."""
+    state: AppState = request.app.state.interlock
+    models: dict[str, Any] = {}
+    ready = state.store.is_open()
+    for alias, provider in state.providers.items():
+        ok, detail = provider.readiness()
+        entry: dict[str, Any] = {"ready": ok, "state": detail}
+        stats = getattr(provider, "stats", None)
+        if callable(stats):
+            entry["engine"] = stats()
+        models[alias] = entry
+        ready = ready and ok
+    body = {
+        "status": "ready" if ready else "not_ready",
+        "store": "open" if state.store.is_open() else "closed",
+        "models": models,
+    }
+    return JSONResponse(body, status_code=200 if ready else 503)
+
+
+async def openapi_json(request: Request) -> Response:
+    """The OpenAPI document."""
+    return JSONResponse(openapi_document(__version__))
+
+
+def _fallback_counter(providers: dict[str, Provider], settings: Settings) -> tuple[str, Any] | None:
+    for alias, provider in providers.items():
+        if provider.kind == "local" and settings.models[alias].mode == "chat":
+            return alias, provider.count_tokens
+    return None
+
+
+async def _start_providers(providers: dict[str, Provider]) -> None:
+    results = await asyncio.gather(*(p.start() for p in providers.values()), return_exceptions=True)
+    for alias, result in zip(providers, results, strict=True):
+        if isinstance(result, BaseException):
+            log.error("model %r failed to start: %s", alias, result)
+
+
+class _HttpSessions:
+    """One shared upstream connection pool, created on first use inside the running loop."""
+
+    def __init__(self) -> None:
+        self.session: aiohttp.ClientSession | None = None
+
+    def __call__(self) -> aiohttp.ClientSession:
+        if self.session is None:
+            connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300)
+            self.session = aiohttp.ClientSession(connector=connector, auto_decompress=True)
+        return self.session
+
+    async def close(self) -> None:
+        if self.session is not None:
+            await self.session.close()
+
+
+def _lifespan(settings: Settings, providers: dict[str, Provider], http: _HttpSessions) -> Any:
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        store = open_store(settings)
+        await store.open()
+        keys = Keys(store, load_admin_key(settings.home), settings.store.key_refresh_interval_s)
+        await keys.start()
+        deployments = {
+            alias: Deployment(
+                alias, provider, settings.models[alias], resolve_price(alias, settings.models[alias])
+            )
+            for alias, provider in providers.items()
+        }
+        gateway = Gateway(deployments, store.record_usage, _fallback_counter(providers, settings))
+        app.state.interlock = AppState(settings, store, keys, gateway, providers, int(time.time()))
+        loading = asyncio.create_task(_start_providers(providers), name="interlock-load-models")
+        try:
+            yield
+        finally:
+            loading.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await loading
+            await asyncio.gather(*(p.close() for p in providers.values()), return_exceptions=True)
+            await http.close()
+            await keys.close()
+            await store.close()
+
+    return lifespan
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    if exc.status_code == 404:
+        return error_response(NotFound(f"no route {request.method} {request.url.path}", code="unknown_route"))
+    if exc.status_code == 405:
+        err = BadRequest(
+            f"method {request.method} is not allowed on {request.url.path}", code="method_not_allowed"
+        )
+        err.status = 405
+        return error_response(err)
+    return error_response(GatewayError(str(exc.detail)))
+
+
+async def _server_error(request: Request, exc: Exception) -> Response:
+    log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return error_response(GatewayError("internal error; the details are in the server log"))
+
+
+def create_app(settings: Settings) -> Starlette:
+    """The gateway as an ASGI app. Config errors raise here; services start in the lifespan."""
+    http = _HttpSessions()
+    providers = build_providers(settings, ProviderContext(settings=settings, http=http))
+    routes = [
+        Route("/v1/chat/completions", openai.chat_completions, methods=["POST"]),
+        Route("/v1/embeddings", openai.embeddings, methods=["POST"]),
+        Route("/v1/models", openai.list_models, methods=["GET"]),
+        Route("/v1/models/{model:path}", openai.get_model, methods=["GET"]),
+        Route("/v1/messages", anthropic.messages, methods=["POST"]),
+        Route("/admin/keys", admin.create_key, methods=["POST"]),
+        Route("/admin/keys", admin.list_keys, methods=["GET"]),
+        Route("/admin/keys/{key_id}/revoke", admin.revoke_key, methods=["POST"]),
+        Route("/admin/spend", admin.spend, methods=["GET"]),
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/readyz", readyz, methods=["GET"]),
+        Route("/openapi.json", openapi_json, methods=["GET"]),
+    ]
+    app = Starlette(
+        routes=routes,
+        lifespan=_lifespan(settings, providers, http),
+        exception_handlers={HTTPException: _http_error, Exception: _server_error},
+    )
+    return app

@@ -1,0 +1,80 @@
+"""The `interlock` command: serve, chat, keys, models, spend, version."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from interlock import __version__
+from interlock.cli import chat, keys, models, spend
+from interlock.settings import ConfigError, Settings, load_settings
+
+app = typer.Typer(help="Interlock: a self-hosted AI gateway.", no_args_is_help=True, add_completion=False)
+app.add_typer(keys.app, name="keys")
+app.command("chat")(chat.chat)
+app.command("models")(models.models)
+app.command("spend")(spend.spend)
+
+ConfigOption = Annotated[
+    Path | None, typer.Option("--config", "-c", help="TOML config file (default: $INTERLOCK_CONFIG)")
+]
+
+
+def settings_or_exit(config: Path | None) -> Settings:
+    """Load settings, or print the config error and exit 2."""
+    try:
+        return load_settings(config)
+    except ConfigError as exc:
+        Console(stderr=True).print(f"[red]{exc}[/red]", highlight=False)
+        raise typer.Exit(2) from None
+
+
+@app.command()
+def serve(
+    config: ConfigOption = None,
+    host: Annotated[str | None, typer.Option(help="Listen address (default from config: 127.0.0.1)")] = None,
+    port: Annotated[int | None, typer.Option(help="Listen port (default from config: 8080)")] = None,
+    access_log: Annotated[bool, typer.Option(help="Log every request line")] = False,
+    log_level: Annotated[str, typer.Option(help="debug, info, warning or error")] = "info",
+) -> None:
+    """Run the gateway."""
+    import uvicorn
+
+    from interlock.app import create_app
+
+    settings = settings_or_exit(config)
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        application = create_app(settings)
+    except ConfigError as exc:
+        Console(stderr=True).print(f"[red]{exc}[/red]", highlight=False)
+        raise typer.Exit(2) from None
+    uvicorn.run(
+        application,
+        host=host or settings.server.host,
+        port=settings.server.port if port is None else port,
+        loop="uvloop",
+        http="httptools",
+        access_log=access_log,
+        log_level=log_level,
+        timeout_graceful_shutdown=10,
+    )
+
+
+@app.command()
+def version() -> None:
+    """Print the version."""
+    typer.echo(f"interlock {__version__}")
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app(prog_name="interlock")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,71 @@
+"""`interlock spend`: the ledger as a table by key, model or day, or as JSON."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from dataclasses import asdict
+from decimal import Decimal
+from pathlib import Path
+from typing import Annotated, Literal
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from interlock.store import open_store
+from interlock.store.records import SpendRow
+
+
+def dollars(micros: int) -> str:
+    """Micro-dollars as a dollar amount."""
+    return f"${Decimal(micros) / 1_000_000:,.6f}"
+
+
+def spend(
+    by: Annotated[
+        Literal["key", "model", "day"], typer.Option("--by", help="Group by key, model or day")
+    ] = "model",
+    days: Annotated[float | None, typer.Option(help="Only the last N days")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table")] = False,
+    config: Annotated[Path | None, typer.Option("--config", "-c", help="TOML config file")] = None,
+) -> None:
+    """Show spend from the ledger."""
+    from interlock.cli.main import settings_or_exit
+
+    settings = settings_or_exit(config)
+    store = open_store(settings)
+    store.open_sync()
+    try:
+        since = time.time() - days * 86400 if days else None
+        rows: list[SpendRow] = asyncio.run(store.spend(by, since))
+    finally:
+        store.close_sync()
+    if as_json:
+        typer.echo(json.dumps({"group": by, "data": [asdict(r) for r in rows]}, indent=2))
+        return
+    table = Table(title=f"Spend by {by}")
+    for col in (by, "requests", "errors", "prompt tokens", "completion tokens", "cost"):
+        table.add_column(col, justify="left" if col == by else "right")
+    for r in rows:
+        label = f"{r.group} ({r.extra['name']})" if r.extra.get("name") else r.group
+        table.add_row(
+            label,
+            str(r.requests),
+            str(r.errors),
+            f"{r.prompt_tokens:,}",
+            f"{r.completion_tokens:,}",
+            dollars(r.cost_micros),
+        )
+    total = sum(r.cost_micros for r in rows)
+    table.add_section()
+    table.add_row(
+        "total",
+        str(sum(r.requests for r in rows)),
+        str(sum(r.errors for r in rows)),
+        f"{sum(r.prompt_tokens for r in rows):,}",
+        f"{sum(r.completion_tokens for r in rows):,}",
+        dollars(total),
+    )
+    Console().print(table)

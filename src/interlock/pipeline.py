@@ -1,0 +1,206 @@
+"""The request path after parsing: scope check, route, call the provider, settle into the ledger.
+
+Each authenticated request writes exactly one ledger row, whatever happens: success, a client
+mistake, an upstream failure, a stream cut short or a client that disconnects.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+
+from interlock.errors import Forbidden, GatewayError, NotFound
+from interlock.policy.keys import Principal
+from interlock.pricing import Price
+from interlock.providers.base import Provider
+from interlock.settings import ModelSettings
+from interlock.store.records import UsageRecord
+from interlock.types import ChatChunk, ChatRequest, ChatResponse, EmbeddingRequest, EmbeddingResponse, Usage
+
+CLIENT_CLOSED = 499  # nginx's code for "client closed the connection"
+
+
+@dataclass(frozen=True, slots=True)
+class Deployment:
+    """Where an alias is served, and at what price."""
+
+    alias: str
+    provider: Provider
+    model: ModelSettings
+    price: Price
+
+
+@dataclass(slots=True)
+class RequestContext:
+    """Per-request facts every stage may read."""
+
+    principal: Principal
+    endpoint: str
+    request_id: str = field(default_factory=lambda: "req_" + uuid.uuid4().hex)
+    ts: float = field(default_factory=time.time)
+    started: float = field(default_factory=time.perf_counter)
+    alias: str = ""
+    deployment: Deployment | None = None
+    recorded: bool = False
+
+
+class Gateway:
+    """Runs requests through scope check, provider call and settlement."""
+
+    def __init__(
+        self,
+        deployments: dict[str, Deployment],
+        record_usage: Callable[[UsageRecord], None],
+        fallback_counter: tuple[str, Callable[[str], int | None]] | None = None,
+    ) -> None:
+        self.deployments = deployments
+        self._record = record_usage
+        self._fallback = fallback_counter
+
+    # routing ---------------------------------------------------------------------------------
+
+    def resolve(self, ctx: RequestContext, alias: str, mode: str) -> Deployment:
+        """The deployment for `alias`, after checking that it exists, fits the endpoint, and is allowed."""
+        ctx.alias = alias
+        dep = self.deployments.get(alias)
+        if dep is None:
+            known = ", ".join(sorted(a for a, d in self.deployments.items() if d.model.mode == mode))
+            raise NotFound(
+                f"model '{alias}' does not exist; available {mode} models: {known or 'none'}", param="model"
+            )
+        if dep.model.mode != mode:
+            raise NotFound(f"model '{alias}' is an {dep.model.mode} model, not a {mode} model", param="model")
+        if not ctx.principal.may_use(alias, dep.model.tags):
+            raise Forbidden(
+                f"key '{ctx.principal.name}' may not use model '{alias}'; "
+                f"it may use: {', '.join(ctx.principal.models)}",
+                code="model_not_allowed",
+            )
+        ctx.deployment = dep
+        return dep
+
+    # requests --------------------------------------------------------------------------------
+
+    async def chat(self, ctx: RequestContext, request: ChatRequest) -> ChatResponse:
+        """A complete chat answer, settled into the ledger."""
+        dep = self.resolve(ctx, request.model, "chat")
+        response = await dep.provider.chat(request)
+        usage, source = self._usage(dep, request, response.usage, _response_text(response))
+        response.usage = usage
+        self.settle(ctx, usage, source, status=200, ttft=None)
+        return response
+
+    async def stream(self, ctx: RequestContext, request: ChatRequest) -> AsyncIterator[ChatChunk]:
+        """Chunks as the provider makes them; settles when the stream ends, fails or is abandoned."""
+        dep = self.resolve(ctx, request.model, "chat")
+        ttft: float | None = None
+        reported: Usage | None = None
+        pieces: list[str] = []
+        status, error = 200, None
+        try:
+            async for chunk in dep.provider.stream(request):
+                if ttft is None:
+                    ttft = (time.perf_counter() - ctx.started) * 1000
+                if chunk.usage is not None:
+                    reported = chunk.usage
+                for choice in chunk.choices:
+                    if choice.delta.content:
+                        pieces.append(choice.delta.content)
+                    for call in choice.delta.tool_calls or ():
+                        pieces.append((call.function or {}).get("arguments", ""))
+                yield chunk
+        except GatewayError as exc:
+            status, error = exc.status, exc.message
+            raise
+        except (asyncio.CancelledError, GeneratorExit):
+            status, error = CLIENT_CLOSED, "client disconnected"
+            raise
+        except Exception as exc:
+            status, error = 500, f"internal error: {type(exc).__name__}"
+            raise
+        finally:
+            usage, source = self._usage(dep, request, reported, "".join(pieces))
+            self.settle(ctx, usage, source, status=status, ttft=ttft, error=error, stream=True)
+
+    async def embed(self, ctx: RequestContext, request: EmbeddingRequest) -> EmbeddingResponse:
+        """Embeddings, settled into the ledger."""
+        dep = self.resolve(ctx, request.model, "embedding")
+        response = await dep.provider.embed(request)
+        self.settle(ctx, response.usage, "provider", status=200, ttft=None)
+        return response
+
+    # settlement ------------------------------------------------------------------------------
+
+    def _count(self, dep: Deployment, text: str) -> tuple[int, str]:
+        n = dep.provider.count_tokens(text)
+        if n is not None:
+            return n, f"tokenizer:{dep.alias}"
+        if self._fallback is not None:
+            n = self._fallback[1](text)
+            if n is not None:
+                return n, f"tokenizer:{self._fallback[0]}"
+        return (len(text) + 3) // 4, "estimate:chars/4"
+
+    def _usage(
+        self, dep: Deployment, request: ChatRequest, reported: Usage | None, completion: str
+    ) -> tuple[Usage, str]:
+        if reported is not None and (reported.prompt_tokens or reported.completion_tokens):
+            return reported, "provider"
+        prompt_text = "\n".join(m.text() for m in request.messages)
+        prompt, source = self._count(dep, prompt_text)
+        done, _ = self._count(dep, completion) if completion else (0, source)
+        return Usage.of(prompt, done), source
+
+    def settle(
+        self,
+        ctx: RequestContext,
+        usage: Usage,
+        source: str,
+        *,
+        status: int,
+        ttft: float | None,
+        error: str | None = None,
+        stream: bool = False,
+    ) -> None:
+        """Write this request's one ledger row (a second call for the same request is ignored)."""
+        if ctx.recorded or (ctx.principal.key_id is None and not ctx.principal.is_admin):
+            return
+        ctx.recorded = True
+        dep = ctx.deployment
+        price = dep.price if dep else None
+        self._record(
+            UsageRecord(
+                request_id=ctx.request_id,
+                ts=ctx.ts,
+                key_id=ctx.principal.key_id,
+                endpoint=ctx.endpoint,
+                alias=ctx.alias,
+                provider=dep.provider.kind if dep else "",
+                upstream_model=dep.provider.upstream_model if dep else "",
+                stream=stream,
+                prompt_tokens=usage.prompt_tokens,
+                completion_tokens=usage.completion_tokens,
+                usage_source=source,
+                cost_micros=price.cost_micros(usage.prompt_tokens, usage.completion_tokens) if price else 0,
+                price_version=price.version if price else "",
+                latency_ms=(time.perf_counter() - ctx.started) * 1000,
+                ttft_ms=ttft,
+                status=status,
+                error=error,
+            )
+        )
+
+    def settle_error(self, ctx: RequestContext, exc: GatewayError) -> None:
+        """Record a request that failed before any tokens were produced."""
+        self.settle(ctx, Usage(), "none", status=exc.status, ttft=None, error=exc.message[:500])
+
+
+def _response_text(response: ChatResponse) -> str:
+    parts: list[str] = []
+    for choice in response.choices:
+        parts.append(choice.message.content or "")
+        parts.extend(c.function.arguments for c in choice.message.tool_calls or ())
+    return "".join(parts)

@@ -1,0 +1,182 @@
+"""Virtual keys: creation, hashing, and authentication from an in-process cache.
+
+Keys are random 256-bit tokens shown once. Only their SHA-256 is stored; a lookup hashes the
+presented token and compares digests in constant time. The cache is refreshed from the store every
+`key_refresh_interval_s`, so a revocation made by another process takes effect within that bound;
+revocations through this process's admin API take effect at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import hmac
+import logging
+import os
+import secrets
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from interlock.errors import Forbidden, Unauthorized
+from interlock.store.records import KeyRecord
+
+log = logging.getLogger(__name__)
+
+KEY_PREFIX = "sk-il-"
+
+
+class KeyStore(Protocol):
+    """What key management needs from the store."""
+
+    async def insert_key(self, key: KeyRecord) -> None: ...
+    async def list_keys(self) -> list[KeyRecord]: ...
+    async def key_by_hash(self, hash_: str) -> KeyRecord | None: ...
+    async def revoke_key(self, key_id: str, at: float) -> bool: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who is calling: a virtual key, or the admin."""
+
+    key_id: str | None
+    name: str
+    is_admin: bool = False
+    models: tuple[str, ...] = ()
+
+    def may_use(self, alias: str, tags: list[str]) -> bool:
+        """Whether this principal may call model `alias` (entries are aliases or `tag:<tag>`)."""
+        if self.is_admin or not self.models:
+            return True
+        return alias in self.models or any(f"tag:{t}" in self.models for t in tags)
+
+
+ADMIN = Principal(key_id=None, name="admin", is_admin=True)
+
+
+def hash_key(token: str) -> str:
+    """The stored form of a key."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def new_key_token() -> str:
+    """A fresh random key."""
+    return KEY_PREFIX + secrets.token_urlsafe(32)
+
+
+def load_admin_key(home: Path, environ: dict[str, str] | None = None) -> str:
+    """INTERLOCK_ADMIN_KEY, or the key in <home>/admin_key, created with mode 0600 on first start."""
+    env = os.environ if environ is None else environ
+    if env.get("INTERLOCK_ADMIN_KEY"):
+        return env["INTERLOCK_ADMIN_KEY"]
+    path = home / "admin_key"
+    if path.exists():
+        return path.read_text(encoding="utf-8").strip()
+    home.mkdir(parents=True, exist_ok=True)
+    token = KEY_PREFIX + "admin-" + secrets.token_urlsafe(32)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(token + "\n")
+    log.info("generated an admin key in %s", path)
+    return token
+
+
+def check_usable(key: KeyRecord, now: float) -> None:
+    """Raise 401 if the key is revoked or expired."""
+    if key.revoked_at is not None and key.revoked_at <= now:
+        raise Unauthorized(f"API key {key.prefix}... was revoked", code="revoked_api_key")
+    if key.expires_at is not None and key.expires_at <= now:
+        raise Unauthorized(f"API key {key.prefix}... has expired", code="expired_api_key")
+
+
+class Keys:
+    """Creates keys and authenticates callers against a cache of the key table."""
+
+    def __init__(self, store: KeyStore, admin_token: str, refresh_interval: float = 2.0) -> None:
+        self._store = store
+        self._admin_hash = hash_key(admin_token)
+        self._by_hash: dict[str, KeyRecord] = {}
+        self._refresh_interval = refresh_interval
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        """Load the cache and keep it fresh."""
+        await self.refresh()
+        self._task = asyncio.create_task(self._refresh_loop(), name="interlock-key-refresh")
+
+    async def close(self) -> None:
+        """Stop refreshing."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def refresh(self) -> None:
+        """Reload every key from the store."""
+        self._by_hash = {k.hash: k for k in await self._store.list_keys()}
+
+    async def _refresh_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self._refresh_interval)
+            try:
+                await self.refresh()
+            except Exception:
+                log.exception("key cache refresh failed; keeping the previous cache")
+
+    async def authenticate(self, token: str | None) -> Principal:
+        """The principal for a presented token; 401 if missing, unknown, expired or revoked."""
+        if not token:
+            raise Unauthorized(
+                "missing API key: send 'Authorization: Bearer <key>' (or 'x-api-key: <key>')",
+                code="missing_api_key",
+            )
+        digest = hash_key(token)
+        if hmac.compare_digest(digest, self._admin_hash):
+            return ADMIN
+        key = self._by_hash.get(digest)
+        if key is None:
+            key = await self._store.key_by_hash(digest)  # created by another process since the refresh
+            if key is not None:
+                self._by_hash[digest] = key
+        if key is None or not hmac.compare_digest(key.hash, digest):
+            raise Unauthorized("invalid API key", code="invalid_api_key")
+        check_usable(key, time.time())
+        return Principal(key_id=key.id, name=key.name, models=key.models)
+
+    async def create(
+        self, name: str, owner: str = "", models: tuple[str, ...] = (), expires_at: float | None = None
+    ) -> tuple[KeyRecord, str]:
+        """Create a key; returns the record and the plaintext token (shown once, never stored)."""
+        token = new_key_token()
+        record = KeyRecord(
+            id="key_" + secrets.token_hex(8),
+            name=name,
+            owner=owner,
+            hash=hash_key(token),
+            prefix=token[:12],
+            models=models,
+            created_at=time.time(),
+            expires_at=expires_at,
+        )
+        await self._store.insert_key(record)
+        self._by_hash[record.hash] = record
+        return record, token
+
+    async def revoke(self, key_id: str) -> bool:
+        """Revoke a key at once in this process (other processes within the refresh interval)."""
+        done = await self._store.revoke_key(key_id, time.time())
+        if done:
+            await self.refresh()
+        return done
+
+    async def list(self) -> list[KeyRecord]:
+        """Every key."""
+        return await self._store.list_keys()
+
+
+def require_admin(principal: Principal) -> None:
+    """Raise 403 unless the caller is the admin."""
+    if not principal.is_admin:
+        raise Forbidden("this endpoint needs the admin key", code="admin_required")

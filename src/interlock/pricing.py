@@ -1,0 +1,70 @@
+"""Prices per model and the cost of a request, in integer micro-dollars.
+
+Prices come from the model's config when given, otherwise from the `genai-prices` catalog. Every
+ledger row keeps the version of the price it was charged at. Costs are rounded *up* to the next
+micro-dollar, so the ledger never under-reports: the error is below one micro-dollar per request.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass
+from decimal import ROUND_CEILING, Decimal
+
+from interlock.settings import ModelSettings
+
+log = logging.getLogger(__name__)
+
+MTOK = Decimal(1_000_000)
+
+
+@dataclass(frozen=True, slots=True)
+class Price:
+    """USD per million input and output tokens, and where that number came from."""
+
+    input_per_mtok: Decimal
+    output_per_mtok: Decimal
+    version: str
+
+    def cost_micros(self, prompt_tokens: int, completion_tokens: int) -> int:
+        """The cost of these tokens in micro-dollars, rounded up."""
+        # $p per 1M tokens is p micro-dollars per token.
+        total = self.input_per_mtok * prompt_tokens + self.output_per_mtok * completion_tokens
+        return int(total.to_integral_value(rounding=ROUND_CEILING))
+
+
+def _catalog_price(upstream_model: str, base_url: str | None) -> Price | None:
+    try:
+        import genai_prices
+        from genai_prices import Usage, calc_price
+    except ImportError:  # pragma: no cover - a declared dependency
+        return None
+    try:
+        inp = calc_price(
+            Usage(input_tokens=1_000_000, output_tokens=0), upstream_model, provider_api_url=base_url
+        )
+        out = calc_price(
+            Usage(input_tokens=0, output_tokens=1_000_000), upstream_model, provider_api_url=base_url
+        )
+    except LookupError:
+        if not base_url:
+            return None
+        return _catalog_price(upstream_model, None)
+    version = f"genai-prices {genai_prices.__version__}: {inp.provider.id}/{inp.model.id}"
+    return Price(Decimal(inp.total_price), Decimal(out.total_price), version)
+
+
+def resolve_price(alias: str, model: ModelSettings) -> Price:
+    """The price of `alias`: from its config, else the catalog, else zero (with a warning)."""
+    upstream = model.model or alias
+    if model.price_input_per_mtok is not None or model.price_output_per_mtok is not None:
+        pin = model.price_input_per_mtok or Decimal(0)
+        pout = model.price_output_per_mtok or Decimal(0)
+        digest = hashlib.sha256(f"{pin}/{pout}".encode()).hexdigest()[:8]
+        return Price(pin, pout, f"config:{digest}")
+    found = _catalog_price(upstream, model.base_url)
+    if found is not None:
+        return found
+    log.warning("no price for model %r (alias %r): configure price_*_per_mtok; charging 0", upstream, alias)
+    return Price(Decimal(0), Decimal(0), "unpriced")

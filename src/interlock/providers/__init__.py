@@ -1,0 +1,1 @@
+"""Providers: one small async interface per way of talking to a model."""

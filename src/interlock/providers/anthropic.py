@@ -1,0 +1,75 @@
+"""Anthropic's Messages API as an upstream."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import orjson
+
+from interlock.errors import UpstreamError
+from interlock.providers.base import Provider, ProviderContext
+from interlock.providers.http import api_key_from_env, client_timeout, read_body, sse_events, upstream_call
+from interlock.settings import ModelSettings
+from interlock.translate.anthropic import (
+    AnthropicStreamReader,
+    anthropic_response_to_chat,
+    chat_request_to_anthropic,
+)
+from interlock.types import ChatChunk, ChatRequest, ChatResponse
+
+API_VERSION = "2023-06-01"
+
+
+class AnthropicProvider(Provider):
+    """Translates chat requests to the Messages API and back."""
+
+    kind = "anthropic"
+
+    def __init__(self, alias: str, model: ModelSettings, context: ProviderContext) -> None:
+        super().__init__(alias, model)
+        self._context = context
+        self._url = (model.base_url or "").rstrip("/") + "/v1/messages"
+        self._headers = {"anthropic-version": API_VERSION, **model.headers}
+        key = api_key_from_env(alias, model, context.settings.source)
+        if key:
+            self._headers["x-api-key"] = key
+        self._timeout = client_timeout(context.settings.server)
+
+    async def chat(self, request: ChatRequest) -> ChatResponse:
+        """One Messages API call."""
+        body = chat_request_to_anthropic(request.model_copy(update={"stream": False}), self.upstream_model)
+        async with upstream_call(self._context.http(), self._url, body, self._headers, self._timeout) as resp:
+            raw = await read_body(resp, self._url)
+        try:
+            data = orjson.loads(raw)
+            return anthropic_response_to_chat(data, self.alias)
+        except (orjson.JSONDecodeError, AttributeError, TypeError, ValueError):
+            raise UpstreamError(
+                "upstream sent an invalid Messages API response", code="bad_upstream_response"
+            ) from None
+
+    async def stream(self, request: ChatRequest) -> AsyncIterator[ChatChunk]:
+        """Messages API stream events as chat chunks; a stream without message_stop is an error."""
+        body = chat_request_to_anthropic(request.model_copy(update={"stream": True}), self.upstream_model)
+        reader = AnthropicStreamReader(self.alias)
+        async with upstream_call(self._context.http(), self._url, body, self._headers, self._timeout) as resp:
+            async for _, data in sse_events(resp, self._url):
+                try:
+                    event = orjson.loads(data)
+                    chunks = reader.feed(event)
+                except orjson.JSONDecodeError:
+                    raise UpstreamError(
+                        "upstream sent a malformed stream event", code="bad_upstream_response"
+                    ) from None
+                except ValueError as exc:
+                    raise UpstreamError(f"upstream error mid-stream: {exc}") from None
+                for chunk in chunks:
+                    yield chunk
+                if reader.done:
+                    return
+        raise UpstreamError("the upstream stream ended before message_stop", code="upstream_truncated")
+
+
+def create(alias: str, model: ModelSettings, context: ProviderContext) -> Provider:
+    """Entry point for the `anthropic` provider."""
+    return AnthropicProvider(alias, model, context)

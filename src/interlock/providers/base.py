@@ -1,0 +1,71 @@
+"""The one interface every provider implements, and the context providers are built with.
+
+A provider talks to one model: it translates the gateway's typed request, calls the model, and
+reports usage. It knows nothing of HTTP serving, keys or budgets. Providers register under the
+`interlock.providers` entry-point group as a factory `create(alias, model, context) -> Provider`;
+the built-ins register the same way third-party packages do.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from interlock.errors import BadRequest
+from interlock.types import ChatChunk, ChatRequest, ChatResponse, EmbeddingRequest, EmbeddingResponse
+
+if TYPE_CHECKING:
+    import aiohttp
+
+    from interlock.settings import ModelSettings, Settings
+
+
+@dataclass
+class ProviderContext:
+    """Shared resources handed to provider factories at startup."""
+
+    settings: Settings
+    http: Callable[[], aiohttp.ClientSession]
+    shared: dict[str, Any] = field(default_factory=dict)
+
+
+class Provider:
+    """Talks to one model. Subclasses override what the model supports."""
+
+    #: Registered name, such as "local" or "openai_compatible".
+    kind: str = ""
+
+    def __init__(self, alias: str, model: ModelSettings) -> None:
+        self.alias = alias
+        self.model = model
+        self.upstream_model = model.model or alias
+
+    async def start(self) -> None:
+        """Acquire resources (load a model, open a session). Called once at startup."""
+
+    async def close(self) -> None:
+        """Release resources."""
+
+    def readiness(self) -> tuple[bool, str]:
+        """Whether the provider can serve now, and a short state for /readyz."""
+        return True, "ready"
+
+    async def chat(self, request: ChatRequest) -> ChatResponse:
+        """One complete chat answer. `usage` is None when the model did not report it."""
+        raise BadRequest(f"model '{self.alias}' does not support chat completions", code="unsupported_model")
+
+    def stream(self, request: ChatRequest) -> AsyncIterator[ChatChunk]:
+        """A streamed chat answer; the last chunk carries usage when the model reports it."""
+        raise BadRequest(f"model '{self.alias}' does not support chat completions", code="unsupported_model")
+
+    async def embed(self, request: EmbeddingRequest) -> EmbeddingResponse:
+        """Embeddings for each input."""
+        raise BadRequest(f"model '{self.alias}' does not support embeddings", code="unsupported_model")
+
+    def count_tokens(self, text: str) -> int | None:
+        """Count tokens with the model's own tokenizer, or None if this provider has none."""
+        return None
+
+
+ProviderFactory = Callable[[str, "ModelSettings", ProviderContext], Provider]

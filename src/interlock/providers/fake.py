@@ -1,0 +1,140 @@
+"""A deterministic provider for tests and demos: it echoes the last user message.
+
+It reports usage as word counts, answers tool requests with a call to the first tool, and answers
+JSON requests with a JSON object. Two markers in the last user message inject failures:
+`[[fail]]` fails before the first byte, `[[fail-mid]]` fails after two chunks.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import AsyncIterator
+
+import orjson
+
+from interlock.errors import UpstreamError
+from interlock.providers.base import Provider, ProviderContext
+from interlock.settings import ModelSettings
+from interlock.types import (
+    AssistantMessage,
+    ChatChunk,
+    ChatRequest,
+    ChatResponse,
+    Choice,
+    ChunkChoice,
+    Delta,
+    Embedding,
+    EmbeddingRequest,
+    EmbeddingResponse,
+    FinishReason,
+    FunctionCall,
+    ToolCall,
+    ToolCallDelta,
+    Usage,
+)
+
+
+def _last_user_text(request: ChatRequest) -> str:
+    for m in reversed(request.messages):
+        if m.role == "user":
+            return m.text()
+    return ""
+
+
+def _words(text: str) -> int:
+    return len(text.split())
+
+
+class FakeProvider(Provider):
+    """Echoes the prompt; deterministic, instant, no model."""
+
+    kind = "fake"
+
+    def _answer(self, request: ChatRequest) -> tuple[str | None, list[ToolCall] | None, FinishReason]:
+        prompt = _last_user_text(request)
+        if "[[fail]]" in prompt:
+            raise UpstreamError("fake upstream failure")
+        if request.tools and request.tool_choice != "none":
+            name = request.tools[0].function.name
+            call = ToolCall(
+                id="call_" + uuid.uuid4().hex[:12],
+                function=FunctionCall(name=name, arguments='{"echo": true}'),
+            )
+            return None, [call], "tool_calls"
+        if request.response_format is not None and request.response_format.type != "text":
+            return orjson.dumps({"echo": prompt}).decode(), None, "stop"
+        text = "echo: " + prompt
+        limit = request.output_limit()
+        if limit is not None and _words(text) > limit:
+            return " ".join(text.split()[:limit]), None, "length"
+        return text, None, "stop"
+
+    def _usage(self, request: ChatRequest, text: str | None) -> Usage:
+        prompt = sum(_words(m.text()) for m in request.messages)
+        return Usage.of(prompt, _words(text or "") or 1)
+
+    async def chat(self, request: ChatRequest) -> ChatResponse:
+        """An echo of the last user message."""
+        text, calls, finish = self._answer(request)
+        return ChatResponse(
+            id="chatcmpl-" + uuid.uuid4().hex[:24],
+            created=int(time.time()),
+            model=self.alias,
+            choices=[Choice(message=AssistantMessage(content=text, tool_calls=calls), finish_reason=finish)],
+            usage=self._usage(request, text),
+        )
+
+    async def stream(self, request: ChatRequest) -> AsyncIterator[ChatChunk]:
+        """The echo, one word per chunk, then a usage chunk."""
+        text, calls, finish = self._answer(request)
+        cid, created = "chatcmpl-" + uuid.uuid4().hex[:24], int(time.time())
+
+        def chunk(delta: Delta, finish_reason: FinishReason | None = None) -> ChatChunk:
+            return ChatChunk(
+                id=cid,
+                created=created,
+                model=self.alias,
+                choices=[ChunkChoice(delta=delta, finish_reason=finish_reason)],
+            )
+
+        yield chunk(Delta(role="assistant", content=""))
+        fail_mid = "[[fail-mid]]" in _last_user_text(request)
+        for i, word in enumerate((text or "").split(" ") if text else []):
+            if fail_mid and i == 2:
+                raise UpstreamError("fake upstream failure mid-stream")
+            yield chunk(Delta(content=word if i == 0 else " " + word))
+        for i, call in enumerate(calls or []):
+            yield chunk(
+                Delta(
+                    tool_calls=[
+                        ToolCallDelta(
+                            index=i,
+                            id=call.id,
+                            type="function",
+                            function={"name": call.function.name, "arguments": call.function.arguments},
+                        )
+                    ]
+                )
+            )
+        yield chunk(Delta(), finish)
+        yield ChatChunk(id=cid, created=created, model=self.alias, usage=self._usage(request, text))
+
+    async def embed(self, request: EmbeddingRequest) -> EmbeddingResponse:
+        """A deterministic 8-dimensional vector per input."""
+        texts = request.texts()
+        data = [
+            Embedding(index=i, embedding=[((len(t) * (k + 1)) % 97) / 97 for k in range(8)])
+            for i, t in enumerate(texts)
+        ]
+        tokens = sum(_words(t) for t in texts)
+        return EmbeddingResponse(data=data, model=self.alias, usage=Usage.of(tokens, 0))
+
+    def count_tokens(self, text: str) -> int | None:
+        """Words, as this provider's usage reports them."""
+        return _words(text)
+
+
+def create(alias: str, model: ModelSettings, context: ProviderContext) -> Provider:
+    """Entry point for the `fake` provider."""
+    return FakeProvider(alias, model)

@@ -1,0 +1,101 @@
+"""The HTTP call shared by remote providers: timeouts, transport errors, SSE reading.
+
+Transport failures become gateway errors the client can understand: a refused connection is 503,
+a reset or a stream cut short is 502, a timeout is 504.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import aiohttp
+import orjson
+
+from interlock.errors import GatewayError, Unavailable, UpstreamError, UpstreamTimeout
+from interlock.settings import ConfigError, ModelSettings, ServerSettings
+from interlock.translate.openai import SSEDecoder, error_from_upstream
+
+
+def client_timeout(server: ServerSettings) -> aiohttp.ClientTimeout:
+    """Connect, first-byte (and between-bytes) and total timeouts for upstream calls."""
+    return aiohttp.ClientTimeout(
+        total=server.total_timeout, sock_connect=server.connect_timeout, sock_read=server.first_token_timeout
+    )
+
+
+def api_key_from_env(alias: str, model: ModelSettings, source: str) -> str | None:
+    """The upstream API key from the env var the config names; a missing variable stops the start."""
+    if not model.api_key_env:
+        return None
+    key = os.environ.get(model.api_key_env)
+    if not key:
+        raise ConfigError(
+            f"invalid config in {source}: models.{alias}.api_key_env: environment variable "
+            f"{model.api_key_env} is not set"
+        )
+    return key
+
+
+def _transport_error(exc: BaseException, url: str) -> GatewayError:
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return Unavailable(
+            f"cannot connect to the upstream at {url}: {exc.os_error or exc}", code="upstream_unreachable"
+        )
+    if isinstance(exc, (asyncio.TimeoutError, aiohttp.ServerTimeoutError)):
+        return UpstreamTimeout("the upstream did not answer in time")
+    if isinstance(exc, aiohttp.ClientPayloadError):
+        return UpstreamError("the upstream cut the response short", code="upstream_truncated")
+    return UpstreamError(
+        f"the upstream connection failed: {type(exc).__name__}", code="upstream_connection_error"
+    )
+
+
+@asynccontextmanager
+async def upstream_call(
+    session: aiohttp.ClientSession,
+    url: str,
+    body: dict[str, Any],
+    headers: dict[str, str],
+    timeouts: aiohttp.ClientTimeout,
+) -> AsyncIterator[aiohttp.ClientResponse]:
+    """POST `body` as JSON; yields a 2xx response, raises a gateway error for anything else."""
+    try:
+        async with session.post(
+            url,
+            data=orjson.dumps(body),
+            headers={"content-type": "application/json", **headers},
+            timeout=timeouts,
+        ) as resp:
+            if resp.status >= 400:
+                raw = await resp.read()
+                raise error_from_upstream(resp.status, raw, resp.headers.get("Retry-After"))
+            yield resp
+    except GatewayError:
+        raise
+    except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+        raise _transport_error(exc, url) from None
+
+
+async def read_body(resp: aiohttp.ClientResponse, url: str) -> bytes:
+    """The whole response body, with transport errors mapped."""
+    try:
+        return await resp.read()
+    except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+        raise _transport_error(exc, url) from None
+
+
+async def sse_events(resp: aiohttp.ClientResponse, url: str) -> AsyncIterator[tuple[bytes | None, bytes]]:
+    """Server-sent events (event name, data) from a streamed response."""
+    decoder = SSEDecoder()
+    try:
+        async for chunk in resp.content.iter_any():
+            for event in decoder.feed(chunk):
+                yield event
+    except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+        raise _transport_error(exc, url) from None
+    if decoder.pending():
+        raise UpstreamError("the upstream stream ended inside an event", code="upstream_truncated")

@@ -1,0 +1,70 @@
+"""Any OpenAI-compatible upstream: vLLM, SGLang, llama.cpp server, Ollama, OpenRouter, DeepSeek, OpenAI."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from interlock.errors import UpstreamError
+from interlock.providers.base import Provider, ProviderContext
+from interlock.providers.http import api_key_from_env, client_timeout, read_body, sse_events, upstream_call
+from interlock.settings import ModelSettings
+from interlock.translate.openai import (
+    chat_payload,
+    embedding_payload,
+    parse_chat_response,
+    parse_chunk,
+    parse_embedding_response,
+)
+from interlock.types import ChatChunk, ChatRequest, ChatResponse, EmbeddingRequest, EmbeddingResponse
+
+
+class OpenAICompatibleProvider(Provider):
+    """Relays chat and embeddings to an OpenAI-compatible `base_url`."""
+
+    kind = "openai_compatible"
+
+    def __init__(self, alias: str, model: ModelSettings, context: ProviderContext) -> None:
+        super().__init__(alias, model)
+        self._context = context
+        self._base = (model.base_url or "").rstrip("/")
+        key = api_key_from_env(alias, model, context.settings.source)
+        self._headers = {**({"authorization": f"Bearer {key}"} if key else {}), **model.headers}
+        self._timeout = client_timeout(context.settings.server)
+
+    async def chat(self, request: ChatRequest) -> ChatResponse:
+        """One upstream completion."""
+        url = f"{self._base}/chat/completions"
+        body = chat_payload(request, self.upstream_model, stream=False)
+        async with upstream_call(self._context.http(), url, body, self._headers, self._timeout) as resp:
+            raw = await read_body(resp, url)
+        return parse_chat_response(raw, self.alias)
+
+    async def stream(self, request: ChatRequest) -> AsyncIterator[ChatChunk]:
+        """Upstream chunks as they arrive; a stream that ends without `[DONE]` is an error."""
+        url = f"{self._base}/chat/completions"
+        body = chat_payload(request, self.upstream_model, stream=True)
+        async with upstream_call(self._context.http(), url, body, self._headers, self._timeout) as resp:
+            async for _, data in sse_events(resp, url):
+                chunk = parse_chunk(data, self.alias)
+                if chunk is None:
+                    return
+                yield chunk
+        raise UpstreamError("the upstream stream ended before [DONE]", code="upstream_truncated")
+
+    async def embed(self, request: EmbeddingRequest) -> EmbeddingResponse:
+        """Upstream embeddings."""
+        url = f"{self._base}/embeddings"
+        async with upstream_call(
+            self._context.http(),
+            url,
+            embedding_payload(request, self.upstream_model),
+            self._headers,
+            self._timeout,
+        ) as resp:
+            raw = await read_body(resp, url)
+        return parse_embedding_response(raw, self.alias)
+
+
+def create(alias: str, model: ModelSettings, context: ProviderContext) -> Provider:
+    """Entry point for the `openai_compatible` provider."""
+    return OpenAICompatibleProvider(alias, model, context)

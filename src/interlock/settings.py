@@ -1,0 +1,188 @@
+"""One typed settings model, loaded from a TOML file with environment overrides, passed down.
+
+Precedence: built-in defaults < the TOML file (`--config` or `INTERLOCK_CONFIG`) < environment
+variables of the form `INTERLOCK_<SECTION>__<KEY>` (for example `INTERLOCK_SERVER__PORT=9000`).
+An invalid config stops the start with a message naming the file, the key and the problem.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+DEFAULT_CHAT_ALIAS = "smollm2"
+DEFAULT_EMBEDDING_ALIAS = "minilm"
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; the message names the source, the key and the problem."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ServerSettings(_Strict):
+    """The HTTP listener."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+    max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
+    # Upstream timeouts, in seconds.
+    connect_timeout: float = Field(default=10.0, gt=0)
+    first_token_timeout: float = Field(default=60.0, gt=0)
+    total_timeout: float = Field(default=600.0, gt=0)
+
+
+class StoreSettings(_Strict):
+    """Where keys and the ledger live, and how often the ledger is flushed."""
+
+    url: str = ""  # empty: sqlite:///<home>/interlock.db
+    flush_interval_ms: int = Field(default=100, ge=1, le=10_000)
+    flush_max_rows: int = Field(default=512, ge=1)
+    key_refresh_interval_s: float = Field(default=2.0, gt=0)
+
+
+class EngineSettings(_Strict):
+    """Capacity of the embedded llama.cpp engine (shared by all local chat models)."""
+
+    slots: int = Field(default=8, ge=1, le=256)
+    n_ctx_per_slot: int = Field(default=2048, ge=128)
+    queue_size: int = Field(default=64, ge=0)
+    n_batch: int = Field(default=512, ge=32)
+    threads: int = Field(default=0, ge=0)  # 0: all cores
+    max_tokens_default: int = Field(default=512, ge=1)
+
+
+class ModelSettings(_Strict):
+    """One model alias: where it runs, what it costs, what it can do."""
+
+    provider: str
+    model: str = ""  # upstream model name; defaults to the alias
+    mode: Literal["chat", "embedding"] = "chat"
+    base_url: str | None = None
+    api_key_env: str | None = None
+    path: str | None = None  # GGUF file (local chat) or model folder (local embeddings)
+    price_input_per_mtok: Decimal | None = Field(default=None, ge=0)
+    price_output_per_mtok: Decimal | None = Field(default=None, ge=0)
+    context_window: int | None = Field(default=None, ge=1)
+    tags: list[str] = Field(default_factory=list)
+    headers: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("api_key_env")
+    @classmethod
+    def _env_name(cls, v: str | None) -> str | None:
+        if v is not None and (not v or not v.replace("_", "").isalnum()):
+            raise ValueError("must be the *name* of an environment variable, such as OPENAI_API_KEY")
+        return v
+
+    @model_validator(mode="after")
+    def _needs_base_url(self) -> ModelSettings:
+        if self.provider in ("openai_compatible", "anthropic") and not self.base_url:
+            raise ValueError(f"provider '{self.provider}' needs 'base_url'")
+        return self
+
+
+def _default_models() -> dict[str, ModelSettings]:
+    return {
+        DEFAULT_CHAT_ALIAS: ModelSettings(
+            provider="local",
+            model="SmolLM2-135M-Instruct",
+            price_input_per_mtok=Decimal(0),
+            price_output_per_mtok=Decimal(0),
+            tags=["local", "sovereign"],
+        ),
+        DEFAULT_EMBEDDING_ALIAS: ModelSettings(
+            provider="local",
+            mode="embedding",
+            model="all-MiniLM-L6-v2",
+            price_input_per_mtok=Decimal(0),
+            price_output_per_mtok=Decimal(0),
+            tags=["local", "sovereign"],
+        ),
+    }
+
+
+class Settings(_Strict):
+    """Everything the gateway needs to start."""
+
+    home: Path = Field(default_factory=lambda: Path("~/.interlock").expanduser())
+    server: ServerSettings = Field(default_factory=ServerSettings)
+    store: StoreSettings = Field(default_factory=StoreSettings)
+    engine: EngineSettings = Field(default_factory=EngineSettings)
+    models: dict[str, ModelSettings] = Field(default_factory=_default_models)
+    source: str = "<defaults>"
+
+    def store_url(self) -> str:
+        """The store URL, defaulting to a SQLite file under the home folder."""
+        return self.store.url or f"sqlite:///{self.home / 'interlock.db'}"
+
+
+def _set_path(tree: dict[str, Any], path: list[str], value: str) -> None:
+    node = tree
+    for part in path[:-1]:
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"environment override {'.'.join(path)}: '{part}' is not a section")
+    node[path[-1]] = value
+
+
+def _env_overrides(environ: dict[str, str]) -> dict[str, Any]:
+    tree: dict[str, Any] = {}
+    for name, value in environ.items():
+        if not name.startswith("INTERLOCK_") or "__" not in name:
+            continue
+        path = [p.lower() for p in name[len("INTERLOCK_") :].split("__")]
+        _set_path(tree, path, value)
+    return tree
+
+
+def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def _format_error(source: str, exc: ValidationError) -> str:
+    lines = [f"invalid config in {source}:"]
+    for err in exc.errors(include_url=False):
+        key = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        problem = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
+        lines.append(f"  {key}: {problem}")
+    return "\n".join(lines)
+
+
+def load_settings(
+    path: str | os.PathLike[str] | None = None, environ: dict[str, str] | None = None
+) -> Settings:
+    """Load settings from `path` (or `INTERLOCK_CONFIG`), then apply environment overrides."""
+    env = dict(os.environ if environ is None else environ)
+    path = path or env.get("INTERLOCK_CONFIG") or None
+    data: dict[str, Any] = {}
+    source = "<defaults>"
+    if path is not None:
+        file = Path(path).expanduser()
+        source = str(file)
+        try:
+            data = tomllib.loads(file.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"config file {file} does not exist") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"invalid config in {file}: not valid TOML: {exc}") from None
+        # Declaring [models] replaces the defaults, so the file says exactly what is served.
+    data = _merge(data, _env_overrides(env))
+    if "INTERLOCK_HOME" in env:
+        data["home"] = env["INTERLOCK_HOME"]
+    if "home" in data:
+        data["home"] = str(Path(str(data["home"])).expanduser())
+    data["source"] = source
+    try:
+        return Settings.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_format_error(source, exc)) from None

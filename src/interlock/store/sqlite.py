@@ -1,0 +1,312 @@
+"""SQLite store: keys and the usage ledger in one WAL database under INTERLOCK_HOME.
+
+Ledger writes never block a request: `record_usage` puts the row on a queue, and one writer thread
+commits queued rows in batches. A row is committed at most `flush_interval_ms` (plus the time of one
+commit) after it was queued. WAL with synchronous=NORMAL survives a killed process (kill -9) for every
+committed transaction; only a power loss can roll back the last transactions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import queue
+import sqlite3
+import threading
+import time
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from interlock.store.records import KeyRecord, SpendGroup, SpendRow, UsageRecord
+
+log = logging.getLogger(__name__)
+
+_USAGE_COLUMNS = (
+    "request_id, ts, key_id, endpoint, alias, provider, upstream_model, stream, prompt_tokens, "
+    "completion_tokens, usage_source, cost_micros, price_version, latency_ms, ttft_ms, status, error"
+)
+_INSERT_USAGE = f"INSERT INTO usage ({_USAGE_COLUMNS}) VALUES ({', '.join('?' * 17)})"
+_STOP = object()
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    conn.execute("PRAGMA busy_timeout=30000")
+    return conn
+
+
+def migrate(conn: sqlite3.Connection) -> int:
+    """Apply the numbered migrations that are not applied yet; return the schema version."""
+    conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+    row = conn.execute("SELECT max(version) FROM schema_version").fetchone()
+    current = row[0] or 0
+    files = sorted(
+        (f for f in resources.files("interlock.store.migrations").iterdir() if f.name.endswith(".sql")),
+        key=lambda f: f.name,
+    )
+    for f in files:
+        number = int(f.name.split("_", 1)[0])
+        if number <= current:
+            continue
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            # executescript() would commit on its own; split statements to keep one transaction.
+            lines = [ln for ln in f.read_text(encoding="utf-8").splitlines() if not ln.lstrip().startswith("--")]
+            for statement in "\n".join(lines).split(";"):
+                if statement.strip():
+                    conn.execute(statement)
+            conn.execute("INSERT INTO schema_version (version) VALUES (?)", (number,))
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        current = number
+    return int(current)
+
+
+def _usage_tuple(r: UsageRecord) -> tuple[object, ...]:
+    return (
+        r.request_id,
+        r.ts,
+        r.key_id,
+        r.endpoint,
+        r.alias,
+        r.provider,
+        r.upstream_model,
+        int(r.stream),
+        r.prompt_tokens,
+        r.completion_tokens,
+        r.usage_source,
+        r.cost_micros,
+        r.price_version,
+        r.latency_ms,
+        r.ttft_ms,
+        r.status,
+        r.error,
+    )
+
+
+def _key_from_row(row: tuple[Any, ...]) -> KeyRecord:
+    id_, name, owner, hash_, prefix, models, created, expires, revoked = row
+    return KeyRecord(
+        id=str(id_),
+        name=str(name),
+        owner=str(owner),
+        hash=str(hash_),
+        prefix=str(prefix),
+        models=tuple(json.loads(str(models))),
+        created_at=float(created),
+        expires_at=None if expires is None else float(expires),
+        revoked_at=None if revoked is None else float(revoked),
+    )
+
+
+_KEY_COLUMNS = "id, name, owner, hash, prefix, models, created_at, expires_at, revoked_at"
+
+
+class SqliteStore:
+    """Keys and ledger in SQLite. Reads run in worker threads; ledger writes go through one writer."""
+
+    def __init__(self, path: Path, *, flush_interval_ms: int = 100, flush_max_rows: int = 512) -> None:
+        self.path = path
+        self.flush_interval = flush_interval_ms / 1000
+        self.flush_max_rows = flush_max_rows
+        self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
+        self._writer: threading.Thread | None = None
+        self._read: sqlite3.Connection | None = None
+        self._read_lock = threading.Lock()
+        self._flushed = threading.Condition()
+        self._enqueued = 0
+        self._committed = 0
+
+    # lifecycle -------------------------------------------------------------------------------
+
+    def open_sync(self) -> None:
+        """Create the database and apply migrations (blocking)."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        conn = _connect(self.path)
+        migrate(conn)
+        conn.close()
+        self._read = _connect(self.path)
+        self._writer = threading.Thread(target=self._write_loop, name="interlock-ledger", daemon=True)
+        self._writer.start()
+
+    async def open(self) -> None:
+        """Create the database, apply migrations and start the ledger writer."""
+        await asyncio.to_thread(self.open_sync)
+
+    def close_sync(self) -> None:
+        """Flush every queued row, then stop (blocking)."""
+        if self._writer is not None:
+            self._queue.put(_STOP)
+            self._writer.join()
+            self._writer = None
+        if self._read is not None:
+            self._read.close()
+            self._read = None
+
+    async def close(self) -> None:
+        """Flush every queued row, then stop."""
+        await asyncio.to_thread(self.close_sync)
+
+    def is_open(self) -> bool:
+        """Whether the writer is running."""
+        return self._writer is not None and self._writer.is_alive()
+
+    # ledger ----------------------------------------------------------------------------------
+
+    def record_usage(self, row: UsageRecord) -> None:
+        """Queue one ledger row; it is committed within the flush interval. Never blocks."""
+        self._enqueued += 1
+        self._queue.put(row)
+
+    async def flush(self) -> None:
+        """Wait until every row queued so far is committed."""
+        target = self._enqueued
+        await asyncio.to_thread(self._wait_committed, target)
+
+    def _wait_committed(self, target: int) -> None:
+        with self._flushed:
+            self._flushed.wait_for(lambda: self._committed >= target or not self.is_open(), timeout=30)
+
+    def _write_loop(self) -> None:
+        conn = _connect(self.path)
+        stopping = False
+        while not stopping:
+            first = self._queue.get()
+            if first is _STOP:
+                break
+            batch = [first]
+            deadline = time.monotonic() + self.flush_interval
+            while len(batch) < self.flush_max_rows:
+                remaining = deadline - time.monotonic()
+                try:
+                    item = (
+                        self._queue.get(timeout=max(remaining, 0))
+                        if remaining > 0
+                        else self._queue.get_nowait()
+                    )
+                except queue.Empty:
+                    break
+                if item is _STOP:
+                    stopping = True
+                    break
+                batch.append(item)
+            self._commit(conn, batch)  # type: ignore[arg-type]
+        # Drain anything queued after the stop marker.
+        rest: list[UsageRecord] = []
+        while True:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if item is not _STOP:
+                rest.append(item)  # type: ignore[arg-type]
+        if rest:
+            self._commit(conn, rest)
+        conn.close()
+        with self._flushed:
+            self._flushed.notify_all()
+
+    def _commit(self, conn: sqlite3.Connection, batch: list[UsageRecord]) -> None:
+        rows = [_usage_tuple(r) for r in batch]
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            conn.executemany(_INSERT_USAGE, rows)
+            conn.execute("COMMIT")
+        except sqlite3.Error:
+            conn.execute("ROLLBACK")
+            # One bad row must not take the batch with it: retry row by row.
+            for row in rows:
+                try:
+                    conn.execute(_INSERT_USAGE, row)
+                except sqlite3.Error as exc:
+                    log.error("ledger row %s not written: %s", row[0], exc)
+        with self._flushed:
+            self._committed += len(batch)
+            self._flushed.notify_all()
+
+    def _query(self, sql: str, params: tuple[object, ...] = ()) -> list[tuple[Any, ...]]:
+        assert self._read is not None, "store is not open"
+        with self._read_lock:
+            return list(self._read.execute(sql, params).fetchall())
+
+    def _execute(self, sql: str, params: tuple[object, ...] = ()) -> int:
+        assert self._read is not None, "store is not open"
+        with self._read_lock:
+            cur = self._read.execute(sql, params)
+            return cur.rowcount
+
+    async def usage_rows(self, limit: int = 1000) -> list[UsageRecord]:
+        """The newest ledger rows, newest first."""
+        rows = await asyncio.to_thread(
+            self._query, f"SELECT {_USAGE_COLUMNS} FROM usage ORDER BY ts DESC LIMIT ?", (limit,)
+        )
+        return [UsageRecord(*r[:7], bool(r[7]), *r[8:]) for r in rows]  # type: ignore[call-arg]
+
+    async def spend(self, group: SpendGroup, since: float | None = None) -> list[SpendRow]:
+        """Spend grouped by key, model or day since `since` (epoch seconds), largest first."""
+        expr = {
+            "key": "coalesce(u.key_id, '-') || '|' || coalesce(k.name, '')",
+            "model": "u.alias",
+            "day": "date(u.ts, 'unixepoch')",
+        }[group]
+        sql = (
+            f"SELECT {expr} AS g, count(*), sum(prompt_tokens), sum(completion_tokens), sum(cost_micros), "
+            "sum(CASE WHEN status >= 400 THEN 1 ELSE 0 END) "
+            "FROM usage u LEFT JOIN keys k ON k.id = u.key_id WHERE u.ts >= ? GROUP BY g ORDER BY 5 DESC, 1"
+        )
+        rows = await asyncio.to_thread(self._query, sql, (since or 0.0,))
+        out = []
+        for g, n, pt, ct, cost, errors in rows:
+            label, extra = str(g), {}
+            if group == "key":
+                key_id, _, name = label.partition("|")
+                label, extra = key_id, {"name": name}
+            out.append(
+                SpendRow(label, int(n), int(pt or 0), int(ct or 0), int(cost or 0), int(errors or 0), extra)
+            )
+        return out
+
+    # keys ------------------------------------------------------------------------------------
+
+    async def insert_key(self, key: KeyRecord) -> None:
+        """Store a new key."""
+        await asyncio.to_thread(
+            self._execute,
+            f"INSERT INTO keys ({_KEY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                key.id,
+                key.name,
+                key.owner,
+                key.hash,
+                key.prefix,
+                json.dumps(list(key.models)),
+                key.created_at,
+                key.expires_at,
+                key.revoked_at,
+            ),
+        )
+
+    async def list_keys(self) -> list[KeyRecord]:
+        """Every key, oldest first."""
+        rows = await asyncio.to_thread(self._query, f"SELECT {_KEY_COLUMNS} FROM keys ORDER BY created_at")
+        return [_key_from_row(r) for r in rows]
+
+    async def key_by_hash(self, hash_: str) -> KeyRecord | None:
+        """The key with this hash, if any."""
+        rows = await asyncio.to_thread(
+            self._query, f"SELECT {_KEY_COLUMNS} FROM keys WHERE hash = ?", (hash_,)
+        )
+        return _key_from_row(rows[0]) if rows else None
+
+    async def revoke_key(self, key_id: str, at: float) -> bool:
+        """Mark a key revoked; False if there is no such key or it was already revoked."""
+        n = await asyncio.to_thread(
+            self._execute, "UPDATE keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL", (at, key_id)
+        )
+        return n > 0

@@ -1,0 +1,1 @@
+"""Wire-format translation as pure functions: OpenAI-compatible and Anthropic."""

@@ -1,0 +1,112 @@
+"""Shared fixtures: settings in a temp home, an in-process app with the fake provider, a stub upstream."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from starlette.testclient import TestClient
+
+from interlock.app import create_app
+from interlock.settings import Settings, load_settings
+
+ADMIN_KEY = "sk-il-admin-test-key"
+
+
+def free_port() -> int:
+    """A free loopback TCP port."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_http(url: str, timeout: float = 60.0, proc: subprocess.Popen[bytes] | None = None) -> None:
+    """Wait until `url` answers 200, or fail (with the process output if it died)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            out = proc.stdout.read().decode() if proc.stdout else ""
+            raise AssertionError(f"process exited with {proc.returncode} before {url} was up:\n{out[-3000:]}")
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.05)
+    raise AssertionError(f"{url} did not become ready in {timeout} s")
+
+
+FAKE_CONFIG = """
+[store]
+flush_interval_ms = 5
+
+[models.echo]
+provider = "fake"
+price_input_per_mtok = 1.5
+price_output_per_mtok = 6
+tags = ["local"]
+
+[models.echo-remote]
+provider = "fake"
+price_input_per_mtok = 10
+price_output_per_mtok = 30
+
+[models.vectors]
+provider = "fake"
+mode = "embedding"
+price_input_per_mtok = 0.02
+"""
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Path:
+    """An empty INTERLOCK_HOME."""
+    return tmp_path / "home"
+
+
+@pytest.fixture
+def settings(tmp_path: Path, home: Path) -> Settings:
+    """Settings with fake models only."""
+    config = tmp_path / "interlock.toml"
+    config.write_text(FAKE_CONFIG)
+    return load_settings(config, {"INTERLOCK_HOME": str(home), "INTERLOCK_ADMIN_KEY": ADMIN_KEY})
+
+
+@pytest.fixture
+def client(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Iterator[TestClient]:
+    """The app in-process, lifespan started, authenticated as admin by default."""
+    monkeypatch.setenv("INTERLOCK_ADMIN_KEY", ADMIN_KEY)
+    with TestClient(create_app(settings), headers={"authorization": f"Bearer {ADMIN_KEY}"}) as c:
+        yield c
+
+
+@pytest.fixture(scope="session")
+def stub_upstream() -> Iterator[str]:
+    """The stub upstream in a subprocess; yields its base URL."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "interlock.testing.stub_upstream", "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+                break
+            except OSError:
+                time.sleep(0.05)
+        yield base
+    finally:
+        proc.terminate()
+        proc.wait(10)
