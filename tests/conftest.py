@@ -7,7 +7,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -16,6 +16,7 @@ from starlette.testclient import TestClient
 
 from interlock.app import create_app
 from interlock.settings import Settings, load_settings
+from interlock.store.records import UsageRecord
 
 ADMIN_KEY = "sk-il-admin-test-key"
 
@@ -27,12 +28,14 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def wait_http(url: str, timeout: float = 60.0, proc: subprocess.Popen[bytes] | None = None) -> None:
+def wait_http(
+    url: str, timeout: float = 60.0, proc: subprocess.Popen[bytes] | None = None, log: Path | None = None
+) -> None:
     """Wait until `url` answers 200, or fail (with the process output if it died)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc is not None and proc.poll() is not None:
-            out = proc.stdout.read().decode() if proc.stdout else ""
+            out = log.read_text(errors="replace") if log else ""
             raise AssertionError(f"process exited with {proc.returncode} before {url} was up:\n{out[-3000:]}")
         try:
             if httpx.get(url, timeout=1).status_code == 200:
@@ -87,14 +90,25 @@ def client(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Iterator[Test
         yield c
 
 
+@pytest.fixture
+def ledger(client: TestClient) -> Callable[[], list[UsageRecord]]:
+    """Flushes the ledger and returns its rows, newest first."""
+
+    def rows() -> list[UsageRecord]:
+        store = client.app.state.interlock.store  # type: ignore[attr-defined]
+        client.portal.call(store.flush)  # type: ignore[union-attr]
+        return client.portal.call(store.usage_rows)  # type: ignore[union-attr,no-any-return]
+
+    return rows
+
+
 @pytest.fixture(scope="session")
 def stub_upstream() -> Iterator[str]:
     """The stub upstream in a subprocess; yields its base URL."""
     port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "interlock.testing.stub_upstream", "--port", str(port)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
+        stdout=subprocess.DEVNULL,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
     try:

@@ -2,24 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import orjson
 from starlette.testclient import TestClient
 
-from interlock.api.state import AppState
+from interlock.store.records import UsageRecord
 
 
-def _state(client: TestClient) -> AppState:
-    return client.app.state.interlock  # type: ignore[attr-defined,no-any-return]
-
-
-def _ledger(client: TestClient) -> list:  # type: ignore[type-arg]
-    state = _state(client)
-    client.portal.call(state.store.flush)  # type: ignore[union-attr]
-    return client.portal.call(state.store.usage_rows)  # type: ignore[union-attr,no-any-return]
-
-
-def test_plain_chat_answers_and_records_one_ledger_row(client: TestClient) -> None:
-    r = client.post("/v1/chat/completions", json={"model": "echo", "messages": [{"role": "user", "content": "hi there"}]})
+def test_plain_chat_answers_and_records_one_ledger_row(
+    client: TestClient, ledger: Callable[[], list[UsageRecord]]
+) -> None:
+    r = client.post(
+        "/v1/chat/completions", json={"model": "echo", "messages": [{"role": "user", "content": "hi there"}]}
+    )
     assert r.status_code == 200, r.text
     body = r.json()
     assert body["object"] == "chat.completion"
@@ -27,7 +23,7 @@ def test_plain_chat_answers_and_records_one_ledger_row(client: TestClient) -> No
     assert body["choices"][0]["message"]["content"] == "echo: hi there"
     assert body["usage"] == {"prompt_tokens": 2, "completion_tokens": 3, "total_tokens": 5}
     assert r.headers["x-interlock-model"] == "echo"
-    rows = _ledger(client)
+    rows = ledger()
     assert len(rows) == 1
     row = rows[0]
     assert row.request_id == r.headers["x-request-id"]
@@ -42,7 +38,7 @@ def _events(text: str) -> list[bytes]:
     return [line[6:].encode() for line in text.split("\n") if line.startswith("data: ")]
 
 
-def test_stream_sends_chunks_usage_and_done(client: TestClient) -> None:
+def test_stream_sends_chunks_usage_and_done(client: TestClient, ledger: Callable[[], list[UsageRecord]]) -> None:
     body = {"model": "echo", "stream": True, "stream_options": {"include_usage": True},
             "messages": [{"role": "user", "content": "one two three"}]}  # fmt: skip
     with client.stream("POST", "/v1/chat/completions", json=body) as r:
@@ -56,7 +52,7 @@ def test_stream_sends_chunks_usage_and_done(client: TestClient) -> None:
     assert content == "echo: one two three"
     assert chunks[-1]["choices"] == [] and chunks[-1]["usage"]["completion_tokens"] == 4
     assert any(c["choices"] and c["choices"][0]["finish_reason"] == "stop" for c in chunks)
-    rows = _ledger(client)
+    rows = ledger()
     assert len(rows) == 1 and rows[0].stream and rows[0].status == 200 and rows[0].ttft_ms is not None
 
 
@@ -67,24 +63,30 @@ def test_stream_without_include_usage_has_no_usage_chunk(client: TestClient) -> 
     assert all(c["choices"] for c in chunks)
 
 
-def test_failure_after_first_byte_ends_with_error_event_not_done(client: TestClient) -> None:
-    body = {"model": "echo", "stream": True, "messages": [{"role": "user", "content": "a b c d [[fail-mid]]"}]}
+def test_failure_after_first_byte_ends_with_error_event_not_done(
+    client: TestClient, ledger: Callable[[], list[UsageRecord]]
+) -> None:
+    body = {
+        "model": "echo",
+        "stream": True,
+        "messages": [{"role": "user", "content": "a b c d [[fail-mid]]"}],
+    }
     with client.stream("POST", "/v1/chat/completions", json=body) as r:
         assert r.status_code == 200
         events = _events(r.read().decode())
     assert b"[DONE]" not in events
     last = orjson.loads(events[-1])
     assert last["error"]["type"] == "upstream_error"
-    rows = _ledger(client)
+    rows = ledger()
     assert len(rows) == 1 and rows[0].status == 502 and rows[0].completion_tokens > 0
 
 
-def test_failure_before_first_byte_is_a_real_502(client: TestClient) -> None:
+def test_failure_before_first_byte_is_a_real_502(client: TestClient, ledger: Callable[[], list[UsageRecord]]) -> None:
     body = {"model": "echo", "stream": True, "messages": [{"role": "user", "content": "[[fail]]"}]}
     r = client.post("/v1/chat/completions", json=body)
     assert r.status_code == 502
     assert r.json()["error"]["type"] == "upstream_error"
-    rows = _ledger(client)
+    rows = ledger()
     assert len(rows) == 1 and rows[0].status == 502
 
 
@@ -93,7 +95,12 @@ def test_tools_and_params_reach_the_provider(client: TestClient) -> None:
         "model": "echo",
         "messages": [{"role": "user", "content": "weather?"}],
         "tools": [{"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}}],
-        "tool_choice": "auto", "seed": 1, "stop": ["\n"], "user": "u1", "metadata": {"team": "a"}, "n": 1,
+        "tool_choice": "auto",
+        "seed": 1,
+        "stop": ["\n"],
+        "user": "u1",
+        "metadata": {"team": "a"},
+        "n": 1,
     }  # fmt: skip
     r = client.post("/v1/chat/completions", json=body)
     assert r.status_code == 200, r.text
@@ -111,12 +118,12 @@ def test_models_lists_aliases(client: TestClient) -> None:
     assert client.get("/v1/models/nope").status_code == 404
 
 
-def test_embeddings(client: TestClient) -> None:
+def test_embeddings(client: TestClient, ledger: Callable[[], list[UsageRecord]]) -> None:
     r = client.post("/v1/embeddings", json={"model": "vectors", "input": ["a b", "c"]})
     assert r.status_code == 200, r.text
     data = r.json()["data"]
     assert [d["index"] for d in data] == [0, 1] and len(data[0]["embedding"]) == 8
-    rows = _ledger(client)
+    rows = ledger()
     assert rows[0].endpoint == "embeddings" and rows[0].prompt_tokens == 3
 
 

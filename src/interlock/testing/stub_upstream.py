@@ -78,9 +78,7 @@ def _openai_chunk(model: str, delta: dict[str, Any], finish: str | None = None) 
 
 
 async def _stream_openai(send: Send, model: str, fault: str) -> None:
-    await send(
-        {"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/event-stream")]}
-    )
+    await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/event-stream")]})
     frames = [_openai_chunk(model, {"role": "assistant", "content": ""})]
     frames += [_openai_chunk(model, {"content": w}) for w in WORDS]
     frames.append(_openai_chunk(model, {}, "stop"))
@@ -163,9 +161,7 @@ async def _anthropic(send: Send, req: dict[str, Any], fault: str) -> None:
         }
         await _send(send, 200, orjson.dumps(body))
         return
-    await send(
-        {"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/event-stream")]}
-    )
+    await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/event-stream")]})
     events = _anthropic_events(model)
     if fault == "cut":
         events = events[:4]
@@ -203,7 +199,8 @@ async def app(scope: Scope, receive: Receive, send: Send) -> None:
     if path.endswith("/messages"):
         await _anthropic(send, req, fault)
     elif path.endswith("/embeddings"):
-        inputs = req.get("input") if isinstance(req.get("input"), list) else [req.get("input")]
+        raw_input = req.get("input")
+        inputs: list[Any] = raw_input if isinstance(raw_input, list) else [raw_input]
         data = [{"object": "embedding", "index": i, "embedding": [0.1, 0.2, 0.3]} for i in range(len(inputs))]
         await _send(
             send,
