@@ -31,8 +31,9 @@ lint: install
 typecheck: install
 	$(BIN)/mypy
 
+# One BLAS thread: numpy would otherwise fight the llama.cpp engine threads for the 2 cores.
 unit: install
-	$(BIN)/pytest
+	OPENBLAS_NUM_THREADS=1 $(BIN)/pytest
 
 # Re-resolve requirements.in into requirements.lock (pins every transitive dependency).
 lock:

@@ -22,11 +22,11 @@ from interlock.api.http import JSONResponse, error_response
 from interlock.api.openapi import openapi_document
 from interlock.api.state import AppState
 from interlock.errors import BadRequest, GatewayError, NotFound
-from interlock.pipeline import Deployment, Gateway
+from interlock.pipeline import Gateway
 from interlock.policy.keys import Keys, load_admin_key
-from interlock.pricing import resolve_price
 from interlock.providers.base import Provider, ProviderContext
-from interlock.providers.registry import build_providers
+from interlock.providers.registry import build_routes
+from interlock.routing.deployments import ModelRoute
 from interlock.settings import Settings
 from interlock.store import open_store
 
@@ -64,10 +64,12 @@ async def openapi_json(request: Request) -> Response:
     return JSONResponse(openapi_document(__version__))
 
 
-def _fallback_counter(providers: dict[str, Provider], settings: Settings) -> tuple[str, Any] | None:
-    for alias, provider in providers.items():
-        if provider.kind == "local" and settings.models[alias].mode == "chat":
-            return alias, provider.count_tokens
+def _fallback_counter(routes: dict[str, ModelRoute]) -> tuple[str, Any] | None:
+    """The embedded model's tokenizer, for upstreams that report no usage."""
+    for route in routes.values():
+        for dep in route.deployments:
+            if dep.provider.kind == "local" and dep.model.mode == "chat":
+                return route.alias, dep.provider.count_tokens
     return None
 
 
@@ -95,20 +97,22 @@ class _HttpSessions:
             await self.session.close()
 
 
-def _lifespan(settings: Settings, providers: dict[str, Provider], http: _HttpSessions) -> Any:
+def _lifespan(settings: Settings, routes: dict[str, ModelRoute], http: _HttpSessions) -> Any:
+    providers = {d.name: d.provider for r in routes.values() for d in r.deployments}
+
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         store = open_store(settings)
         await store.open()
         keys = Keys(store, load_admin_key(settings.home), settings.store.key_refresh_interval_s)
         await keys.start()
-        deployments = {
-            alias: Deployment(
-                alias, provider, settings.models[alias], resolve_price(alias, settings.models[alias])
-            )
-            for alias, provider in providers.items()
-        }
-        gateway = Gateway(deployments, store.record_usage, _fallback_counter(providers, settings))
+        gateway = Gateway(
+            routes,
+            settings.routing,
+            store.record_usage,
+            _fallback_counter(routes),
+            first_token_timeout=settings.server.first_token_timeout,
+        )
         app.state.interlock = AppState(settings, store, keys, gateway, providers, int(time.time()))
         loading = asyncio.create_task(_start_providers(providers), name="interlock-load-models")
         try:
@@ -130,9 +134,7 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     if exc.status_code == 404:
         return error_response(NotFound(f"no route {request.method} {request.url.path}", code="unknown_route"))
     if exc.status_code == 405:
-        err = BadRequest(
-            f"method {request.method} is not allowed on {request.url.path}", code="method_not_allowed"
-        )
+        err = BadRequest(f"method {request.method} is not allowed on {request.url.path}", code="method_not_allowed")
         err.status = 405
         return error_response(err)
     return error_response(GatewayError(str(exc.detail)))
@@ -146,8 +148,8 @@ async def _server_error(request: Request, exc: Exception) -> Response:
 def create_app(settings: Settings) -> Starlette:
     """The gateway as an ASGI app. Config errors raise here; services start in the lifespan."""
     http = _HttpSessions()
-    providers = build_providers(settings, ProviderContext(settings=settings, http=http))
-    routes = [
+    models = build_routes(settings, ProviderContext(settings=settings, http=http))
+    endpoints = [
         Route("/v1/chat/completions", openai.chat_completions, methods=["POST"]),
         Route("/v1/embeddings", openai.embeddings, methods=["POST"]),
         Route("/v1/models", openai.list_models, methods=["GET"]),
@@ -162,8 +164,8 @@ def create_app(settings: Settings) -> Starlette:
         Route("/openapi.json", openapi_json, methods=["GET"]),
     ]
     app = Starlette(
-        routes=routes,
-        lifespan=_lifespan(settings, providers, http),
+        routes=endpoints,
+        lifespan=_lifespan(settings, models, http),
         exception_handlers={HTTPException: _http_error, Exception: _server_error},
     )
     return app

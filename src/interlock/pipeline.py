@@ -9,28 +9,20 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
-from interlock.errors import Forbidden, GatewayError, NotFound
+from interlock.errors import Forbidden, GatewayError, NotFound, UpstreamError, UpstreamTimeout
 from interlock.policy.keys import Principal
-from interlock.pricing import Price
-from interlock.providers.base import Provider
-from interlock.settings import ModelSettings
+from interlock.routing.deployments import Deployment, ModelRoute
+from interlock.routing.failover import Failover
+from interlock.settings import RoutingSettings
 from interlock.store.records import UsageRecord
 from interlock.types import ChatChunk, ChatRequest, ChatResponse, EmbeddingRequest, EmbeddingResponse, Usage
 
+T = TypeVar("T")
 CLIENT_CLOSED = 499  # nginx's code for "client closed the connection"
-
-
-@dataclass(frozen=True, slots=True)
-class Deployment:
-    """Where an alias is served, and at what price."""
-
-    alias: str
-    provider: Provider
-    model: ModelSettings
-    price: Price
 
 
 @dataclass(slots=True)
@@ -44,66 +36,108 @@ class RequestContext:
     started: float = field(default_factory=time.perf_counter)
     alias: str = ""
     deployment: Deployment | None = None
+    attempts: int = 0
     recorded: bool = False
 
 
 class Gateway:
-    """Runs requests through scope check, provider call and settlement."""
+    """Runs requests through scope check, routing with failover, the provider call and settlement."""
 
     def __init__(
         self,
-        deployments: dict[str, Deployment],
+        routes: dict[str, ModelRoute],
+        routing: RoutingSettings,
         record_usage: Callable[[UsageRecord], None],
         fallback_counter: tuple[str, Callable[[str], int | None]] | None = None,
+        first_token_timeout: float = 60.0,
     ) -> None:
-        self.deployments = deployments
+        self.routes = routes
+        self.failover = Failover(routes, routing)
         self._record = record_usage
         self._fallback = fallback_counter
+        self._first_token_timeout = first_token_timeout
 
     # routing ---------------------------------------------------------------------------------
 
-    def resolve(self, ctx: RequestContext, alias: str, mode: str) -> Deployment:
-        """The deployment for `alias`, after checking that it exists, fits the endpoint, and is allowed."""
+    def resolve(self, ctx: RequestContext, alias: str, mode: str) -> ModelRoute:
+        """The route for `alias`, after checking that it exists, fits the endpoint, and is allowed."""
         ctx.alias = alias
-        dep = self.deployments.get(alias)
-        if dep is None:
-            known = ", ".join(sorted(a for a, d in self.deployments.items() if d.model.mode == mode))
-            raise NotFound(
-                f"model '{alias}' does not exist; available {mode} models: {known or 'none'}", param="model"
-            )
-        if dep.model.mode != mode:
-            raise NotFound(f"model '{alias}' is an {dep.model.mode} model, not a {mode} model", param="model")
-        if not ctx.principal.may_use(alias, dep.model.tags):
+        route = self.routes.get(alias)
+        if route is None:
+            known = ", ".join(sorted(a for a, r in self.routes.items() if r.model.mode == mode))
+            raise NotFound(f"model '{alias}' does not exist; available {mode} models: {known or 'none'}", param="model")
+        if route.model.mode != mode:
+            raise NotFound(f"model '{alias}' is an {route.model.mode} model, not a {mode} model", param="model")
+        if not ctx.principal.may_use(alias, route.tags):
             raise Forbidden(
                 f"key '{ctx.principal.name}' may not use model '{alias}'; "
                 f"it may use: {', '.join(ctx.principal.models)}",
                 code="model_not_allowed",
             )
-        ctx.deployment = dep
-        return dep
+        return route
+
+    async def _routed(self, ctx: RequestContext, route: ModelRoute, call: Callable[[Deployment], Awaitable[T]]) -> T:
+        async def tracked(dep: Deployment) -> T:
+            ctx.attempts += 1
+            ctx.deployment = dep
+            dep.outstanding += 1
+            started = time.perf_counter()
+            try:
+                result = await call(dep)
+            finally:
+                dep.outstanding -= 1
+            dep.observe_latency((time.perf_counter() - started) * 1000)
+            return result
+
+        outcome = await self.failover.run(route, tracked)
+        return outcome.result
 
     # requests --------------------------------------------------------------------------------
 
     async def chat(self, ctx: RequestContext, request: ChatRequest) -> ChatResponse:
         """A complete chat answer, settled into the ledger."""
-        dep = self.resolve(ctx, request.model, "chat")
-        response = await dep.provider.chat(request)
-        usage, source = self._usage(dep, request, response.usage, _response_text(response))
+        route = self.resolve(ctx, request.model, "chat")
+        response = await self._routed(ctx, route, lambda dep: dep.provider.chat(request))
+        assert ctx.deployment is not None
+        usage, source = self._usage(ctx.deployment, request, response.usage, _response_text(response))
         response.usage = usage
         self.settle(ctx, usage, source, status=200, ttft=None)
         return response
 
+    async def _open_stream(self, dep: Deployment, request: ChatRequest) -> tuple[AsyncIterator[ChatChunk], ChatChunk]:
+        """Start a stream and wait for its first chunk; failures here may still be retried."""
+        stream = dep.provider.stream(request)
+        try:
+            async with asyncio.timeout(self._first_token_timeout):
+                first = await anext(stream)
+        except StopAsyncIteration:
+            raise UpstreamError(
+                "the upstream ended the stream without sending anything", code="upstream_truncated"
+            ) from None
+        except TimeoutError:
+            await _close(stream)
+            raise UpstreamTimeout(f"no first token within {self._first_token_timeout:g} s") from None
+        except BaseException:
+            await _close(stream)
+            raise
+        return stream, first
+
     async def stream(self, ctx: RequestContext, request: ChatRequest) -> AsyncIterator[ChatChunk]:
         """Chunks as the provider makes them; settles when the stream ends, fails or is abandoned."""
-        dep = self.resolve(ctx, request.model, "chat")
+        route = self.resolve(ctx, request.model, "chat")
         ttft: float | None = None
         reported: Usage | None = None
         pieces: list[str] = []
         status, error = 200, None
+        dep: Deployment | None = None
         try:
-            async for chunk in dep.provider.stream(request):
-                if ttft is None:
-                    ttft = (time.perf_counter() - ctx.started) * 1000
+            stream, first = await self._routed(ctx, route, lambda d: self._open_stream(d, request))
+            dep = ctx.deployment
+            assert dep is not None
+            dep.outstanding += 1
+            ttft = (time.perf_counter() - ctx.started) * 1000
+            chunk: ChatChunk | None = first
+            while chunk is not None:
                 if chunk.usage is not None:
                     reported = chunk.usage
                 for choice in chunk.choices:
@@ -112,6 +146,7 @@ class Gateway:
                     for call in choice.delta.tool_calls or ():
                         pieces.append((call.function or {}).get("arguments", ""))
                 yield chunk
+                chunk = await anext(stream, None)
         except GatewayError as exc:
             status, error = exc.status, exc.message
             raise
@@ -122,13 +157,15 @@ class Gateway:
             status, error = 500, f"internal error: {type(exc).__name__}"
             raise
         finally:
-            usage, source = self._usage(dep, request, reported, "".join(pieces))
-            self.settle(ctx, usage, source, status=status, ttft=ttft, error=error, stream=True)
+            if dep is not None:
+                dep.outstanding -= 1
+                usage, source = self._usage(dep, request, reported, "".join(pieces))
+                self.settle(ctx, usage, source, status=status, ttft=ttft, error=error, stream=True)
 
     async def embed(self, ctx: RequestContext, request: EmbeddingRequest) -> EmbeddingResponse:
         """Embeddings, settled into the ledger."""
-        dep = self.resolve(ctx, request.model, "embedding")
-        response = await dep.provider.embed(request)
+        route = self.resolve(ctx, request.model, "embedding")
+        response = await self._routed(ctx, route, lambda dep: dep.provider.embed(request))
         self.settle(ctx, response.usage, "provider", status=200, ttft=None)
         return response
 
@@ -179,6 +216,8 @@ class Gateway:
                 endpoint=ctx.endpoint,
                 alias=ctx.alias,
                 provider=dep.provider.kind if dep else "",
+                deployment=dep.name if dep else "",
+                attempts=ctx.attempts or 1,
                 upstream_model=dep.provider.upstream_model if dep else "",
                 stream=stream,
                 prompt_tokens=usage.prompt_tokens,
@@ -204,3 +243,9 @@ def _response_text(response: ChatResponse) -> str:
         parts.append(choice.message.content or "")
         parts.extend(c.function.arguments for c in choice.message.tool_calls or ())
     return "".join(parts)
+
+
+async def _close(stream: AsyncIterator[ChatChunk]) -> None:
+    aclose = getattr(stream, "aclose", None)
+    if aclose is not None:
+        await aclose()

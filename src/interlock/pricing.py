@@ -41,12 +41,8 @@ def _catalog_price(upstream_model: str, base_url: str | None) -> Price | None:
     except ImportError:  # pragma: no cover - a declared dependency
         return None
     try:
-        inp = calc_price(
-            Usage(input_tokens=1_000_000, output_tokens=0), upstream_model, provider_api_url=base_url
-        )
-        out = calc_price(
-            Usage(input_tokens=0, output_tokens=1_000_000), upstream_model, provider_api_url=base_url
-        )
+        inp = calc_price(Usage(input_tokens=1_000_000, output_tokens=0), upstream_model, provider_api_url=base_url)
+        out = calc_price(Usage(input_tokens=0, output_tokens=1_000_000), upstream_model, provider_api_url=base_url)
     except LookupError:
         if not base_url:
             return None

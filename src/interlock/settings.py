@@ -59,10 +59,39 @@ class EngineSettings(_Strict):
     max_tokens_default: int = Field(default=512, ge=1)
 
 
-class ModelSettings(_Strict):
-    """One model alias: where it runs, what it costs, what it can do."""
+class RoutingSettings(_Strict):
+    """Failover and circuit breaking, for every alias with deployments."""
+
+    retries: int = Field(default=2, ge=0, le=10)  # extra attempts after the first, before the first byte
+    backoff_ms: int = Field(default=50, ge=0, le=10_000)  # doubled after each failed attempt, with jitter
+    breaker_failures: int = Field(default=5, ge=1)  # consecutive failures that open a deployment's breaker
+    breaker_cooldown_s: float = Field(default=30.0, gt=0)  # open time before one half-open probe
+
+
+class DeploymentSettings(_Strict):
+    """One place an alias is served; unset fields inherit from the alias."""
 
     provider: str
+    model: str = ""
+    base_url: str | None = None
+    api_key_env: str | None = None
+    path: str | None = None
+    headers: dict[str, str] = Field(default_factory=dict)
+    price_input_per_mtok: Decimal | None = Field(default=None, ge=0)
+    price_output_per_mtok: Decimal | None = Field(default=None, ge=0)
+    tags: list[str] = Field(default_factory=list)
+    weight: float = Field(default=1.0, gt=0)
+    priority: int = Field(default=0, ge=0)  # lower is preferred; higher priorities are fallbacks
+
+
+class ModelSettings(_Strict):
+    """One model alias: where it runs, what it costs, what it can do.
+
+    An alias is served by its own `provider` fields, or by a list of `deployments` (balanced, with
+    failover), and may name `fallbacks`: other aliases tried when all its deployments fail.
+    """
+
+    provider: str = ""
     model: str = ""  # upstream model name; defaults to the alias
     mode: Literal["chat", "embedding"] = "chat"
     base_url: str | None = None
@@ -73,6 +102,10 @@ class ModelSettings(_Strict):
     context_window: int | None = Field(default=None, ge=1)
     tags: list[str] = Field(default_factory=list)
     headers: dict[str, str] = Field(default_factory=dict)
+    deployments: list[DeploymentSettings] = Field(default_factory=list)
+    fallbacks: list[str] = Field(default_factory=list)
+    weight: float = Field(default=1.0, gt=0)
+    priority: int = Field(default=0, ge=0)
 
     @field_validator("api_key_env")
     @classmethod
@@ -82,10 +115,27 @@ class ModelSettings(_Strict):
         return v
 
     @model_validator(mode="after")
-    def _needs_base_url(self) -> ModelSettings:
-        if self.provider in ("openai_compatible", "anthropic") and not self.base_url:
-            raise ValueError(f"provider '{self.provider}' needs 'base_url'")
+    def _check_target(self) -> ModelSettings:
+        if not self.provider and not self.deployments:
+            raise ValueError("needs 'provider' or a list of 'deployments'")
+        if self.provider and self.deployments:
+            raise ValueError("set either 'provider' or 'deployments', not both")
+        for d in self.deployment_settings():
+            if d.provider in ("openai_compatible", "anthropic") and not d.base_url:
+                raise ValueError(f"provider '{d.provider}' needs 'base_url'")
         return self
+
+    def deployment_settings(self) -> list[ModelSettings]:
+        """Each deployment as a self-contained ModelSettings (the alias's own fields when it has none)."""
+        if not self.deployments:
+            return [self]
+        out = []
+        for d in self.deployments:
+            fields = d.model_dump(exclude_unset=True)
+            fields["tags"] = [*self.tags, *d.tags]
+            fields["headers"] = {**self.headers, **d.headers}
+            out.append(self.model_copy(update={**fields, "deployments": [], "fallbacks": []}))
+        return out
 
 
 def _default_models() -> dict[str, ModelSettings]:
@@ -115,8 +165,19 @@ class Settings(_Strict):
     server: ServerSettings = Field(default_factory=ServerSettings)
     store: StoreSettings = Field(default_factory=StoreSettings)
     engine: EngineSettings = Field(default_factory=EngineSettings)
+    routing: RoutingSettings = Field(default_factory=RoutingSettings)
     models: dict[str, ModelSettings] = Field(default_factory=_default_models)
     source: str = "<defaults>"
+
+    @model_validator(mode="after")
+    def _check_fallbacks(self) -> Settings:
+        for alias, m in self.models.items():
+            for fb in m.fallbacks:
+                if fb not in self.models:
+                    raise ValueError(f"models.{alias}.fallbacks names unknown model '{fb}'")
+                if self.models[fb].mode != m.mode:
+                    raise ValueError(f"models.{alias}.fallbacks: '{fb}' is a {self.models[fb].mode} model")
+        return self
 
     def store_url(self) -> str:
         """The store URL, defaulting to a SQLite file under the home folder."""
@@ -158,9 +219,7 @@ def _format_error(source: str, exc: ValidationError) -> str:
     return "\n".join(lines)
 
 
-def load_settings(
-    path: str | os.PathLike[str] | None = None, environ: dict[str, str] | None = None
-) -> Settings:
+def load_settings(path: str | os.PathLike[str] | None = None, environ: dict[str, str] | None = None) -> Settings:
     """Load settings from `path` (or `INTERLOCK_CONFIG`), then apply environment overrides."""
     env = dict(os.environ if environ is None else environ)
     path = path or env.get("INTERLOCK_CONFIG") or None

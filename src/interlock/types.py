@@ -176,8 +176,7 @@ class ChatRequest(_Open):
             names = {t.function.name for t in self.tools or []}
             if self.tool_choice.function["name"] not in names:
                 raise ValueError(
-                    f"tool_choice names function '{self.tool_choice.function['name']}', "
-                    "which is not in 'tools'"
+                    f"tool_choice names function '{self.tool_choice.function['name']}', which is not in 'tools'"
                 )
         return self
 

@@ -53,7 +53,7 @@ async def create_key(request: Request) -> Response:
     try:
         state = await _admin(request)
         body = validate(KeyCreate, parse_json(await read_body(request, 64 * 1024)))
-        unknown = [m for m in body.models if not m.startswith("tag:") and m not in state.gateway.deployments]
+        unknown = [m for m in body.models if not m.startswith("tag:") and m not in state.gateway.routes]
         if unknown:
             raise BadRequest(f"unknown model(s) in 'models': {', '.join(unknown)}", param="models")
         expires = body.expires_at

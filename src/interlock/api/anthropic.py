@@ -73,6 +73,4 @@ async def messages(request: Request) -> Response:
         return [_event(name, data) for name, data in writer.finish()]
 
     body = sse_stream(first, stream, encode, on_error, closing)
-    return StreamingResponse(
-        body, media_type="text/event-stream", headers={**headers, "cache-control": "no-cache"}
-    )
+    return StreamingResponse(body, media_type="text/event-stream", headers={**headers, "cache-control": "no-cache"})

@@ -37,9 +37,7 @@ def model_response(model: BaseModel, headers: dict[str, str] | None = None) -> R
     return Response(model.model_dump_json(exclude_none=False), media_type="application/json", headers=headers)
 
 
-def error_response(
-    exc: GatewayError, flavor: str = "openai", headers: dict[str, str] | None = None
-) -> Response:
+def error_response(exc: GatewayError, flavor: str = "openai", headers: dict[str, str] | None = None) -> Response:
     """The error as OpenAI's (or Anthropic's) JSON, with its status and headers."""
     body = exc.anthropic_body() if flavor == "anthropic" else exc.openai_body()
     return JSONResponse(body, status_code=exc.status, headers={**exc.headers, **(headers or {})})
@@ -80,9 +78,7 @@ def parse_json(raw: bytes) -> dict[str, Any]:
     except orjson.JSONDecodeError as exc:
         raise BadRequest(f"request body is not valid JSON: {exc}", code="invalid_json") from None
     if not isinstance(data, dict):
-        raise BadRequest(
-            f"request body must be a JSON object, not {type(data).__name__}", code="invalid_json"
-        )
+        raise BadRequest(f"request body must be a JSON object, not {type(data).__name__}", code="invalid_json")
     return data
 
 

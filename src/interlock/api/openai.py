@@ -35,7 +35,9 @@ def _headers(ctx: RequestContext) -> dict[str, str]:
     headers = {"x-request-id": ctx.request_id}
     if ctx.deployment is not None:
         headers["x-interlock-model"] = ctx.deployment.alias
+        headers["x-interlock-deployment"] = ctx.deployment.name
         headers["x-interlock-provider"] = ctx.deployment.provider.kind
+        headers["x-interlock-attempts"] = str(ctx.attempts)
     return headers
 
 
@@ -97,15 +99,17 @@ async def embeddings(request: Request) -> Response:
 
 
 def _model_entry(alias: str, state: AppState) -> dict[str, Any]:
-    dep = state.gateway.deployments[alias]
+    route = state.gateway.routes[alias]
     return {
         "id": alias,
         "object": "model",
         "created": state.started,
-        "owned_by": dep.provider.kind,
-        "mode": dep.model.mode,
-        "tags": dep.model.tags,
-        "context_window": dep.model.context_window,
+        "owned_by": ",".join(sorted({d.provider.kind for d in route.deployments})),
+        "mode": route.model.mode,
+        "tags": route.tags,
+        "context_window": route.model.context_window,
+        "deployments": len(route.deployments),
+        "fallbacks": route.fallbacks,
     }
 
 
@@ -118,8 +122,8 @@ async def list_models(request: Request) -> Response:
         return error_response(exc)
     data = [
         _model_entry(alias, state)
-        for alias, dep in state.gateway.deployments.items()
-        if principal.may_use(alias, dep.model.tags)
+        for alias, route in state.gateway.routes.items()
+        if principal.may_use(alias, route.tags)
     ]
     return JSONResponse({"object": "list", "data": data})
 
@@ -131,8 +135,8 @@ async def get_model(request: Request) -> Response:
     try:
         principal = await state.keys.authenticate(bearer_token(request))
         ctx = RequestContext(principal=principal, endpoint="models")
-        dep = state.gateway.deployments.get(alias)
-        state.gateway.resolve(ctx, alias, dep.model.mode if dep else "chat")
+        route = state.gateway.routes.get(alias)
+        state.gateway.resolve(ctx, alias, route.model.mode if route else "chat")
     except GatewayError as exc:
         return error_response(exc)
     return JSONResponse(_model_entry(alias, state))

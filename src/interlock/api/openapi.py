@@ -64,9 +64,7 @@ def _op(
 
 def openapi_document(version: str) -> dict[str, Any]:
     """The whole OpenAPI 3.1 document."""
-    _, defs = models_json_schema(
-        [(m, "validation") for m in _MODELS], ref_template="#/components/schemas/{model}"
-    )
+    _, defs = models_json_schema([(m, "validation") for m in _MODELS], ref_template="#/components/schemas/{model}")
     schemas = dict(defs.get("$defs", {}))
     schemas["Error"] = _ERROR
     chat_errors = (400, 401, 403, 404, 413, 429, 502, 503, 504)
@@ -103,12 +101,8 @@ def openapi_document(version: str) -> dict[str, Any]:
                     admin=True,
                 ),
             },
-            "/admin/keys/{key_id}/revoke": {
-                "post": _op("Revoke a key", None, obj, (401, 403, 404), admin=True)
-            },
-            "/admin/spend": {
-                "get": _op("Spend by key, model or day", None, obj, (400, 401, 403), admin=True)
-            },
+            "/admin/keys/{key_id}/revoke": {"post": _op("Revoke a key", None, obj, (401, 403, 404), admin=True)},
+            "/admin/spend": {"get": _op("Spend by key, model or day", None, obj, (400, 401, 403), admin=True)},
             "/healthz": {"get": {"summary": "Liveness", "responses": {"200": {"description": "alive"}}}},
             "/readyz": {
                 "get": {

@@ -5,7 +5,10 @@ from __future__ import annotations
 from importlib.metadata import entry_points
 from typing import TYPE_CHECKING
 
-from interlock.providers.base import Provider, ProviderContext, ProviderFactory
+from interlock.pricing import resolve_price
+from interlock.providers.base import ProviderContext, ProviderFactory
+from interlock.routing.breaker import CircuitBreaker
+from interlock.routing.deployments import Deployment, ModelRoute
 from interlock.settings import ConfigError
 
 if TYPE_CHECKING:
@@ -27,16 +30,31 @@ def load_factory(name: str) -> ProviderFactory | None:
     return None
 
 
-def build_providers(settings: Settings, context: ProviderContext) -> dict[str, Provider]:
-    """One provider per configured model alias; an unknown provider name is a config error."""
-    providers: dict[str, Provider] = {}
+def build_routes(settings: Settings, context: ProviderContext) -> dict[str, ModelRoute]:
+    """Every alias with a provider per deployment; an unknown provider name is a config error."""
+    routes: dict[str, ModelRoute] = {}
+    breaker = settings.routing
     for alias, model in settings.models.items():
-        factory = load_factory(model.provider)
-        if factory is None:
-            known = ", ".join(available_providers())
-            raise ConfigError(
-                f"invalid config in {settings.source}: models.{alias}.provider: "
-                f"unknown provider '{model.provider}' (registered: {known})"
+        deployments = []
+        configs = model.deployment_settings()
+        for i, dep in enumerate(configs):
+            factory = load_factory(dep.provider)
+            where = f"models.{alias}" + (f".deployments[{i}]" if model.deployments else "")
+            if factory is None:
+                raise ConfigError(
+                    f"invalid config in {settings.source}: {where}.provider: "
+                    f"unknown provider '{dep.provider}' (registered: {', '.join(available_providers())})"
+                )
+            name = alias if len(configs) == 1 else f"{alias}#{i}"
+            deployments.append(
+                Deployment(
+                    alias=alias,
+                    name=name,
+                    provider=factory(alias, dep, context),
+                    model=dep,
+                    price=resolve_price(alias, dep),
+                    breaker=CircuitBreaker(breaker.breaker_failures, breaker.breaker_cooldown_s),
+                )
             )
-        providers[alias] = factory(alias, model, context)
-    return providers
+        routes[alias] = ModelRoute(alias, model, deployments, list(model.fallbacks))
+    return routes

@@ -44,6 +44,8 @@ class UsageRecord:
     ttft_ms: float | None
     status: int
     error: str | None = None
+    deployment: str = ""
+    attempts: int = 1
 
 
 @dataclass(frozen=True, slots=True)

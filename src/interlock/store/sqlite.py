@@ -25,9 +25,10 @@ log = logging.getLogger(__name__)
 
 _USAGE_COLUMNS = (
     "request_id, ts, key_id, endpoint, alias, provider, upstream_model, stream, prompt_tokens, "
-    "completion_tokens, usage_source, cost_micros, price_version, latency_ms, ttft_ms, status, error"
+    "completion_tokens, usage_source, cost_micros, price_version, latency_ms, ttft_ms, status, error, "
+    "deployment, attempts"
 )
-_INSERT_USAGE = f"INSERT INTO usage ({_USAGE_COLUMNS}) VALUES ({', '.join('?' * 17)})"
+_INSERT_USAGE = f"INSERT INTO usage ({_USAGE_COLUMNS}) VALUES ({', '.join('?' * 19)})"
 _STOP = object()
 
 
@@ -87,6 +88,8 @@ def _usage_tuple(r: UsageRecord) -> tuple[object, ...]:
         r.ttft_ms,
         r.status,
         r.error,
+        r.deployment,
+        r.attempts,
     )
 
 
@@ -185,11 +188,7 @@ class SqliteStore:
             while len(batch) < self.flush_max_rows:
                 remaining = deadline - time.monotonic()
                 try:
-                    item = (
-                        self._queue.get(timeout=max(remaining, 0))
-                        if remaining > 0
-                        else self._queue.get_nowait()
-                    )
+                    item = self._queue.get(timeout=max(remaining, 0)) if remaining > 0 else self._queue.get_nowait()
                 except queue.Empty:
                     break
                 if item is _STOP:
@@ -267,9 +266,7 @@ class SqliteStore:
             if group == "key":
                 key_id, _, name = label.partition("|")
                 label, extra = key_id, {"name": name}
-            out.append(
-                SpendRow(label, int(n), int(pt or 0), int(ct or 0), int(cost or 0), int(errors or 0), extra)
-            )
+            out.append(SpendRow(label, int(n), int(pt or 0), int(ct or 0), int(cost or 0), int(errors or 0), extra))
         return out
 
     # keys ------------------------------------------------------------------------------------
@@ -299,9 +296,7 @@ class SqliteStore:
 
     async def key_by_hash(self, hash_: str) -> KeyRecord | None:
         """The key with this hash, if any."""
-        rows = await asyncio.to_thread(
-            self._query, f"SELECT {_KEY_COLUMNS} FROM keys WHERE hash = ?", (hash_,)
-        )
+        rows = await asyncio.to_thread(self._query, f"SELECT {_KEY_COLUMNS} FROM keys WHERE hash = ?", (hash_,))
         return _key_from_row(rows[0]) if rows else None
 
     async def revoke_key(self, key_id: str, at: float) -> bool:

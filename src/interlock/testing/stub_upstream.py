@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import socket
+import struct
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
@@ -171,6 +173,21 @@ async def _anthropic(send: Send, req: dict[str, Any], fault: str) -> None:
     await send({"type": "http.response.body", "body": b""})
 
 
+def _reset(receive: Receive) -> None:
+    """Abort the TCP connection with an RST (SO_LINGER 0), as a crashed upstream or proxy would.
+
+    ASGI has no way to do this; uvicorn's `receive` is a bound method of the connection's cycle,
+    which holds the transport.
+    """
+    transport = getattr(getattr(receive, "__self__", None), "transport", None)
+    if transport is None:
+        raise ConnectionResetError("stub resets the connection")
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    transport.abort()
+
+
 async def app(scope: Scope, receive: Receive, send: Send) -> None:
     """The stub as an ASGI app."""
     if scope["type"] == "lifespan":
@@ -193,7 +210,8 @@ async def app(scope: Scope, receive: Receive, send: Send) -> None:
         await _send(send, 429, b'{"error": {"message": "slow down"}}', extra=[(b"retry-after", b"7")])
         return
     if fault == "reset":
-        raise ConnectionResetError("stub resets the connection")
+        _reset(receive)
+        return
     if fault == "hang":
         await asyncio.sleep(3600)
     if path.endswith("/messages"):
