@@ -1,0 +1,1 @@
+"""Sentence embeddings from a locally shipped model."""
