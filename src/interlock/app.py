@@ -26,6 +26,7 @@ from interlock.pipeline import Gateway
 from interlock.policy.keys import Keys, load_admin_key
 from interlock.providers.base import Provider, ProviderContext
 from interlock.providers.registry import build_routes
+from interlock.routing.cache import open_cache
 from interlock.routing.deployments import ModelRoute
 from interlock.settings import Settings
 from interlock.store import open_store
@@ -104,14 +105,17 @@ def _lifespan(settings: Settings, routes: dict[str, ModelRoute], http: _HttpSess
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         store = open_store(settings)
         await store.open()
-        keys = Keys(store, load_admin_key(settings.home), settings.store.key_refresh_interval_s)
+        admin = load_admin_key(settings.home, settings.admin_key.get_secret_value() if settings.admin_key else None)
+        keys = Keys(store, admin, settings.store.key_refresh_interval_s)
         await keys.start()
+        cache = open_cache(settings.cache.url, settings.cache.max_entries)
         gateway = Gateway(
             routes,
             settings.routing,
             store.record_usage,
             _fallback_counter(routes),
             first_token_timeout=settings.server.first_token_timeout,
+            cache=cache,
         )
         app.state.interlock = AppState(settings, store, keys, gateway, providers, int(time.time()))
         loading = asyncio.create_task(_start_providers(providers), name="interlock-load-models")
@@ -123,6 +127,7 @@ def _lifespan(settings: Settings, routes: dict[str, ModelRoute], http: _HttpSess
                 await loading
             await asyncio.gather(*(p.close() for p in providers.values()), return_exceptions=True)
             await http.close()
+            await cache.close()
             await keys.close()
             await store.close()
 

@@ -15,13 +15,23 @@ from typing import TypeVar
 
 from interlock.errors import Forbidden, GatewayError, NotFound, UpstreamError, UpstreamTimeout
 from interlock.policy.keys import Principal
+from interlock.routing.cache import ResponseCache, assemble, cache_key, replay_as_chunks
 from interlock.routing.deployments import Deployment, ModelRoute
 from interlock.routing.failover import Failover
 from interlock.settings import RoutingSettings
 from interlock.store.records import UsageRecord
-from interlock.types import ChatChunk, ChatRequest, ChatResponse, EmbeddingRequest, EmbeddingResponse, Usage
+from interlock.types import (
+    ChatChunk,
+    ChatRequest,
+    ChatResponse,
+    EmbeddingRequest,
+    EmbeddingResponse,
+    FinishReason,
+    Usage,
+)
 
 T = TypeVar("T")
+RESIDENT_TAGS = {"local", "sovereign"}
 CLIENT_CLOSED = 499  # nginx's code for "client closed the connection"
 
 
@@ -37,6 +47,8 @@ class RequestContext:
     alias: str = ""
     deployment: Deployment | None = None
     attempts: int = 0
+    restricted: bool = False  # data residency: only local/sovereign deployments
+    cache: str = ""  # "hit" or "miss" when the response cache applies
     recorded: bool = False
 
 
@@ -50,8 +62,10 @@ class Gateway:
         record_usage: Callable[[UsageRecord], None],
         fallback_counter: tuple[str, Callable[[str], int | None]] | None = None,
         first_token_timeout: float = 60.0,
+        cache: ResponseCache | None = None,
     ) -> None:
         self.routes = routes
+        self.cache = cache
         self.failover = Failover(routes, routing)
         self._record = record_usage
         self._fallback = fallback_counter
@@ -76,7 +90,43 @@ class Gateway:
             )
         return route
 
-    async def _routed(self, ctx: RequestContext, route: ModelRoute, call: Callable[[Deployment], Awaitable[T]]) -> T:
+    def candidates(self, ctx: RequestContext, route: ModelRoute) -> list[Deployment]:
+        """Deployments this request may go to, in order; a restricted request only gets local/sovereign ones."""
+        plan = self.failover.candidates(route)
+        if not ctx.restricted:
+            return plan
+        allowed = [d for d in plan if RESIDENT_TAGS & set(d.model.tags)]
+        if not allowed:
+            raise Forbidden(
+                f"this request is restricted to local or sovereign deployments (data residency), and model "
+                f"'{route.alias}' has none; use a model tagged 'local' or 'sovereign'",
+                code="residency_restricted",
+            )
+        return allowed
+
+    def _cache_key(self, ctx: RequestContext, route: ModelRoute, request: ChatRequest) -> tuple[str, int] | None:
+        ttl = max(route.model.cache_ttl_s, ctx.principal.cache_ttl_s)
+        if self.cache is None or ttl <= 0:
+            return None
+        return cache_key(ctx.principal.key_id, request), ttl
+
+    async def _cached(
+        self, ctx: RequestContext, request: ChatRequest, key: tuple[str, int] | None
+    ) -> ChatResponse | None:
+        if key is None or self.cache is None:
+            return None
+        hit = await self.cache.get(key[0])
+        ctx.cache = "miss" if hit is None else "hit"
+        if hit is not None:
+            self.settle(ctx, hit.usage or Usage(), "cache", status=200, ttft=None, cached=True, stream=request.stream)
+        return hit
+
+    async def _routed(
+        self,
+        ctx: RequestContext,
+        route: ModelRoute,
+        call: Callable[[Deployment], Awaitable[T]],
+    ) -> T:
         async def tracked(dep: Deployment) -> T:
             ctx.attempts += 1
             ctx.deployment = dep
@@ -89,7 +139,7 @@ class Gateway:
             dep.observe_latency((time.perf_counter() - started) * 1000)
             return result
 
-        outcome = await self.failover.run(route, tracked)
+        outcome = await self.failover.run(route, tracked, self.candidates(ctx, route))
         return outcome.result
 
     # requests --------------------------------------------------------------------------------
@@ -97,11 +147,18 @@ class Gateway:
     async def chat(self, ctx: RequestContext, request: ChatRequest) -> ChatResponse:
         """A complete chat answer, settled into the ledger."""
         route = self.resolve(ctx, request.model, "chat")
+        self.candidates(ctx, route)  # refuse a restricted request before looking in the cache
+        key = self._cache_key(ctx, route, request)
+        hit = await self._cached(ctx, request, key)
+        if hit is not None:
+            return hit
         response = await self._routed(ctx, route, lambda dep: dep.provider.chat(request))
         assert ctx.deployment is not None
         usage, source = self._usage(ctx.deployment, request, response.usage, _response_text(response))
         response.usage = usage
         self.settle(ctx, usage, source, status=200, ttft=None)
+        if key is not None and self.cache is not None and response.choices:
+            await self.cache.put(key[0], response, key[1])
         return response
 
     async def _open_stream(self, dep: Deployment, request: ChatRequest) -> tuple[AsyncIterator[ChatChunk], ChatChunk]:
@@ -125,28 +182,44 @@ class Gateway:
     async def stream(self, ctx: RequestContext, request: ChatRequest) -> AsyncIterator[ChatChunk]:
         """Chunks as the provider makes them; settles when the stream ends, fails or is abandoned."""
         route = self.resolve(ctx, request.model, "chat")
+        self.candidates(ctx, route)
+        key = self._cache_key(ctx, route, request)
+        hit = await self._cached(ctx, request, key)
+        if hit is not None:
+            for cached in replay_as_chunks(hit):
+                yield cached
+            return
+        finish: FinishReason | None = None
+        usage = Usage()
         ttft: float | None = None
         reported: Usage | None = None
         pieces: list[str] = []
         status, error = 200, None
         dep: Deployment | None = None
+
+        def observe(chunk: ChatChunk) -> None:
+            nonlocal reported, finish, key
+            if chunk.usage is not None:
+                reported = chunk.usage
+            for choice in chunk.choices:
+                finish = choice.finish_reason or finish
+                if choice.delta.content:
+                    pieces.append(choice.delta.content)
+                for call in choice.delta.tool_calls or ():
+                    key = None  # streamed tool calls are not cached
+                    pieces.append((call.function or {}).get("arguments", ""))
+
         try:
             stream, first = await self._routed(ctx, route, lambda d: self._open_stream(d, request))
             dep = ctx.deployment
             assert dep is not None
             dep.outstanding += 1
             ttft = (time.perf_counter() - ctx.started) * 1000
-            chunk: ChatChunk | None = first
-            while chunk is not None:
-                if chunk.usage is not None:
-                    reported = chunk.usage
-                for choice in chunk.choices:
-                    if choice.delta.content:
-                        pieces.append(choice.delta.content)
-                    for call in choice.delta.tool_calls or ():
-                        pieces.append((call.function or {}).get("arguments", ""))
+            observe(first)
+            yield first
+            async for chunk in stream:
+                observe(chunk)
                 yield chunk
-                chunk = await anext(stream, None)
         except GatewayError as exc:
             status, error = exc.status, exc.message
             raise
@@ -161,6 +234,8 @@ class Gateway:
                 dep.outstanding -= 1
                 usage, source = self._usage(dep, request, reported, "".join(pieces))
                 self.settle(ctx, usage, source, status=status, ttft=ttft, error=error, stream=True)
+        if key is not None and self.cache is not None and finish is not None and status == 200:
+            await self.cache.put(key[0], assemble(first, "".join(pieces), finish, usage), key[1])
 
     async def embed(self, ctx: RequestContext, request: EmbeddingRequest) -> EmbeddingResponse:
         """Embeddings, settled into the ledger."""
@@ -201,12 +276,13 @@ class Gateway:
         ttft: float | None,
         error: str | None = None,
         stream: bool = False,
+        cached: bool = False,
     ) -> None:
         """Write this request's one ledger row (a second call for the same request is ignored)."""
         if ctx.recorded or (ctx.principal.key_id is None and not ctx.principal.is_admin):
             return
         ctx.recorded = True
-        dep = ctx.deployment
+        dep = None if cached else ctx.deployment
         price = dep.price if dep else None
         self._record(
             UsageRecord(
@@ -215,7 +291,7 @@ class Gateway:
                 key_id=ctx.principal.key_id,
                 endpoint=ctx.endpoint,
                 alias=ctx.alias,
-                provider=dep.provider.kind if dep else "",
+                provider=dep.provider.kind if dep else ("cache" if cached else ""),
                 deployment=dep.name if dep else "",
                 attempts=ctx.attempts or 1,
                 upstream_model=dep.provider.upstream_model if dep else "",
@@ -224,7 +300,7 @@ class Gateway:
                 completion_tokens=usage.completion_tokens,
                 usage_source=source,
                 cost_micros=price.cost_micros(usage.prompt_tokens, usage.completion_tokens) if price else 0,
-                price_version=price.version if price else "",
+                price_version=price.version if price else ("cache" if cached else ""),
                 latency_ms=(time.perf_counter() - ctx.started) * 1000,
                 ttft_ms=ttft,
                 status=status,

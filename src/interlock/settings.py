@@ -13,7 +13,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
 DEFAULT_CHAT_ALIAS = "smollm2"
 DEFAULT_EMBEDDING_ALIAS = "minilm"
@@ -68,6 +68,13 @@ class RoutingSettings(_Strict):
     breaker_cooldown_s: float = Field(default=30.0, gt=0)  # open time before one half-open probe
 
 
+class CacheSettings(_Strict):
+    """The response cache backend (opt-in per model with `cache_ttl_s`, or per key)."""
+
+    url: str = ""  # empty: in this process; redis://host:port/db to share between replicas
+    max_entries: int = Field(default=10_000, ge=1)  # in-process backend only
+
+
 class DeploymentSettings(_Strict):
     """One place an alias is served; unset fields inherit from the alias."""
 
@@ -106,6 +113,7 @@ class ModelSettings(_Strict):
     fallbacks: list[str] = Field(default_factory=list)
     weight: float = Field(default=1.0, gt=0)
     priority: int = Field(default=0, ge=0)
+    cache_ttl_s: int = Field(default=0, ge=0)  # response cache for this alias; 0 = off
 
     @field_validator("api_key_env")
     @classmethod
@@ -166,8 +174,11 @@ class Settings(_Strict):
     store: StoreSettings = Field(default_factory=StoreSettings)
     engine: EngineSettings = Field(default_factory=EngineSettings)
     routing: RoutingSettings = Field(default_factory=RoutingSettings)
+    cache: CacheSettings = Field(default_factory=CacheSettings)
     models: dict[str, ModelSettings] = Field(default_factory=_default_models)
     source: str = "<defaults>"
+    # From INTERLOCK_ADMIN_KEY only (never from the file); unset: generated under `home`.
+    admin_key: SecretStr | None = Field(default=None, exclude=True, repr=False)
 
     @model_validator(mode="after")
     def _check_fallbacks(self) -> Settings:
@@ -236,6 +247,9 @@ def load_settings(path: str | os.PathLike[str] | None = None, environ: dict[str,
             raise ConfigError(f"invalid config in {file}: not valid TOML: {exc}") from None
         # Declaring [models] replaces the defaults, so the file says exactly what is served.
     data = _merge(data, _env_overrides(env))
+    data.pop("admin_key", None)
+    if env.get("INTERLOCK_ADMIN_KEY"):
+        data["admin_key"] = env["INTERLOCK_ADMIN_KEY"]
     if "INTERLOCK_HOME" in env:
         data["home"] = env["INTERLOCK_HOME"]
     if "home" in data:

@@ -25,6 +25,8 @@ class KeyCreate(BaseModel):
     models: list[str] = Field(default_factory=list)
     expires_at: float | None = Field(default=None, description="expiry as epoch seconds")
     expires_in_days: float | None = Field(default=None, gt=0)
+    restricted: bool = Field(default=False, description="data residency: only local/sovereign deployments")
+    cache_ttl_s: int = Field(default=0, ge=0, le=30 * 86400, description="response cache TTL; 0 = off")
 
 
 def key_view(key: KeyRecord) -> dict[str, Any]:
@@ -59,7 +61,14 @@ async def create_key(request: Request) -> Response:
         expires = body.expires_at
         if body.expires_in_days is not None:
             expires = time.time() + body.expires_in_days * 86400
-        record, token = await state.keys.create(body.name, body.owner, tuple(body.models), expires)
+        record, token = await state.keys.create(
+            body.name,
+            body.owner,
+            tuple(body.models),
+            expires,
+            restricted=body.restricted,
+            cache_ttl_s=body.cache_ttl_s,
+        )
     except GatewayError as exc:
         return error_response(exc)
     return JSONResponse({**key_view(record), "key": token}, status_code=201)

@@ -8,7 +8,6 @@ from starlette.responses import Response, StreamingResponse
 
 from interlock.api.http import (
     JSONResponse,
-    bearer_token,
     error_response,
     first_chunk,
     parse_json,
@@ -17,6 +16,7 @@ from interlock.api.http import (
     sse_stream,
     validate,
 )
+from interlock.api.openai import authenticate
 from interlock.api.state import AppState
 from interlock.errors import GatewayError
 from interlock.pipeline import RequestContext
@@ -38,8 +38,7 @@ async def messages(request: Request) -> Response:
     state: AppState = request.app.state.interlock
     ctx: RequestContext | None = None
     try:
-        principal = await state.keys.authenticate(bearer_token(request))
-        ctx = RequestContext(principal=principal, endpoint="messages")
+        ctx = await authenticate(state, request, "messages")
         data = parse_json(await read_body(request, state.settings.server.max_body_bytes))
         if isinstance(data.get("model"), str):
             ctx.alias = data["model"]

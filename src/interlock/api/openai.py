@@ -22,7 +22,7 @@ from interlock.api.http import (
     validate,
 )
 from interlock.api.state import AppState
-from interlock.errors import GatewayError
+from interlock.errors import BadRequest, GatewayError
 from interlock.pipeline import RequestContext
 from interlock.types import ChatChunk, ChatRequest, EmbeddingRequest
 
@@ -31,8 +31,13 @@ log = logging.getLogger(__name__)
 DONE = b"data: [DONE]\n\n"
 
 
+RESIDENCY_HEADER = "x-interlock-residency"
+
+
 def _headers(ctx: RequestContext) -> dict[str, str]:
     headers = {"x-request-id": ctx.request_id}
+    if ctx.cache:
+        headers["x-interlock-cache"] = ctx.cache
     if ctx.deployment is not None:
         headers["x-interlock-model"] = ctx.deployment.alias
         headers["x-interlock-deployment"] = ctx.deployment.name
@@ -41,9 +46,16 @@ def _headers(ctx: RequestContext) -> dict[str, str]:
     return headers
 
 
-async def _authenticate(state: AppState, request: Request, endpoint: str) -> RequestContext:
+async def authenticate(state: AppState, request: Request, endpoint: str) -> RequestContext:
+    """The request's context: who is calling, and whether the request is restricted to resident models."""
     principal = await state.keys.authenticate(bearer_token(request))
-    return RequestContext(principal=principal, endpoint=endpoint)
+    residency = request.headers.get(RESIDENCY_HEADER, "").strip().lower()
+    if residency not in ("", "restricted", "unrestricted"):
+        raise BadRequest(f"header {RESIDENCY_HEADER} must be 'restricted' (or absent), not {residency!r}")
+    # A key marked restricted cannot lift its own restriction with the header.
+    return RequestContext(
+        principal=principal, endpoint=endpoint, restricted=principal.restricted or residency == "restricted"
+    )
 
 
 async def chat_completions(request: Request) -> Response:
@@ -51,7 +63,7 @@ async def chat_completions(request: Request) -> Response:
     state: AppState = request.app.state.interlock
     ctx: RequestContext | None = None
     try:
-        ctx = await _authenticate(state, request, "chat")
+        ctx = await authenticate(state, request, "chat")
         data = parse_json(await read_body(request, state.settings.server.max_body_bytes))
         if isinstance(data.get("model"), str):
             ctx.alias = data["model"]
@@ -86,7 +98,7 @@ async def embeddings(request: Request) -> Response:
     state: AppState = request.app.state.interlock
     ctx: RequestContext | None = None
     try:
-        ctx = await _authenticate(state, request, "embeddings")
+        ctx = await authenticate(state, request, "embeddings")
         data = parse_json(await read_body(request, state.settings.server.max_body_bytes))
         if isinstance(data.get("model"), str):
             ctx.alias = data["model"]

@@ -23,7 +23,7 @@ def _api_key(explicit: str | None) -> str:
     from interlock.policy.keys import load_admin_key
 
     home = Path(os.environ.get("INTERLOCK_HOME", "~/.interlock")).expanduser()
-    return load_admin_key(home)
+    return load_admin_key(home, os.environ.get("INTERLOCK_ADMIN_KEY"))
 
 
 def _stream(
@@ -43,9 +43,7 @@ def _stream(
     ) as resp:
         if resp.status_code != 200:
             resp.read()
-            message = (
-                resp.json().get("error", {}).get("message", resp.text) if resp.text else resp.reason_phrase
-            )
+            message = resp.json().get("error", {}).get("message", resp.text) if resp.text else resp.reason_phrase
             raise RuntimeError(f"{resp.status_code}: {message}")
         for line in resp.iter_lines():
             if not line.startswith("data: ") or line == "data: [DONE]":
@@ -63,14 +61,10 @@ def _stream(
 
 
 def chat(
-    prompt: Annotated[
-        str | None, typer.Argument(help="Ask once and exit; omit for an interactive session")
-    ] = None,
+    prompt: Annotated[str | None, typer.Argument(help="Ask once and exit; omit for an interactive session")] = None,
     model: Annotated[str, typer.Option("--model", "-m", help="Model alias")] = DEFAULT_CHAT_ALIAS,
     url: Annotated[str, typer.Option(help="Gateway URL")] = "http://127.0.0.1:8080",
-    key: Annotated[
-        str | None, typer.Option(help="API key (default: $INTERLOCK_API_KEY, else the admin key)")
-    ] = None,
+    key: Annotated[str | None, typer.Option(help="API key (default: $INTERLOCK_API_KEY, else the admin key)")] = None,
     system: Annotated[str | None, typer.Option(help="System prompt")] = None,
     max_tokens: Annotated[int | None, typer.Option(help="Limit the answer's length")] = None,
 ) -> None:

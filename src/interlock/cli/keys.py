@@ -46,19 +46,21 @@ def create(
         typer.Option("--model", "-m", help="Allowed model alias or tag:<tag> (repeatable; default all)"),
     ] = None,
     expires_in_days: Annotated[float | None, typer.Option(help="Expire after this many days")] = None,
+    restricted: Annotated[bool, typer.Option(help="Data residency: only local/sovereign deployments")] = False,
+    cache_ttl: Annotated[int, typer.Option(help="Cache identical requests for this many seconds (0 = off)")] = 0,
     config: ConfigOption = None,
 ) -> None:
     """Create a key and print it (it is shown only once)."""
     keys, store = _keys(config)
     expires = time.time() + expires_in_days * 86400 if expires_in_days else None
     try:
-        record, token = asyncio.run(keys.create(name, owner, tuple(model or ()), expires))
+        record, token = asyncio.run(
+            keys.create(name, owner, tuple(model or ()), expires, restricted=restricted, cache_ttl_s=cache_ttl)
+        )
     finally:
         store.close_sync()
     console = Console()
-    console.print(
-        f"Created key [bold]{record.id}[/bold] ({record.name}). Store it now; it is not shown again:"
-    )
+    console.print(f"Created key [bold]{record.id}[/bold] ({record.name}). Store it now; it is not shown again:")
     typer.echo(token)
 
 
@@ -75,9 +77,7 @@ def list_keys(config: ConfigOption = None) -> None:
         table.add_column(col)
     now = time.time()
     for k in records:
-        status = (
-            "revoked" if k.revoked_at else "expired" if k.expires_at and k.expires_at <= now else "active"
-        )
+        status = "revoked" if k.revoked_at else "expired" if k.expires_at and k.expires_at <= now else "active"
         table.add_row(
             k.id,
             k.name,
@@ -92,9 +92,7 @@ def list_keys(config: ConfigOption = None) -> None:
 
 
 @app.command()
-def revoke(
-    key_id: Annotated[str, typer.Argument(help="The key's id (key_...)")], config: ConfigOption = None
-) -> None:
+def revoke(key_id: Annotated[str, typer.Argument(help="The key's id (key_...)")], config: ConfigOption = None) -> None:
     """Revoke a key."""
     keys, store = _keys(config)
     try:

@@ -45,6 +45,8 @@ class Principal:
     name: str
     is_admin: bool = False
     models: tuple[str, ...] = ()
+    restricted: bool = False  # data residency: local/sovereign deployments only
+    cache_ttl_s: int = 0
 
     def may_use(self, alias: str, tags: list[str]) -> bool:
         """Whether this principal may call model `alias` (entries are aliases or `tag:<tag>`)."""
@@ -66,11 +68,10 @@ def new_key_token() -> str:
     return KEY_PREFIX + secrets.token_urlsafe(32)
 
 
-def load_admin_key(home: Path, environ: dict[str, str] | None = None) -> str:
-    """INTERLOCK_ADMIN_KEY, or the key in <home>/admin_key, created with mode 0600 on first start."""
-    env = os.environ if environ is None else environ
-    if env.get("INTERLOCK_ADMIN_KEY"):
-        return env["INTERLOCK_ADMIN_KEY"]
+def load_admin_key(home: Path, explicit: str | None = None) -> str:
+    """The configured admin key, or the one in <home>/admin_key, created with mode 0600 on first start."""
+    if explicit:
+        return explicit
     path = home / "admin_key"
     if path.exists():
         return path.read_text(encoding="utf-8").strip()
@@ -143,10 +144,23 @@ class Keys:
         if key is None or not hmac.compare_digest(key.hash, digest):
             raise Unauthorized("invalid API key", code="invalid_api_key")
         check_usable(key, time.time())
-        return Principal(key_id=key.id, name=key.name, models=key.models)
+        return Principal(
+            key_id=key.id,
+            name=key.name,
+            models=key.models,
+            restricted=key.residency == "restricted",
+            cache_ttl_s=key.cache_ttl_s,
+        )
 
     async def create(
-        self, name: str, owner: str = "", models: tuple[str, ...] = (), expires_at: float | None = None
+        self,
+        name: str,
+        owner: str = "",
+        models: tuple[str, ...] = (),
+        expires_at: float | None = None,
+        *,
+        restricted: bool = False,
+        cache_ttl_s: int = 0,
     ) -> tuple[KeyRecord, str]:
         """Create a key; returns the record and the plaintext token (shown once, never stored)."""
         token = new_key_token()
@@ -159,6 +173,8 @@ class Keys:
             models=models,
             created_at=time.time(),
             expires_at=expires_at,
+            residency="restricted" if restricted else "",
+            cache_ttl_s=cache_ttl_s,
         )
         await self._store.insert_key(record)
         self._by_hash[record.hash] = record

@@ -21,6 +21,8 @@ class KeyRecord:
     created_at: float
     expires_at: float | None = None
     revoked_at: float | None = None
+    residency: str = ""  # "restricted": only local/sovereign deployments
+    cache_ttl_s: int = 0  # response cache opt-in; 0 = off
 
 
 @dataclass(frozen=True, slots=True)

@@ -43,15 +43,14 @@ def _connect(path: Path) -> sqlite3.Connection:
 def migrate(conn: sqlite3.Connection) -> int:
     """Apply the numbered migrations that are not applied yet; return the schema version."""
     conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
-    row = conn.execute("SELECT max(version) FROM schema_version").fetchone()
-    current = row[0] or 0
+    applied = {int(r[0]) for r in conn.execute("SELECT version FROM schema_version")}
     files = sorted(
         (f for f in resources.files("interlock.store.migrations").iterdir() if f.name.endswith(".sql")),
         key=lambda f: f.name,
     )
     for f in files:
         number = int(f.name.split("_", 1)[0])
-        if number <= current:
+        if number in applied:
             continue
         conn.execute("BEGIN IMMEDIATE")
         try:
@@ -65,8 +64,8 @@ def migrate(conn: sqlite3.Connection) -> int:
         except BaseException:
             conn.execute("ROLLBACK")
             raise
-        current = number
-    return int(current)
+        applied.add(number)
+    return max(applied, default=0)
 
 
 def _usage_tuple(r: UsageRecord) -> tuple[object, ...]:
@@ -94,7 +93,7 @@ def _usage_tuple(r: UsageRecord) -> tuple[object, ...]:
 
 
 def _key_from_row(row: tuple[Any, ...]) -> KeyRecord:
-    id_, name, owner, hash_, prefix, models, created, expires, revoked = row
+    id_, name, owner, hash_, prefix, models, created, expires, revoked, residency, cache_ttl = row
     return KeyRecord(
         id=str(id_),
         name=str(name),
@@ -105,10 +104,12 @@ def _key_from_row(row: tuple[Any, ...]) -> KeyRecord:
         created_at=float(created),
         expires_at=None if expires is None else float(expires),
         revoked_at=None if revoked is None else float(revoked),
+        residency=str(residency),
+        cache_ttl_s=int(cache_ttl),
     )
 
 
-_KEY_COLUMNS = "id, name, owner, hash, prefix, models, created_at, expires_at, revoked_at"
+_KEY_COLUMNS = "id, name, owner, hash, prefix, models, created_at, expires_at, revoked_at, residency, cache_ttl_s"
 
 
 class SqliteStore:
@@ -275,7 +276,7 @@ class SqliteStore:
         """Store a new key."""
         await asyncio.to_thread(
             self._execute,
-            f"INSERT INTO keys ({_KEY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            f"INSERT INTO keys ({_KEY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 key.id,
                 key.name,
@@ -286,6 +287,8 @@ class SqliteStore:
                 key.created_at,
                 key.expires_at,
                 key.revoked_at,
+                key.residency,
+                key.cache_ttl_s,
             ),
         )
 
