@@ -24,9 +24,7 @@ def dollars(micros: int) -> str:
 
 
 def spend(
-    by: Annotated[
-        Literal["key", "model", "day"], typer.Option("--by", help="Group by key, model or day")
-    ] = "model",
+    by: Annotated[Literal["key", "model", "day"], typer.Option("--by", help="Group by key, model or day")] = "model",
     days: Annotated[float | None, typer.Option(help="Only the last N days")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table")] = False,
     config: Annotated[Path | None, typer.Option("--config", "-c", help="TOML config file")] = None,

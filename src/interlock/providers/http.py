@@ -49,9 +49,7 @@ def _transport_error(exc: BaseException, url: str) -> GatewayError:
         return UpstreamTimeout("the upstream did not answer in time")
     if isinstance(exc, aiohttp.ClientPayloadError):
         return UpstreamError("the upstream cut the response short", code="upstream_truncated")
-    return UpstreamError(
-        f"the upstream connection failed: {type(exc).__name__}", code="upstream_connection_error"
-    )
+    return UpstreamError(f"the upstream connection failed: {type(exc).__name__}", code="upstream_connection_error")
 
 
 @asynccontextmanager

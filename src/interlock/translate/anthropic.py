@@ -148,9 +148,7 @@ def anthropic_to_chat_request(req: AnthropicRequest) -> ChatRequest:
             continue
         for b in m.content:
             if b.type == "tool_result":
-                messages.append(
-                    Message(role="tool", tool_call_id=b.tool_use_id or "", content=_block_text(b.content))
-                )
+                messages.append(Message(role="tool", tool_call_id=b.tool_use_id or "", content=_block_text(b.content)))
         if texts:
             messages.append(Message(role="user", content=texts))
     tools = [
@@ -199,9 +197,7 @@ def chat_response_to_anthropic(resp: ChatResponse, model: str) -> dict[str, Any]
         "role": "assistant",
         "model": model,
         "content": content,
-        "stop_reason": _STOP_TO_ANTHROPIC.get(choice.finish_reason or "stop", "end_turn")
-        if choice
-        else "end_turn",
+        "stop_reason": _STOP_TO_ANTHROPIC.get(choice.finish_reason or "stop", "end_turn") if choice else "end_turn",
         "stop_sequence": None,
         "usage": {"input_tokens": usage.prompt_tokens, "output_tokens": usage.completion_tokens},
     }
@@ -376,9 +372,7 @@ def chat_request_to_anthropic(req: ChatRequest, upstream_model: str) -> dict[str
         if isinstance(req.tool_choice, NamedToolChoice):
             body["tool_choice"] = {"type": "tool", "name": req.tool_choice.function["name"]}
         else:
-            body["tool_choice"] = {
-                "type": {"auto": "auto", "required": "any", "none": "none"}[req.tool_choice]
-            }
+            body["tool_choice"] = {"type": {"auto": "auto", "required": "any", "none": "none"}[req.tool_choice]}
     if req.user:
         body["metadata"] = {"user_id": req.user}
     if req.stream:
@@ -499,11 +493,7 @@ class AnthropicStreamReader:
                 return [
                     self._chunk(
                         Delta(
-                            tool_calls=[
-                                ToolCallDelta(
-                                    index=idx, function={"arguments": delta.get("partial_json", "")}
-                                )
-                            ]
+                            tool_calls=[ToolCallDelta(index=idx, function={"arguments": delta.get("partial_json", "")})]
                         )
                     )
                 ]

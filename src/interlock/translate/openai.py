@@ -76,9 +76,7 @@ def parse_chunk(data: bytes, alias: str) -> ChatChunk | None:
     try:
         obj = orjson.loads(data)
     except orjson.JSONDecodeError:
-        raise UpstreamError(
-            "upstream sent a malformed stream event (not JSON)", code="bad_upstream_response"
-        ) from None
+        raise UpstreamError("upstream sent a malformed stream event (not JSON)", code="bad_upstream_response") from None
     if isinstance(obj, dict) and "error" in obj:
         err = obj["error"] if isinstance(obj["error"], dict) else {"message": str(obj["error"])}
         raise UpstreamError(f"upstream error mid-stream: {err.get('message', 'unknown error')}")
@@ -101,9 +99,7 @@ def error_from_upstream(status: int, raw: bytes, retry_after: str | None = None)
     if status in (400, 422):
         return BadRequest(f"upstream rejected the request: {message}", code="upstream_invalid_request")
     if status == 429:
-        return RateLimited(
-            f"upstream is rate limiting: {message}", headers={"Retry-After": retry_after or "1"}
-        )
+        return RateLimited(f"upstream is rate limiting: {message}", headers={"Retry-After": retry_after or "1"})
     if status in (408, 504):
         return UpstreamTimeout(f"upstream timed out: {message}")
     if status == 503:
