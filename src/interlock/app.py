@@ -18,17 +18,22 @@ from starlette.routing import Route
 
 from interlock import __version__
 from interlock.api import admin, anthropic, openai
+from interlock.api import governance as governance_api
 from interlock.api.http import JSONResponse, error_response
 from interlock.api.openapi import openapi_document
 from interlock.api.state import AppState
 from interlock.errors import BadRequest, GatewayError, NotFound
 from interlock.pipeline import Gateway
+from interlock.policy.counters import open_counters
+from interlock.policy.governance import Governance
 from interlock.policy.keys import Keys, load_admin_key
+from interlock.pricing import reference_price
 from interlock.providers.base import Provider, ProviderContext
 from interlock.providers.registry import build_routes
 from interlock.routing.cache import open_cache
 from interlock.routing.deployments import ModelRoute
 from interlock.settings import Settings
+from interlock.settlement import Settlement
 from interlock.store import open_store
 
 log = logging.getLogger(__name__)
@@ -109,15 +114,24 @@ def _lifespan(settings: Settings, routes: dict[str, ModelRoute], http: _HttpSess
         keys = Keys(store, admin, settings.store.key_refresh_interval_s)
         await keys.start()
         cache = open_cache(settings.cache.url, settings.cache.max_entries)
+        governance = Governance(
+            store,
+            open_counters(settings.governance.redis_url),
+            refresh_s=settings.governance.refresh_s,
+            reservation_ttl_s=settings.governance.reservation_ttl_s,
+            default_output_cap=settings.governance.output_cap,
+        )
+        await governance.start()
+        settlement = Settlement(store.record_usage, _fallback_counter(routes), reference_price(settings), governance)
         gateway = Gateway(
             routes,
             settings.routing,
-            store.record_usage,
-            _fallback_counter(routes),
+            settlement,
             first_token_timeout=settings.server.first_token_timeout,
             cache=cache,
+            governance=governance,
         )
-        app.state.interlock = AppState(settings, store, keys, gateway, providers, int(time.time()))
+        app.state.interlock = AppState(settings, store, keys, gateway, providers, int(time.time()), governance)
         loading = asyncio.create_task(_start_providers(providers), name="interlock-load-models")
         try:
             yield
@@ -127,6 +141,8 @@ def _lifespan(settings: Settings, routes: dict[str, ModelRoute], http: _HttpSess
                 await loading
             await asyncio.gather(*(p.close() for p in providers.values()), return_exceptions=True)
             await http.close()
+            await settlement.drain()
+            await governance.close()
             await cache.close()
             await keys.close()
             await store.close()
@@ -164,6 +180,16 @@ def create_app(settings: Settings) -> Starlette:
         Route("/admin/keys", admin.list_keys, methods=["GET"]),
         Route("/admin/keys/{key_id}/revoke", admin.revoke_key, methods=["POST"]),
         Route("/admin/spend", admin.spend, methods=["GET"]),
+        Route("/admin/orgs", governance_api.create_org, methods=["POST"]),
+        Route("/admin/orgs", governance_api.list_orgs, methods=["GET"]),
+        Route("/admin/teams", governance_api.create_team, methods=["POST"]),
+        Route("/admin/teams", governance_api.list_teams, methods=["GET"]),
+        Route("/admin/budgets", governance_api.set_budget, methods=["PUT"]),
+        Route("/admin/budgets", governance_api.delete_budget, methods=["DELETE"]),
+        Route("/admin/budgets", governance_api.list_budgets, methods=["GET"]),
+        Route("/admin/rate-limits", governance_api.set_rate_limit, methods=["PUT"]),
+        Route("/admin/rate-limits", governance_api.delete_rate_limit, methods=["DELETE"]),
+        Route("/admin/rate-limits", governance_api.list_rate_limits, methods=["GET"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
         Route("/openapi.json", openapi_json, methods=["GET"]),

@@ -106,6 +106,14 @@ class RateLimited(GatewayError):
     code = "rate_limit_exceeded"
 
 
+class BudgetExceeded(GatewayError):
+    """429: a budget cannot pay for this (OpenAI's `insufficient_quota`)."""
+
+    status = 429
+    type = "insufficient_quota"
+    code = "budget_exceeded"
+
+
 class UpstreamError(GatewayError):
     """502: the upstream answered with an error or garbage."""
 

@@ -1,25 +1,31 @@
-"""The request path after parsing: scope check, route, call the provider, settle into the ledger.
-
-Each authenticated request writes exactly one ledger row, whatever happens: success, a client
-mistake, an upstream failure, a stream cut short or a client that disconnects.
-"""
+"""The request path after parsing: scope, residency, cache, budgets and rate limits, routing with
+failover, the provider call, and settlement into the ledger (see settlement.py)."""
 
 from __future__ import annotations
 
 import asyncio
 import time
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
 from typing import TypeVar
 
-from interlock.errors import Forbidden, GatewayError, NotFound, UpstreamError, UpstreamTimeout
-from interlock.policy.keys import Principal
+import orjson
+
+from interlock.errors import (
+    BadRequest,
+    BudgetExceeded,
+    Forbidden,
+    GatewayError,
+    NotFound,
+    UpstreamError,
+    UpstreamTimeout,
+)
+from interlock.policy.governance import Governance, prompt_token_bound
+from interlock.pricing import Price
 from interlock.routing.cache import ResponseCache, assemble, cache_key, replay_as_chunks
 from interlock.routing.deployments import Deployment, ModelRoute
 from interlock.routing.failover import Failover
 from interlock.settings import RoutingSettings
-from interlock.store.records import UsageRecord
+from interlock.settlement import RequestContext, Settlement
 from interlock.types import (
     ChatChunk,
     ChatRequest,
@@ -35,23 +41,6 @@ RESIDENT_TAGS = {"local", "sovereign"}
 CLIENT_CLOSED = 499  # nginx's code for "client closed the connection"
 
 
-@dataclass(slots=True)
-class RequestContext:
-    """Per-request facts every stage may read."""
-
-    principal: Principal
-    endpoint: str
-    request_id: str = field(default_factory=lambda: "req_" + uuid.uuid4().hex)
-    ts: float = field(default_factory=time.time)
-    started: float = field(default_factory=time.perf_counter)
-    alias: str = ""
-    deployment: Deployment | None = None
-    attempts: int = 0
-    restricted: bool = False  # data residency: only local/sovereign deployments
-    cache: str = ""  # "hit" or "miss" when the response cache applies
-    recorded: bool = False
-
-
 class Gateway:
     """Runs requests through scope check, routing with failover, the provider call and settlement."""
 
@@ -59,16 +48,17 @@ class Gateway:
         self,
         routes: dict[str, ModelRoute],
         routing: RoutingSettings,
-        record_usage: Callable[[UsageRecord], None],
-        fallback_counter: tuple[str, Callable[[str], int | None]] | None = None,
+        settlement: Settlement,
+        *,
         first_token_timeout: float = 60.0,
         cache: ResponseCache | None = None,
+        governance: Governance | None = None,
     ) -> None:
         self.routes = routes
-        self.cache = cache
         self.failover = Failover(routes, routing)
-        self._record = record_usage
-        self._fallback = fallback_counter
+        self.settlement = settlement
+        self.cache = cache
+        self.governance = governance
         self._first_token_timeout = first_token_timeout
 
     # routing ---------------------------------------------------------------------------------
@@ -118,8 +108,46 @@ class Gateway:
         hit = await self.cache.get(key[0])
         ctx.cache = "miss" if hit is None else "hit"
         if hit is not None:
-            self.settle(ctx, hit.usage or Usage(), "cache", status=200, ttft=None, cached=True, stream=request.stream)
+            self.settlement.settle(
+                ctx, hit.usage or Usage(), "cache", status=200, ttft=None, cached=True, stream=request.stream
+            )
         return hit
+
+    async def _admit(
+        self,
+        ctx: RequestContext,
+        route: ModelRoute,
+        plan: list[Deployment],
+        texts: list[str],
+        messages: int,
+        out: int | None,
+    ) -> int | None:
+        """Rate limits and budget reservation; returns a lowered output limit when the budget requires one."""
+        if self.governance is None or not self.governance.applies(ctx.principal, route.alias):
+            return None
+        worst = Price(
+            max(d.price.input_per_mtok for d in plan), max(d.price.output_per_mtok for d in plan), "worst-case"
+        )
+        estimate, _ = self.settlement.count(plan[0], "\n".join(texts))
+        ctx.admission = await self.governance.admit(
+            ctx.request_id, ctx.principal, route.alias, worst, prompt_token_bound(texts, messages), estimate, out
+        )
+        ctx.headers.update(ctx.admission.headers)
+        if ctx.admission.max_tokens is not None:
+            return ctx.admission.max_tokens
+        if ctx.admission.granted_micros is not None and out is None:
+            return self.governance.default_output_cap  # the reservation assumed this cap; enforce it upstream
+        return None
+
+    async def _admit_chat(self, ctx: RequestContext, route: ModelRoute, request: ChatRequest) -> ChatRequest:
+        plan = self.candidates(ctx, route)
+        texts = [m.text() for m in request.messages]
+        if request.tools:
+            texts.append(orjson.dumps([t.model_dump() for t in request.tools]).decode())
+        limit = await self._admit(ctx, route, plan, texts, len(request.messages), request.output_limit())
+        if limit is None:
+            return request
+        return request.model_copy(update={"max_tokens": limit, "max_completion_tokens": None})
 
     async def _routed(
         self,
@@ -152,11 +180,12 @@ class Gateway:
         hit = await self._cached(ctx, request, key)
         if hit is not None:
             return hit
+        request = await self._admit_chat(ctx, route, request)
         response = await self._routed(ctx, route, lambda dep: dep.provider.chat(request))
         assert ctx.deployment is not None
-        usage, source = self._usage(ctx.deployment, request, response.usage, _response_text(response))
+        usage, source = self.settlement.usage(ctx.deployment, request, response.usage, _response_text(response))
         response.usage = usage
-        self.settle(ctx, usage, source, status=200, ttft=None)
+        self.settlement.settle(ctx, usage, source, status=200, ttft=None)
         if key is not None and self.cache is not None and response.choices:
             await self.cache.put(key[0], response, key[1])
         return response
@@ -189,6 +218,10 @@ class Gateway:
             for cached in replay_as_chunks(hit):
                 yield cached
             return
+        request = await self._admit_chat(ctx, route, request)
+        adm = ctx.admission
+        ceiling = adm.granted_micros if adm is not None else None
+        spent_estimate = 0
         finish: FinishReason | None = None
         usage = Usage()
         ttft: float | None = None
@@ -219,6 +252,12 @@ class Gateway:
             yield first
             async for chunk in stream:
                 observe(chunk)
+                if ceiling is not None:
+                    # Backstop for upstreams that ignore max_tokens: cut when the running cost passes the grant.
+                    text = "".join(c.delta.content or "" for c in chunk.choices)
+                    spent_estimate += dep.price.cost_micros(0, self.settlement.count(dep, text)[0]) if text else 0
+                    if spent_estimate > ceiling:
+                        raise BudgetExceeded("the budget reserved for this request is used up; the answer is cut short")
                 yield chunk
         except GatewayError as exc:
             status, error = exc.status, exc.message
@@ -232,85 +271,23 @@ class Gateway:
         finally:
             if dep is not None:
                 dep.outstanding -= 1
-                usage, source = self._usage(dep, request, reported, "".join(pieces))
-                self.settle(ctx, usage, source, status=status, ttft=ttft, error=error, stream=True)
+                usage, source = self.settlement.usage(dep, request, reported, "".join(pieces))
+                self.settlement.settle(ctx, usage, source, status=status, ttft=ttft, error=error, stream=True)
         if key is not None and self.cache is not None and finish is not None and status == 200:
             await self.cache.put(key[0], assemble(first, "".join(pieces), finish, usage), key[1])
 
     async def embed(self, ctx: RequestContext, request: EmbeddingRequest) -> EmbeddingResponse:
         """Embeddings, settled into the ledger."""
         route = self.resolve(ctx, request.model, "embedding")
+        plan = self.candidates(ctx, route)
+        try:
+            texts = request.texts()
+        except ValueError as exc:
+            raise BadRequest(str(exc), param="input") from None
+        await self._admit(ctx, route, plan, texts, len(texts), 0)
         response = await self._routed(ctx, route, lambda dep: dep.provider.embed(request))
-        self.settle(ctx, response.usage, "provider", status=200, ttft=None)
+        self.settlement.settle(ctx, response.usage, "provider", status=200, ttft=None)
         return response
-
-    # settlement ------------------------------------------------------------------------------
-
-    def _count(self, dep: Deployment, text: str) -> tuple[int, str]:
-        n = dep.provider.count_tokens(text)
-        if n is not None:
-            return n, f"tokenizer:{dep.alias}"
-        if self._fallback is not None:
-            n = self._fallback[1](text)
-            if n is not None:
-                return n, f"tokenizer:{self._fallback[0]}"
-        return (len(text) + 3) // 4, "estimate:chars/4"
-
-    def _usage(
-        self, dep: Deployment, request: ChatRequest, reported: Usage | None, completion: str
-    ) -> tuple[Usage, str]:
-        if reported is not None and (reported.prompt_tokens or reported.completion_tokens):
-            return reported, "provider"
-        prompt_text = "\n".join(m.text() for m in request.messages)
-        prompt, source = self._count(dep, prompt_text)
-        done, _ = self._count(dep, completion) if completion else (0, source)
-        return Usage.of(prompt, done), source
-
-    def settle(
-        self,
-        ctx: RequestContext,
-        usage: Usage,
-        source: str,
-        *,
-        status: int,
-        ttft: float | None,
-        error: str | None = None,
-        stream: bool = False,
-        cached: bool = False,
-    ) -> None:
-        """Write this request's one ledger row (a second call for the same request is ignored)."""
-        if ctx.recorded or (ctx.principal.key_id is None and not ctx.principal.is_admin):
-            return
-        ctx.recorded = True
-        dep = None if cached else ctx.deployment
-        price = dep.price if dep else None
-        self._record(
-            UsageRecord(
-                request_id=ctx.request_id,
-                ts=ctx.ts,
-                key_id=ctx.principal.key_id,
-                endpoint=ctx.endpoint,
-                alias=ctx.alias,
-                provider=dep.provider.kind if dep else ("cache" if cached else ""),
-                deployment=dep.name if dep else "",
-                attempts=ctx.attempts or 1,
-                upstream_model=dep.provider.upstream_model if dep else "",
-                stream=stream,
-                prompt_tokens=usage.prompt_tokens,
-                completion_tokens=usage.completion_tokens,
-                usage_source=source,
-                cost_micros=price.cost_micros(usage.prompt_tokens, usage.completion_tokens) if price else 0,
-                price_version=price.version if price else ("cache" if cached else ""),
-                latency_ms=(time.perf_counter() - ctx.started) * 1000,
-                ttft_ms=ttft,
-                status=status,
-                error=error,
-            )
-        )
-
-    def settle_error(self, ctx: RequestContext, exc: GatewayError) -> None:
-        """Record a request that failed before any tokens were produced."""
-        self.settle(ctx, Usage(), "none", status=exc.status, ttft=None, error=exc.message[:500])
 
 
 def _response_text(response: ChatResponse) -> str:

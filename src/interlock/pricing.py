@@ -12,7 +12,7 @@ import logging
 from dataclasses import dataclass
 from decimal import ROUND_CEILING, Decimal
 
-from interlock.settings import ModelSettings
+from interlock.settings import ModelSettings, Settings
 
 log = logging.getLogger(__name__)
 
@@ -64,3 +64,14 @@ def resolve_price(alias: str, model: ModelSettings) -> Price:
         return found
     log.warning("no price for model %r (alias %r): configure price_*_per_mtok; charging 0", upstream, alias)
     return Price(Decimal(0), Decimal(0), "unpriced")
+
+
+def reference_price(settings: Settings) -> Price | None:
+    """The price of the reference (proprietary) model that savings are measured against, if known."""
+    name = settings.governance.reference_model
+    if not name:
+        return None
+    price = _catalog_price(name, None)
+    if price is None:
+        log.warning("reference model %r is not in the genai-prices catalog; no savings report", name)
+    return price

@@ -68,6 +68,16 @@ class RoutingSettings(_Strict):
     breaker_cooldown_s: float = Field(default=30.0, gt=0)  # open time before one half-open probe
 
 
+class GovernanceSettings(_Strict):
+    """Where budget and rate-limit counters live, and how budgets reserve."""
+
+    redis_url: str = ""  # empty: in this process (one replica); redis://... to share between replicas
+    output_cap: int = Field(default=4096, ge=1)  # max_tokens assumed (and enforced) when a budgeted request sets none
+    reservation_ttl_s: int = Field(default=900, ge=1)  # a reservation held by a dead replica expires after this
+    refresh_s: float = Field(default=2.0, gt=0)  # how often budgets and limits are re-read from the store
+    reference_model: str = "gpt-4o"  # priced with genai-prices for the savings report; "" to turn off
+
+
 class CacheSettings(_Strict):
     """The response cache backend (opt-in per model with `cache_ttl_s`, or per key)."""
 
@@ -175,6 +185,7 @@ class Settings(_Strict):
     engine: EngineSettings = Field(default_factory=EngineSettings)
     routing: RoutingSettings = Field(default_factory=RoutingSettings)
     cache: CacheSettings = Field(default_factory=CacheSettings)
+    governance: GovernanceSettings = Field(default_factory=GovernanceSettings)
     models: dict[str, ModelSettings] = Field(default_factory=_default_models)
     source: str = "<defaults>"
     # From INTERLOCK_ADMIN_KEY only (never from the file); unset: generated under `home`.

@@ -14,7 +14,7 @@ from interlock.api.http import JSONResponse, bearer_token, error_response, parse
 from interlock.api.state import AppState
 from interlock.errors import BadRequest, GatewayError, NotFound
 from interlock.policy.keys import require_admin
-from interlock.store.records import KeyRecord
+from interlock.store.records import KeyRecord, SpendRow
 
 
 class KeyCreate(BaseModel):
@@ -27,6 +27,7 @@ class KeyCreate(BaseModel):
     expires_in_days: float | None = Field(default=None, gt=0)
     restricted: bool = Field(default=False, description="data residency: only local/sovereign deployments")
     cache_ttl_s: int = Field(default=0, ge=0, le=30 * 86400, description="response cache TTL; 0 = off")
+    team_id: str | None = Field(default=None, description="the team the key belongs to (budgets roll up)")
 
 
 def key_view(key: KeyRecord) -> dict[str, Any]:
@@ -44,7 +45,8 @@ def key_view(key: KeyRecord) -> dict[str, Any]:
     return view
 
 
-async def _admin(request: Request) -> AppState:
+async def admin_state(request: Request) -> AppState:
+    """The app state, after checking that the caller is the admin."""
     state: AppState = request.app.state.interlock
     require_admin(await state.keys.authenticate(bearer_token(request)))
     return state
@@ -53,7 +55,7 @@ async def _admin(request: Request) -> AppState:
 async def create_key(request: Request) -> Response:
     """POST /admin/keys: create a key; the plaintext is in this response only."""
     try:
-        state = await _admin(request)
+        state = await admin_state(request)
         body = validate(KeyCreate, parse_json(await read_body(request, 64 * 1024)))
         unknown = [m for m in body.models if not m.startswith("tag:") and m not in state.gateway.routes]
         if unknown:
@@ -68,6 +70,7 @@ async def create_key(request: Request) -> Response:
             expires,
             restricted=body.restricted,
             cache_ttl_s=body.cache_ttl_s,
+            team_id=body.team_id,
         )
     except GatewayError as exc:
         return error_response(exc)
@@ -77,7 +80,7 @@ async def create_key(request: Request) -> Response:
 async def list_keys(request: Request) -> Response:
     """GET /admin/keys."""
     try:
-        state = await _admin(request)
+        state = await admin_state(request)
     except GatewayError as exc:
         return error_response(exc)
     return JSONResponse({"object": "list", "data": [key_view(k) for k in await state.keys.list()]})
@@ -87,7 +90,7 @@ async def revoke_key(request: Request) -> Response:
     """POST /admin/keys/{key_id}/revoke."""
     key_id = request.path_params["key_id"]
     try:
-        state = await _admin(request)
+        state = await admin_state(request)
         if not await state.keys.revoke(key_id):
             raise NotFound(f"no active key with id '{key_id}'", code="key_not_found")
     except GatewayError as exc:
@@ -98,10 +101,10 @@ async def revoke_key(request: Request) -> Response:
 async def spend(request: Request) -> Response:
     """GET /admin/spend?group=key|model|day&since=EPOCH."""
     try:
-        state = await _admin(request)
+        state = await admin_state(request)
         group = request.query_params.get("group", "model")
-        if group not in ("key", "model", "day"):
-            raise BadRequest("'group' must be one of: key, model, day", param="group")
+        if group not in ("org", "team", "key", "model", "day"):
+            raise BadRequest("'group' must be one of: org, team, key, model, day", param="group")
         since_raw = request.query_params.get("since")
         try:
             since = float(since_raw) if since_raw else None
@@ -111,4 +114,17 @@ async def spend(request: Request) -> Response:
         rows = await state.store.spend(group, since)  # type: ignore[arg-type]
     except GatewayError as exc:
         return error_response(exc)
-    return JSONResponse({"object": "list", "group": group, "data": [asdict(r) for r in rows]})
+    summary = savings_summary(rows, state.settings.governance.reference_model)
+    return JSONResponse({"object": "list", "group": group, "data": [asdict(r) for r in rows], "summary": summary})
+
+
+def savings_summary(rows: list[SpendRow], reference: str) -> dict[str, Any]:
+    """Totals, and what the same tokens would have cost on the reference model."""
+    spent = sum(r.cost_micros for r in rows)
+    ref = sum(r.reference_cost_micros for r in rows)
+    saved = (ref - spent) / ref * 100 if ref else None
+    text = f"spent ${spent / 1e6:,.6f}"
+    if reference and ref:
+        text += f"; the same traffic on {reference} would have cost ${ref / 1e6:,.6f} (saved {saved:.1f}%)"
+    return {"spent_micros": spent, "reference_model": reference or None, "reference_cost_micros": ref,
+            "saved_percent": None if saved is None else round(saved, 2), "text": text}  # fmt: skip

@@ -19,7 +19,7 @@ from interlock.api.http import (
 from interlock.api.openai import authenticate
 from interlock.api.state import AppState
 from interlock.errors import GatewayError
-from interlock.pipeline import RequestContext
+from interlock.settlement import RequestContext
 from interlock.translate.anthropic import (
     AnthropicRequest,
     AnthropicStreamWriter,
@@ -52,7 +52,7 @@ async def messages(request: Request) -> Response:
         first = await first_chunk(stream)
     except GatewayError as exc:
         if ctx is not None:
-            state.gateway.settle_error(ctx, exc)
+            state.gateway.settlement.settle_error(ctx, exc)
         return error_response(exc, flavor="anthropic")
 
     writer = AnthropicStreamWriter(areq.model, "msg_" + ctx.request_id.removeprefix("req_"))

@@ -23,7 +23,7 @@ from interlock.api.http import (
 )
 from interlock.api.state import AppState
 from interlock.errors import BadRequest, GatewayError
-from interlock.pipeline import RequestContext
+from interlock.settlement import RequestContext
 from interlock.types import ChatChunk, ChatRequest, EmbeddingRequest
 
 log = logging.getLogger(__name__)
@@ -35,7 +35,7 @@ RESIDENCY_HEADER = "x-interlock-residency"
 
 
 def _headers(ctx: RequestContext) -> dict[str, str]:
-    headers = {"x-request-id": ctx.request_id}
+    headers = {"x-request-id": ctx.request_id, **ctx.headers}
     if ctx.cache:
         headers["x-interlock-cache"] = ctx.cache
     if ctx.deployment is not None:
@@ -75,7 +75,7 @@ async def chat_completions(request: Request) -> Response:
         first = await first_chunk(stream)
     except GatewayError as exc:
         if ctx is not None:
-            state.gateway.settle_error(ctx, exc)
+            state.gateway.settlement.settle_error(ctx, exc)
         return error_response(exc, headers={"x-request-id": ctx.request_id} if ctx else None)
     include_usage = req.wants_usage_in_stream()
 
@@ -106,7 +106,7 @@ async def embeddings(request: Request) -> Response:
         return model_response(response, _headers(ctx))
     except GatewayError as exc:
         if ctx is not None:
-            state.gateway.settle_error(ctx, exc)
+            state.gateway.settlement.settle_error(ctx, exc)
         return error_response(exc)
 
 

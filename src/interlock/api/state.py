@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from interlock.pipeline import Gateway
+from interlock.policy.governance import Governance
 from interlock.policy.keys import Keys
 from interlock.providers.base import Provider
 from interlock.settings import Settings
@@ -21,3 +22,4 @@ class AppState:
     gateway: Gateway
     providers: dict[str, Provider]
     started: int
+    governance: Governance

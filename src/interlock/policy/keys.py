@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from interlock.errors import Forbidden, Unauthorized
-from interlock.store.records import KeyRecord
+from interlock.errors import BadRequest, Forbidden, Unauthorized
+from interlock.store.records import KeyRecord, TeamRecord
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +35,7 @@ class KeyStore(Protocol):
     async def list_keys(self) -> list[KeyRecord]: ...
     async def key_by_hash(self, hash_: str) -> KeyRecord | None: ...
     async def revoke_key(self, key_id: str, at: float) -> bool: ...
+    async def list_teams(self) -> list[TeamRecord]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +48,8 @@ class Principal:
     models: tuple[str, ...] = ()
     restricted: bool = False  # data residency: local/sovereign deployments only
     cache_ttl_s: int = 0
+    team_id: str | None = None
+    org_id: str | None = None
 
     def may_use(self, alias: str, tags: list[str]) -> bool:
         """Whether this principal may call model `alias` (entries are aliases or `tag:<tag>`)."""
@@ -99,6 +102,7 @@ class Keys:
         self._store = store
         self._admin_hash = hash_key(admin_token)
         self._by_hash: dict[str, KeyRecord] = {}
+        self._team_org: dict[str, str] = {}
         self._refresh_interval = refresh_interval
         self._task: asyncio.Task[None] | None = None
 
@@ -115,7 +119,8 @@ class Keys:
                 await self._task
 
     async def refresh(self) -> None:
-        """Reload every key from the store."""
+        """Reload every key (and which org each team belongs to) from the store."""
+        self._team_org = {t.id: t.org_id for t in await self._store.list_teams()}
         self._by_hash = {k.hash: k for k in await self._store.list_keys()}
 
     async def _refresh_loop(self) -> None:
@@ -150,6 +155,8 @@ class Keys:
             models=key.models,
             restricted=key.residency == "restricted",
             cache_ttl_s=key.cache_ttl_s,
+            team_id=key.team_id,
+            org_id=self._team_org.get(key.team_id) if key.team_id else None,
         )
 
     async def create(
@@ -161,6 +168,7 @@ class Keys:
         *,
         restricted: bool = False,
         cache_ttl_s: int = 0,
+        team_id: str | None = None,
     ) -> tuple[KeyRecord, str]:
         """Create a key; returns the record and the plaintext token (shown once, never stored)."""
         token = new_key_token()
@@ -175,7 +183,12 @@ class Keys:
             expires_at=expires_at,
             residency="restricted" if restricted else "",
             cache_ttl_s=cache_ttl_s,
+            team_id=team_id,
         )
+        if team_id is not None and team_id not in self._team_org:
+            await self.refresh()  # a team made by another process since the last refresh
+            if team_id not in self._team_org:
+                raise BadRequest(f"no team with id '{team_id}'", param="team_id")
         await self._store.insert_key(record)
         self._by_hash[record.hash] = record
         return record, token

@@ -5,7 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-SpendGroup = Literal["key", "model", "day"]
+SpendGroup = Literal["org", "team", "key", "model", "day"]
+Scope = Literal["org", "team", "key", "model"]
+Period = Literal["day", "month", "total"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,6 +25,7 @@ class KeyRecord:
     revoked_at: float | None = None
     residency: str = ""  # "restricted": only local/sovereign deployments
     cache_ttl_s: int = 0  # response cache opt-in; 0 = off
+    team_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +51,9 @@ class UsageRecord:
     error: str | None = None
     deployment: str = ""
     attempts: int = 1
+    team_id: str | None = None
+    org_id: str | None = None
+    reference_cost_micros: int = 0  # the same tokens at the reference (proprietary) model's price
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,3 +67,45 @@ class SpendRow:
     cost_micros: int
     errors: int = 0
     extra: dict[str, str] = field(default_factory=dict)
+    reference_cost_micros: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class OrgRecord:
+    """An organisation."""
+
+    id: str
+    name: str
+    created_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class TeamRecord:
+    """A team, inside one organisation."""
+
+    id: str
+    org_id: str
+    name: str
+    created_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class BudgetRecord:
+    """A hard spending limit on an org, team or key, per UTC day, UTC month, or in total."""
+
+    scope: Scope
+    scope_id: str
+    period: Period
+    limit_micros: int
+    updated_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimitRecord:
+    """Requests and tokens per minute for a key, team or model alias (None: no limit of that kind)."""
+
+    scope: Scope
+    scope_id: str
+    rpm: int | None
+    tpm: int | None
+    updated_at: float

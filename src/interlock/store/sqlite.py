@@ -19,16 +19,17 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from interlock.store.records import KeyRecord, SpendGroup, SpendRow, UsageRecord
+from interlock.store.records import KeyRecord, UsageRecord
+from interlock.store.sqlite_governance import GovernanceQueries
 
 log = logging.getLogger(__name__)
 
 _USAGE_COLUMNS = (
     "request_id, ts, key_id, endpoint, alias, provider, upstream_model, stream, prompt_tokens, "
     "completion_tokens, usage_source, cost_micros, price_version, latency_ms, ttft_ms, status, error, "
-    "deployment, attempts"
+    "deployment, attempts, team_id, org_id, reference_cost_micros"
 )
-_INSERT_USAGE = f"INSERT INTO usage ({_USAGE_COLUMNS}) VALUES ({', '.join('?' * 19)})"
+_INSERT_USAGE = f"INSERT INTO usage ({_USAGE_COLUMNS}) VALUES ({', '.join('?' * 22)})"
 _STOP = object()
 
 
@@ -89,11 +90,14 @@ def _usage_tuple(r: UsageRecord) -> tuple[object, ...]:
         r.error,
         r.deployment,
         r.attempts,
+        r.team_id,
+        r.org_id,
+        r.reference_cost_micros,
     )
 
 
 def _key_from_row(row: tuple[Any, ...]) -> KeyRecord:
-    id_, name, owner, hash_, prefix, models, created, expires, revoked, residency, cache_ttl = row
+    id_, name, owner, hash_, prefix, models, created, expires, revoked, residency, cache_ttl, team_id = row
     return KeyRecord(
         id=str(id_),
         name=str(name),
@@ -106,13 +110,16 @@ def _key_from_row(row: tuple[Any, ...]) -> KeyRecord:
         revoked_at=None if revoked is None else float(revoked),
         residency=str(residency),
         cache_ttl_s=int(cache_ttl),
+        team_id=None if team_id is None else str(team_id),
     )
 
 
-_KEY_COLUMNS = "id, name, owner, hash, prefix, models, created_at, expires_at, revoked_at, residency, cache_ttl_s"
+_KEY_COLUMNS = (
+    "id, name, owner, hash, prefix, models, created_at, expires_at, revoked_at, residency, cache_ttl_s, team_id"
+)
 
 
-class SqliteStore:
+class SqliteStore(GovernanceQueries):
     """Keys and ledger in SQLite. Reads run in worker threads; ledger writes go through one writer."""
 
     def __init__(self, path: Path, *, flush_interval_ms: int = 100, flush_max_rows: int = 512) -> None:
@@ -248,35 +255,13 @@ class SqliteStore:
         )
         return [UsageRecord(*r[:7], bool(r[7]), *r[8:]) for r in rows]  # type: ignore[call-arg]
 
-    async def spend(self, group: SpendGroup, since: float | None = None) -> list[SpendRow]:
-        """Spend grouped by key, model or day since `since` (epoch seconds), largest first."""
-        expr = {
-            "key": "coalesce(u.key_id, '-') || '|' || coalesce(k.name, '')",
-            "model": "u.alias",
-            "day": "date(u.ts, 'unixepoch')",
-        }[group]
-        sql = (
-            f"SELECT {expr} AS g, count(*), sum(prompt_tokens), sum(completion_tokens), sum(cost_micros), "
-            "sum(CASE WHEN status >= 400 THEN 1 ELSE 0 END) "
-            "FROM usage u LEFT JOIN keys k ON k.id = u.key_id WHERE u.ts >= ? GROUP BY g ORDER BY 5 DESC, 1"
-        )
-        rows = await asyncio.to_thread(self._query, sql, (since or 0.0,))
-        out = []
-        for g, n, pt, ct, cost, errors in rows:
-            label, extra = str(g), {}
-            if group == "key":
-                key_id, _, name = label.partition("|")
-                label, extra = key_id, {"name": name}
-            out.append(SpendRow(label, int(n), int(pt or 0), int(ct or 0), int(cost or 0), int(errors or 0), extra))
-        return out
-
     # keys ------------------------------------------------------------------------------------
 
     async def insert_key(self, key: KeyRecord) -> None:
         """Store a new key."""
         await asyncio.to_thread(
             self._execute,
-            f"INSERT INTO keys ({_KEY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            f"INSERT INTO keys ({_KEY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 key.id,
                 key.name,
@@ -289,6 +274,7 @@ class SqliteStore:
                 key.revoked_at,
                 key.residency,
                 key.cache_ttl_s,
+                key.team_id,
             ),
         )
 

@@ -1,0 +1,146 @@
+"""SQLite queries for the governance tables: orgs, teams, budgets, rate limits, and spend reports."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from interlock.store.records import (
+    BudgetRecord,
+    OrgRecord,
+    Period,
+    RateLimitRecord,
+    Scope,
+    SpendGroup,
+    SpendRow,
+    TeamRecord,
+)
+
+_GROUP_EXPR = {
+    "org": "coalesce(u.org_id, '-') || '|' || coalesce(o.name, '')",
+    "team": "coalesce(u.team_id, '-') || '|' || coalesce(t.name, '')",
+    "key": "coalesce(u.key_id, '-') || '|' || coalesce(k.name, '')",
+    "model": "u.alias",
+    "day": "date(u.ts, 'unixepoch')",
+}
+_SCOPE_COLUMN = {"org": "org_id", "team": "team_id", "key": "key_id", "model": "alias"}
+
+
+class GovernanceQueries:
+    """Mixed into the SQLite store; relies on its `_query` and `_execute`."""
+
+    def _query(self, sql: str, params: tuple[object, ...] = ()) -> list[tuple[Any, ...]]:
+        raise NotImplementedError
+
+    def _execute(self, sql: str, params: tuple[object, ...] = ()) -> int:
+        raise NotImplementedError
+
+    async def spend(self, group: SpendGroup, since: float | None = None) -> list[SpendRow]:
+        """Spend grouped by org, team, key, model or day since `since` (epoch seconds), largest first."""
+        sql = (
+            f"SELECT {_GROUP_EXPR[group]} AS g, count(*), sum(prompt_tokens), sum(completion_tokens), "
+            "sum(cost_micros), sum(CASE WHEN status >= 400 THEN 1 ELSE 0 END), sum(reference_cost_micros) "
+            "FROM usage u LEFT JOIN keys k ON k.id = u.key_id LEFT JOIN teams t ON t.id = u.team_id "
+            "LEFT JOIN orgs o ON o.id = u.org_id WHERE u.ts >= ? GROUP BY g ORDER BY 5 DESC, 1"
+        )
+        rows = await asyncio.to_thread(self._query, sql, (since or 0.0,))
+        out = []
+        for g, n, pt, ct, cost, errors, ref in rows:
+            label, extra = str(g), {}
+            if group in ("org", "team", "key"):
+                ident, _, name = label.partition("|")
+                label, extra = ident, {"name": name}
+            out.append(
+                SpendRow(
+                    label, int(n), int(pt or 0), int(ct or 0), int(cost or 0), int(errors or 0), extra, int(ref or 0)
+                )
+            )
+        return out
+
+    async def spent_since(self, scope: Scope, scope_id: str, since: float) -> int:
+        """Micro-dollars spent by one org, team, key or model since `since` (for seeding budget counters)."""
+        sql = f"SELECT coalesce(sum(cost_micros), 0) FROM usage WHERE {_SCOPE_COLUMN[scope]} = ? AND ts >= ?"
+        rows = await asyncio.to_thread(self._query, sql, (scope_id, since))
+        return int(rows[0][0])
+
+    async def key_spend_by_minute(self, since: float) -> list[tuple[str, int, int]]:
+        """(key id, minute index, micro-dollars) since `since`, for spend-velocity alerts."""
+        sql = (
+            "SELECT key_id, CAST(ts / 60 AS INTEGER) AS m, sum(cost_micros) FROM usage "
+            "WHERE ts >= ? AND key_id IS NOT NULL GROUP BY key_id, m"
+        )
+        return [(str(k), int(m), int(c)) for k, m, c in await asyncio.to_thread(self._query, sql, (since,))]
+
+    # hierarchy ----------------------------------------------------------------------------
+
+    async def insert_org(self, org: OrgRecord) -> None:
+        """Store a new organisation."""
+        await asyncio.to_thread(self._execute, "INSERT INTO orgs VALUES (?, ?, ?)", (org.id, org.name, org.created_at))
+
+    async def list_orgs(self) -> list[OrgRecord]:
+        """Every organisation."""
+        rows = await asyncio.to_thread(self._query, "SELECT id, name, created_at FROM orgs ORDER BY created_at")
+        return [OrgRecord(str(i), str(n), float(c)) for i, n, c in rows]
+
+    async def insert_team(self, team: TeamRecord) -> None:
+        """Store a new team."""
+        await asyncio.to_thread(
+            self._execute, "INSERT INTO teams VALUES (?, ?, ?, ?)", (team.id, team.org_id, team.name, team.created_at)
+        )
+
+    async def list_teams(self) -> list[TeamRecord]:
+        """Every team."""
+        rows = await asyncio.to_thread(
+            self._query, "SELECT id, org_id, name, created_at FROM teams ORDER BY created_at"
+        )
+        return [TeamRecord(str(i), str(o), str(n), float(c)) for i, o, n, c in rows]
+
+    # budgets and rate limits --------------------------------------------------------------
+
+    async def upsert_budget(self, b: BudgetRecord) -> None:
+        """Create or change a budget."""
+        await asyncio.to_thread(
+            self._execute,
+            "INSERT INTO budgets VALUES (?, ?, ?, ?, ?) ON CONFLICT (scope, scope_id, period) "
+            "DO UPDATE SET limit_micros = excluded.limit_micros, updated_at = excluded.updated_at",
+            (b.scope, b.scope_id, b.period, b.limit_micros, b.updated_at),
+        )
+
+    async def delete_budget(self, scope: Scope, scope_id: str, period: Period) -> bool:
+        """Remove a budget; False if there was none."""
+        n = await asyncio.to_thread(
+            self._execute,
+            "DELETE FROM budgets WHERE scope = ? AND scope_id = ? AND period = ?",
+            (scope, scope_id, period),
+        )
+        return n > 0
+
+    async def list_budgets(self) -> list[BudgetRecord]:
+        """Every budget."""
+        rows = await asyncio.to_thread(
+            self._query, "SELECT scope, scope_id, period, limit_micros, updated_at FROM budgets ORDER BY 1, 2, 3"
+        )
+        return [BudgetRecord(s, str(i), p, int(limit), float(u)) for s, i, p, limit, u in rows]
+
+    async def upsert_rate_limit(self, r: RateLimitRecord) -> None:
+        """Create or change a rate limit."""
+        await asyncio.to_thread(
+            self._execute,
+            "INSERT INTO rate_limits VALUES (?, ?, ?, ?, ?) ON CONFLICT (scope, scope_id) "
+            "DO UPDATE SET rpm = excluded.rpm, tpm = excluded.tpm, updated_at = excluded.updated_at",
+            (r.scope, r.scope_id, r.rpm, r.tpm, r.updated_at),
+        )
+
+    async def delete_rate_limit(self, scope: Scope, scope_id: str) -> bool:
+        """Remove a rate limit; False if there was none."""
+        n = await asyncio.to_thread(
+            self._execute, "DELETE FROM rate_limits WHERE scope = ? AND scope_id = ?", (scope, scope_id)
+        )
+        return n > 0
+
+    async def list_rate_limits(self) -> list[RateLimitRecord]:
+        """Every rate limit."""
+        rows = await asyncio.to_thread(
+            self._query, "SELECT scope, scope_id, rpm, tpm, updated_at FROM rate_limits ORDER BY 1, 2"
+        )
+        return [RateLimitRecord(s, str(i), rpm, tpm, float(u)) for s, i, rpm, tpm, u in rows]
