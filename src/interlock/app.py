@@ -24,6 +24,7 @@ from interlock.api.openapi import openapi_document
 from interlock.api.state import AppState
 from interlock.errors import BadRequest, GatewayError, NotFound
 from interlock.pipeline import Gateway
+from interlock.policy.audit import AuditLog
 from interlock.policy.counters import open_counters
 from interlock.policy.governance import Governance
 from interlock.policy.keys import Keys, load_admin_key
@@ -35,6 +36,7 @@ from interlock.routing.deployments import ModelRoute
 from interlock.settings import Settings
 from interlock.settlement import Settlement
 from interlock.store import open_store
+from interlock.store.audit import SqliteAuditStore
 
 log = logging.getLogger(__name__)
 
@@ -110,6 +112,8 @@ def _lifespan(settings: Settings, routes: dict[str, ModelRoute], http: _HttpSess
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         store = open_store(settings)
         await store.open()
+        audit = AuditLog(SqliteAuditStore.from_settings(settings), settings.home)
+        await audit.open()  # refuses to extend a log that was cut behind its signed head
         admin = load_admin_key(settings.home, settings.admin_key.get_secret_value() if settings.admin_key else None)
         keys = Keys(store, admin, settings.store.key_refresh_interval_s)
         await keys.start()
@@ -131,7 +135,7 @@ def _lifespan(settings: Settings, routes: dict[str, ModelRoute], http: _HttpSess
             cache=cache,
             governance=governance,
         )
-        app.state.interlock = AppState(settings, store, keys, gateway, providers, int(time.time()), governance)
+        app.state.interlock = AppState(settings, store, keys, gateway, providers, int(time.time()), governance, audit)
         loading = asyncio.create_task(_start_providers(providers), name="interlock-load-models")
         try:
             yield
@@ -145,6 +149,7 @@ def _lifespan(settings: Settings, routes: dict[str, ModelRoute], http: _HttpSess
             await governance.close()
             await cache.close()
             await keys.close()
+            await audit.close()
             await store.close()
 
     return lifespan

@@ -13,6 +13,7 @@ from starlette.responses import Response
 from interlock.api.http import JSONResponse, bearer_token, error_response, parse_json, read_body, validate
 from interlock.api.state import AppState
 from interlock.errors import BadRequest, GatewayError, NotFound
+from interlock.policy.audit import AuditEvent
 from interlock.policy.keys import require_admin
 from interlock.store.records import KeyRecord, SpendRow
 
@@ -48,8 +49,27 @@ def key_view(key: KeyRecord) -> dict[str, Any]:
 async def admin_state(request: Request) -> AppState:
     """The app state, after checking that the caller is the admin."""
     state: AppState = request.app.state.interlock
-    require_admin(await state.keys.authenticate(bearer_token(request)))
+    principal = None
+    try:
+        principal = await state.keys.authenticate(bearer_token(request))
+        require_admin(principal)
+    except GatewayError as exc:
+        state.audit.record(
+            AuditEvent.denial(
+                f"{request.method} {request.url.path}",
+                actor_id=principal.key_id if principal else None,
+                actor_name=principal.name if principal else "anonymous",
+                reason=exc.message,
+                status=exc.status,
+            )
+        )
+        raise
     return state
+
+
+async def audit_admin(state: AppState, action: str, target: str, **metadata: str | int | float | bool) -> None:
+    """Record an admin action; returns once it is committed and covered by a signed checkpoint."""
+    await state.audit.append(AuditEvent.admin(action, actor_id=None, actor_name="admin", target=target, **metadata))
 
 
 async def create_key(request: Request) -> Response:
@@ -72,6 +92,15 @@ async def create_key(request: Request) -> Response:
             cache_ttl_s=body.cache_ttl_s,
             team_id=body.team_id,
         )
+        await audit_admin(
+            state,
+            "key.create",
+            record.id,
+            name=record.name,
+            models=",".join(record.models),
+            team_id=record.team_id or "",
+            restricted=bool(record.residency),
+        )
     except GatewayError as exc:
         return error_response(exc)
     return JSONResponse({**key_view(record), "key": token}, status_code=201)
@@ -93,6 +122,7 @@ async def revoke_key(request: Request) -> Response:
         state = await admin_state(request)
         if not await state.keys.revoke(key_id):
             raise NotFound(f"no active key with id '{key_id}'", code="key_not_found")
+        await audit_admin(state, "key.revoke", key_id)
     except GatewayError as exc:
         return error_response(exc)
     return JSONResponse({"id": key_id, "revoked": True})
@@ -126,5 +156,10 @@ def savings_summary(rows: list[SpendRow], reference: str) -> dict[str, Any]:
     text = f"spent ${spent / 1e6:,.6f}"
     if reference and ref:
         text += f"; the same traffic on {reference} would have cost ${ref / 1e6:,.6f} (saved {saved:.1f}%)"
-    return {"spent_micros": spent, "reference_model": reference or None, "reference_cost_micros": ref,
-            "saved_percent": None if saved is None else round(saved, 2), "text": text}  # fmt: skip
+    return {
+        "spent_micros": spent,
+        "reference_model": reference or None,
+        "reference_cost_micros": ref,
+        "saved_percent": None if saved is None else round(saved, 2),
+        "text": text,
+    }

@@ -8,7 +8,6 @@ from starlette.responses import Response, StreamingResponse
 
 from interlock.api.http import (
     JSONResponse,
-    error_response,
     first_chunk,
     parse_json,
     read_body,
@@ -16,7 +15,7 @@ from interlock.api.http import (
     sse_stream,
     validate,
 )
-from interlock.api.openai import authenticate
+from interlock.api.openai import authenticate, fail
 from interlock.api.state import AppState
 from interlock.errors import GatewayError
 from interlock.settlement import RequestContext
@@ -51,9 +50,7 @@ async def messages(request: Request) -> Response:
         stream = state.gateway.stream(ctx, req)
         first = await first_chunk(stream)
     except GatewayError as exc:
-        if ctx is not None:
-            state.gateway.settlement.settle_error(ctx, exc)
-        return error_response(exc, flavor="anthropic")
+        return fail(state, request, ctx, exc, flavor="anthropic")
 
     writer = AnthropicStreamWriter(areq.model, "msg_" + ctx.request_id.removeprefix("req_"))
     opened = False

@@ -13,7 +13,7 @@ from pydantic import BaseModel, Field
 from starlette.requests import Request
 from starlette.responses import Response
 
-from interlock.api.admin import admin_state
+from interlock.api.admin import admin_state, audit_admin
 from interlock.api.http import JSONResponse, error_response, parse_json, read_body, validate
 from interlock.errors import BadRequest, GatewayError, NotFound
 from interlock.policy.governance import period_start
@@ -63,6 +63,7 @@ async def create_org(request: Request) -> Response:
             await state.store.insert_org(org)
         except sqlite3.IntegrityError:
             raise BadRequest(f"an organisation named '{body.name}' exists", param="name") from None
+        await audit_admin(state, "org.create", org.id, name=org.name)
     except GatewayError as exc:
         return error_response(exc)
     return JSONResponse(asdict(org), status_code=201)
@@ -90,6 +91,7 @@ async def create_team(request: Request) -> Response:
         except sqlite3.IntegrityError:
             raise BadRequest(f"organisation '{body.org_id}' already has a team '{body.name}'", param="name") from None
         await state.keys.refresh()
+        await audit_admin(state, "team.create", team.id, org_id=team.org_id, name=team.name)
     except GatewayError as exc:
         return error_response(exc)
     return JSONResponse(asdict(team), status_code=201)
@@ -128,6 +130,13 @@ async def set_budget(request: Request) -> Response:
         record = BudgetRecord(body.scope, body.scope_id, body.period, int(body.limit_usd * 1_000_000), time.time())
         await state.store.upsert_budget(record)
         await state.governance.refresh()
+        await audit_admin(
+            state,
+            "budget.set",
+            f"{record.scope}:{record.scope_id}",
+            period=record.period,
+            limit_micros=record.limit_micros,
+        )
     except GatewayError as exc:
         return error_response(exc)
     return JSONResponse(asdict(record))
@@ -143,6 +152,7 @@ async def delete_budget(request: Request) -> Response:
         if not await state.store.delete_budget(q["scope"], q.get("scope_id", ""), q["period"]):  # type: ignore[arg-type]
             raise NotFound("no such budget", code="budget_not_found")
         await state.governance.refresh()
+        await audit_admin(state, "budget.delete", f"{q['scope']}:{q.get('scope_id', '')}", period=q["period"])
     except GatewayError as exc:
         return error_response(exc)
     return JSONResponse({"deleted": True})
@@ -162,8 +172,14 @@ async def list_budgets(request: Request) -> Response:
         if spent == 0 and reserved == 0:
             await state.store.flush()
             spent = await state.store.spent_since(b.scope, b.scope_id, start)
-        data.append({**asdict(b), "spent_micros": spent, "reserved_micros": reserved,
-                     "remaining_micros": max(0, b.limit_micros - spent - reserved)})  # fmt: skip
+        data.append(
+            {
+                **asdict(b),
+                "spent_micros": spent,
+                "reserved_micros": reserved,
+                "remaining_micros": max(0, b.limit_micros - spent - reserved),
+            }
+        )
     return JSONResponse({"object": "list", "data": data})
 
 
@@ -178,6 +194,9 @@ async def set_rate_limit(request: Request) -> Response:
         record = RateLimitRecord(body.scope, body.scope_id, body.rpm, body.tpm, time.time())
         await state.store.upsert_rate_limit(record)
         await state.governance.refresh()
+        await audit_admin(
+            state, "rate_limit.set", f"{record.scope}:{record.scope_id}", rpm=record.rpm or 0, tpm=record.tpm or 0
+        )
     except GatewayError as exc:
         return error_response(exc)
     return JSONResponse(asdict(record))
@@ -191,6 +210,7 @@ async def delete_rate_limit(request: Request) -> Response:
         if not await state.store.delete_rate_limit(q.get("scope", ""), q.get("scope_id", "")):  # type: ignore[arg-type]
             raise NotFound("no such rate limit", code="rate_limit_not_found")
         await state.governance.refresh()
+        await audit_admin(state, "rate_limit.delete", f"{q.get('scope', '')}:{q.get('scope_id', '')}")
     except GatewayError as exc:
         return error_response(exc)
     return JSONResponse({"deleted": True})

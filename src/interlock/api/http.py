@@ -128,3 +128,10 @@ async def sse_stream(
         return
     for frame in closing():
         yield frame
+
+
+def is_policy_denial(exc: GatewayError, attempted: bool) -> bool:
+    """Whether an error is a policy decision to deny (audited), not a failure of the model or the input."""
+    if exc.status in (401, 403):
+        return True
+    return exc.status == 429 and not attempted and exc.code in ("budget_exceeded", "rate_limit_exceeded")

@@ -14,6 +14,7 @@ from interlock.api.http import (
     bearer_token,
     error_response,
     first_chunk,
+    is_policy_denial,
     model_response,
     parse_json,
     read_body,
@@ -23,6 +24,7 @@ from interlock.api.http import (
 )
 from interlock.api.state import AppState
 from interlock.errors import BadRequest, GatewayError
+from interlock.policy.audit import AuditEvent
 from interlock.settlement import RequestContext
 from interlock.types import ChatChunk, ChatRequest, EmbeddingRequest
 
@@ -44,6 +46,29 @@ def _headers(ctx: RequestContext) -> dict[str, str]:
         headers["x-interlock-provider"] = ctx.deployment.provider.kind
         headers["x-interlock-attempts"] = str(ctx.attempts)
     return headers
+
+
+def fail(
+    state: AppState, request: Request, ctx: RequestContext | None, exc: GatewayError, flavor: str = "openai"
+) -> Response:
+    """The error response; the ledger row for an authenticated request, and an audit entry for a denial."""
+    if ctx is not None:
+        state.gateway.settlement.settle_error(ctx, exc)
+    if is_policy_denial(exc, ctx is not None and ctx.deployment is not None):
+        principal = ctx.principal if ctx else None
+        state.audit.record(
+            AuditEvent.denial(
+                f"{request.method} {request.url.path}",
+                actor_id=principal.key_id if principal else None,
+                actor_name=principal.name if principal else "anonymous",
+                reason=exc.message,
+                target=ctx.alias if ctx else "",
+                status=exc.status,
+                code=exc.code or "",
+            )
+        )
+    headers = {"x-request-id": ctx.request_id, **ctx.headers} if ctx else None
+    return error_response(exc, flavor=flavor, headers=headers)
 
 
 async def authenticate(state: AppState, request: Request, endpoint: str) -> RequestContext:
@@ -74,9 +99,7 @@ async def chat_completions(request: Request) -> Response:
         stream = state.gateway.stream(ctx, req)
         first = await first_chunk(stream)
     except GatewayError as exc:
-        if ctx is not None:
-            state.gateway.settlement.settle_error(ctx, exc)
-        return error_response(exc, headers={"x-request-id": ctx.request_id} if ctx else None)
+        return fail(state, request, ctx, exc)
     include_usage = req.wants_usage_in_stream()
 
     def encode(chunk: ChatChunk) -> list[bytes]:
@@ -105,9 +128,7 @@ async def embeddings(request: Request) -> Response:
         response = await state.gateway.embed(ctx, validate(EmbeddingRequest, data))
         return model_response(response, _headers(ctx))
     except GatewayError as exc:
-        if ctx is not None:
-            state.gateway.settlement.settle_error(ctx, exc)
-        return error_response(exc)
+        return fail(state, request, ctx, exc)
 
 
 def _model_entry(alias: str, state: AppState) -> dict[str, Any]:
@@ -131,7 +152,7 @@ async def list_models(request: Request) -> Response:
     try:
         principal = await state.keys.authenticate(bearer_token(request))
     except GatewayError as exc:
-        return error_response(exc)
+        return fail(state, request, None, exc)
     data = [
         _model_entry(alias, state)
         for alias, route in state.gateway.routes.items()
@@ -150,5 +171,5 @@ async def get_model(request: Request) -> Response:
         route = state.gateway.routes.get(alias)
         state.gateway.resolve(ctx, alias, route.model.mode if route else "chat")
     except GatewayError as exc:
-        return error_response(exc)
+        return fail(state, request, None, exc)
     return JSONResponse(_model_entry(alias, state))

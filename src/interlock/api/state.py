@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from interlock.pipeline import Gateway
+from interlock.policy.audit import AuditLog
 from interlock.policy.governance import Governance
 from interlock.policy.keys import Keys
 from interlock.providers.base import Provider
@@ -23,3 +24,4 @@ class AppState:
     providers: dict[str, Provider]
     started: int
     governance: Governance
+    audit: AuditLog

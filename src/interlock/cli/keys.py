@@ -6,6 +6,7 @@ A running server sees new keys at once and revocations within `store.key_refresh
 from __future__ import annotations
 
 import asyncio
+import getpass
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -15,22 +16,36 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from interlock.policy.audit import AuditEvent, AuditLog
 from interlock.policy.keys import Keys
+from interlock.settings import Settings
 from interlock.store import open_store
+from interlock.store.audit import SqliteAuditStore
 from interlock.store.sqlite import SqliteStore
 
 app = typer.Typer(help="Create, list and revoke virtual keys.", no_args_is_help=True)
 ConfigOption = Annotated[Path | None, typer.Option("--config", "-c", help="TOML config file")]
 
 
-def _keys(config: Path | None) -> tuple[Keys, SqliteStore]:
+def _keys(config: Path | None) -> tuple[Keys, SqliteStore, Settings]:
     from interlock.cli.main import settings_or_exit
 
     settings = settings_or_exit(config)
     store = open_store(settings)
     store.open_sync()
     # The admin token is irrelevant here: the CLI never authenticates callers.
-    return Keys(store, admin_token=""), store
+    return Keys(store, admin_token=""), store, settings
+
+
+async def _audited(settings: Settings, action: str, target: str, **metadata: str | bool) -> None:
+    """Record a key change made from the command line in the audit log."""
+    log = AuditLog(SqliteAuditStore.from_settings(settings), settings.home)
+    await log.open()
+    try:
+        actor = f"cli:{getpass.getuser()}"
+        await log.append(AuditEvent.admin(action, actor_id=None, actor_name=actor, target=target, **metadata))
+    finally:
+        await log.close()
 
 
 def _when(ts: float | None) -> str:
@@ -51,12 +66,13 @@ def create(
     config: ConfigOption = None,
 ) -> None:
     """Create a key and print it (it is shown only once)."""
-    keys, store = _keys(config)
+    keys, store, settings = _keys(config)
     expires = time.time() + expires_in_days * 86400 if expires_in_days else None
     try:
         record, token = asyncio.run(
             keys.create(name, owner, tuple(model or ()), expires, restricted=restricted, cache_ttl_s=cache_ttl)
         )
+        asyncio.run(_audited(settings, "key.create", record.id, name=name, models=",".join(record.models)))
     finally:
         store.close_sync()
     console = Console()
@@ -67,7 +83,7 @@ def create(
 @app.command("list")
 def list_keys(config: ConfigOption = None) -> None:
     """List keys (never the keys themselves)."""
-    keys, store = _keys(config)
+    keys, store, _ = _keys(config)
     try:
         records = asyncio.run(keys.list())
     finally:
@@ -94,9 +110,11 @@ def list_keys(config: ConfigOption = None) -> None:
 @app.command()
 def revoke(key_id: Annotated[str, typer.Argument(help="The key's id (key_...)")], config: ConfigOption = None) -> None:
     """Revoke a key."""
-    keys, store = _keys(config)
+    keys, store, settings = _keys(config)
     try:
         done = asyncio.run(keys.revoke(key_id))
+        if done:
+            asyncio.run(_audited(settings, "key.revoke", key_id))
     finally:
         store.close_sync()
     if not done:
