@@ -28,6 +28,7 @@ from interlock.policy.audit import AuditLog
 from interlock.policy.counters import open_counters
 from interlock.policy.governance import Governance
 from interlock.policy.keys import Keys, load_admin_key
+from interlock.policy.velocity import VelocityGuard
 from interlock.pricing import reference_price
 from interlock.providers.base import Provider, ProviderContext
 from interlock.providers.registry import build_routes
@@ -135,6 +136,18 @@ def _lifespan(settings: Settings, routes: dict[str, ModelRoute], http: _HttpSess
             cache=cache,
             governance=governance,
         )
+        g = settings.governance
+        velocity = VelocityGuard(
+            store,
+            keys,
+            audit,
+            factor=g.velocity_factor,
+            min_micros=int(g.velocity_min_usd * 1_000_000),
+            history_min=g.velocity_history_min,
+            suspend=g.velocity_suspend,
+            interval_s=g.velocity_interval_s,
+        )
+        velocity.start()
         app.state.interlock = AppState(settings, store, keys, gateway, providers, int(time.time()), governance, audit)
         loading = asyncio.create_task(_start_providers(providers), name="interlock-load-models")
         try:
@@ -144,6 +157,7 @@ def _lifespan(settings: Settings, routes: dict[str, ModelRoute], http: _HttpSess
             with contextlib.suppress(asyncio.CancelledError):
                 await loading
             await asyncio.gather(*(p.close() for p in providers.values()), return_exceptions=True)
+            await velocity.close()
             await http.close()
             await settlement.drain()
             await governance.close()
@@ -184,6 +198,8 @@ def create_app(settings: Settings) -> Starlette:
         Route("/admin/keys", admin.create_key, methods=["POST"]),
         Route("/admin/keys", admin.list_keys, methods=["GET"]),
         Route("/admin/keys/{key_id}/revoke", admin.revoke_key, methods=["POST"]),
+        Route("/admin/keys/{key_id}/suspend", admin.suspend_key, methods=["POST"]),
+        Route("/admin/keys/{key_id}/resume", admin.suspend_key, methods=["POST"]),
         Route("/admin/spend", admin.spend, methods=["GET"]),
         Route("/admin/orgs", governance_api.create_org, methods=["POST"]),
         Route("/admin/orgs", governance_api.list_orgs, methods=["GET"]),

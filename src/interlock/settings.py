@@ -76,6 +76,11 @@ class GovernanceSettings(_Strict):
     reservation_ttl_s: int = Field(default=900, ge=1)  # a reservation held by a dead replica expires after this
     refresh_s: float = Field(default=2.0, gt=0)  # how often budgets and limits are re-read from the store
     reference_model: str = "gpt-4o"  # priced with genai-prices for the savings report; "" to turn off
+    velocity_factor: float = Field(default=10.0, gt=1)  # alert when a key's minute is this many times its norm
+    velocity_min_usd: Decimal = Field(default=Decimal("1"), ge=0)  # ... and at least this much in that minute
+    velocity_history_min: int = Field(default=60, ge=1)
+    velocity_suspend: bool = False  # also suspend the key
+    velocity_interval_s: float = Field(default=60.0, gt=0)
 
 
 class CacheSettings(_Strict):

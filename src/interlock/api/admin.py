@@ -128,6 +128,25 @@ async def revoke_key(request: Request) -> Response:
     return JSONResponse({"id": key_id, "revoked": True})
 
 
+async def suspend_key(request: Request) -> Response:
+    """POST /admin/keys/{key_id}/suspend (body: {"reason": "..."}) and /resume: reversible."""
+    key_id, action = request.path_params["key_id"], request.url.path.rsplit("/", 1)[1]
+    try:
+        state = await admin_state(request)
+        if action == "suspend":
+            raw = await read_body(request, 64 * 1024)
+            reason = str(parse_json(raw).get("reason", "")) if raw else ""
+            done = await state.keys.suspend(key_id, reason or "by an admin")
+        else:
+            done = await state.keys.resume(key_id)
+        if not done:
+            raise NotFound(f"no key with id '{key_id}'", code="key_not_found")
+        await audit_admin(state, f"key.{action}", key_id)
+    except GatewayError as exc:
+        return error_response(exc)
+    return JSONResponse({"id": key_id, "suspended": action == "suspend"})
+
+
 async def spend(request: Request) -> Response:
     """GET /admin/spend?group=key|model|day&since=EPOCH."""
     try:

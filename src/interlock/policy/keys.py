@@ -36,6 +36,7 @@ class KeyStore(Protocol):
     async def key_by_hash(self, hash_: str) -> KeyRecord | None: ...
     async def revoke_key(self, key_id: str, at: float) -> bool: ...
     async def list_teams(self) -> list[TeamRecord]: ...
+    async def suspend_key(self, key_id: str, at: float | None, reason: str = "") -> bool: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +94,11 @@ def check_usable(key: KeyRecord, now: float) -> None:
         raise Unauthorized(f"API key {key.prefix}... was revoked", code="revoked_api_key")
     if key.expires_at is not None and key.expires_at <= now:
         raise Unauthorized(f"API key {key.prefix}... has expired", code="expired_api_key")
+    if key.suspended_at is not None and key.suspended_at <= now:
+        raise Forbidden(
+            f"API key {key.prefix}... is suspended ({key.suspended_reason or 'by an admin'}); ask an admin to lift it",
+            code="suspended_api_key",
+        )
 
 
 class Keys:
@@ -198,6 +204,18 @@ class Keys:
         done = await self._store.revoke_key(key_id, time.time())
         if done:
             await self.refresh()
+        return done
+
+    async def suspend(self, key_id: str, reason: str) -> bool:
+        """Suspend a key at once in this process (other processes within the refresh interval)."""
+        done = await self._store.suspend_key(key_id, time.time(), reason)
+        await self.refresh()
+        return done
+
+    async def resume(self, key_id: str) -> bool:
+        """Lift a suspension."""
+        done = await self._store.suspend_key(key_id, None)
+        await self.refresh()
         return done
 
     async def list(self) -> list[KeyRecord]:

@@ -26,6 +26,8 @@ class KeyRecord:
     residency: str = ""  # "restricted": only local/sovereign deployments
     cache_ttl_s: int = 0  # response cache opt-in; 0 = off
     team_id: str | None = None
+    suspended_at: float | None = None
+    suspended_reason: str = ""
 
 
 @dataclass(frozen=True, slots=True)

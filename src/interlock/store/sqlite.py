@@ -97,7 +97,7 @@ def _usage_tuple(r: UsageRecord) -> tuple[object, ...]:
 
 
 def _key_from_row(row: tuple[Any, ...]) -> KeyRecord:
-    id_, name, owner, hash_, prefix, models, created, expires, revoked, residency, cache_ttl, team_id = row
+    id_, name, owner, hash_, prefix, models, created, expires, revoked, residency, cache_ttl, team_id, susp, why = row
     return KeyRecord(
         id=str(id_),
         name=str(name),
@@ -111,11 +111,14 @@ def _key_from_row(row: tuple[Any, ...]) -> KeyRecord:
         residency=str(residency),
         cache_ttl_s=int(cache_ttl),
         team_id=None if team_id is None else str(team_id),
+        suspended_at=None if susp is None else float(susp),
+        suspended_reason=str(why),
     )
 
 
 _KEY_COLUMNS = (
-    "id, name, owner, hash, prefix, models, created_at, expires_at, revoked_at, residency, cache_ttl_s, team_id"
+    "id, name, owner, hash, prefix, models, created_at, expires_at, revoked_at, residency, cache_ttl_s, team_id, "
+    "suspended_at, suspended_reason"
 )
 
 
@@ -261,7 +264,7 @@ class SqliteStore(GovernanceQueries):
         """Store a new key."""
         await asyncio.to_thread(
             self._execute,
-            f"INSERT INTO keys ({_KEY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            f"INSERT INTO keys ({_KEY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 key.id,
                 key.name,
@@ -275,6 +278,8 @@ class SqliteStore(GovernanceQueries):
                 key.residency,
                 key.cache_ttl_s,
                 key.team_id,
+                key.suspended_at,
+                key.suspended_reason,
             ),
         )
 
@@ -292,5 +297,12 @@ class SqliteStore(GovernanceQueries):
         """Mark a key revoked; False if there is no such key or it was already revoked."""
         n = await asyncio.to_thread(
             self._execute, "UPDATE keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL", (at, key_id)
+        )
+        return n > 0
+
+    async def suspend_key(self, key_id: str, at: float | None, reason: str = "") -> bool:
+        """Suspend a key (at = None lifts the suspension); False if there is no such key."""
+        n = await asyncio.to_thread(
+            self._execute, "UPDATE keys SET suspended_at = ?, suspended_reason = ? WHERE id = ?", (at, reason, key_id)
         )
         return n > 0

@@ -1,0 +1,129 @@
+"""Spend-velocity guard: the runaway-agent case, where a key loops and its spend per minute spikes.
+
+Every `interval_s` it reads the ledger's spend per key per minute (from the shared store, so it sees
+every replica's traffic) and compares each key's last complete minute with its average over the
+`history_min` minutes before. A key that spends at least `min_micros` in that minute and more than
+`factor` times its norm raises an audit event `spend.velocity_alert`; with `suspend` on, the key is
+also suspended (reversible, `POST /admin/keys/{id}/resume`). Each key alerts at most once a minute
+per replica.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from dataclasses import dataclass
+from typing import Protocol
+
+from interlock.policy.audit import AuditEvent, AuditLog
+from interlock.policy.keys import Keys
+
+log = logging.getLogger(__name__)
+
+
+class SpendHistory(Protocol):
+    """What the guard reads from the store."""
+
+    async def key_spend_by_minute(self, since: float) -> list[tuple[str, int, int]]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Alert:
+    """One key's spike."""
+
+    key_id: str
+    minute: int
+    spent_micros: int
+    norm_micros: float
+
+
+def find_spikes(
+    rows: list[tuple[str, int, int]], minute: int, history: int, factor: float, minimum: int
+) -> list[Alert]:
+    """Keys whose spend in `minute` is at least `minimum` and above `factor` x their mean of the previous minutes."""
+    by_key: dict[str, dict[int, int]] = {}
+    for key_id, m, micros in rows:
+        by_key.setdefault(key_id, {})[m] = micros
+    alerts = []
+    for key_id, spend in by_key.items():
+        last = spend.get(minute, 0)
+        norm = sum(spend.get(m, 0) for m in range(minute - history, minute)) / history
+        if last >= minimum and last > factor * norm:
+            alerts.append(Alert(key_id, minute, last, norm))
+    return alerts
+
+
+class VelocityGuard:
+    """Checks spend velocity periodically; alerts and optionally suspends."""
+
+    def __init__(
+        self,
+        store: SpendHistory,
+        keys: Keys,
+        audit: AuditLog,
+        *,
+        factor: float,
+        min_micros: int,
+        history_min: int = 60,
+        suspend: bool = False,
+        interval_s: float = 60.0,
+    ) -> None:
+        self._store, self._keys, self._audit = store, keys, audit
+        self.factor, self.min_micros, self.history, self.suspend = factor, min_micros, history_min, suspend
+        self._interval = interval_s
+        self._alerted: set[tuple[str, int]] = set()
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        """Run checks in the background."""
+        self._task = asyncio.create_task(self._loop(), name="interlock-velocity-guard")
+
+    async def close(self) -> None:
+        """Stop checking."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _loop(self) -> None:
+        while True:
+            await asyncio.sleep(self._interval)
+            try:
+                await self.check()
+            except Exception:
+                log.exception("spend-velocity check failed")
+
+    async def check(self, now: float | None = None) -> list[Alert]:
+        """Look at the last complete minute; audit (and suspend) every spiking key."""
+        now = time.time() if now is None else now
+        minute = int(now // 60) - 1
+        rows = await self._store.key_spend_by_minute((minute - self.history) * 60)
+        alerts = [
+            a
+            for a in find_spikes(rows, minute, self.history, self.factor, self.min_micros)
+            if (a.key_id, a.minute) not in self._alerted
+        ]
+        for a in alerts:
+            self._alerted.add((a.key_id, a.minute))
+            reason = (
+                f"spent ${a.spent_micros / 1e6:.4f} in one minute, "
+                f"over {self.factor:g}x its norm of ${a.norm_micros / 1e6:.4f}"
+            )
+            if self.suspend:
+                await self._keys.suspend(a.key_id, "spend velocity: " + reason)
+            await self._audit.append(
+                AuditEvent.admin(
+                    "spend.velocity_alert",
+                    actor_id=None,
+                    actor_name="velocity-guard",
+                    target=a.key_id,
+                    spent_micros=a.spent_micros,
+                    norm_micros=round(a.norm_micros),
+                    suspended=self.suspend,
+                    note=reason,
+                )
+            )
+        self._alerted = {x for x in self._alerted if x[1] >= minute - 1}
+        return alerts
