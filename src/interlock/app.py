@@ -121,7 +121,7 @@ def _lifespan(settings: Settings, routes: dict[str, ModelRoute], http: _HttpSess
         cache = open_cache(settings.cache.url, settings.cache.max_entries)
         governance = Governance(
             store,
-            open_counters(settings.governance.redis_url),
+            open_counters(settings.governance.redis_url, settings.governance.redis_prefix),
             refresh_s=settings.governance.refresh_s,
             reservation_ttl_s=settings.governance.reservation_ttl_s,
             default_output_cap=settings.governance.output_cap,

@@ -11,8 +11,10 @@ import hashlib
 import logging
 from dataclasses import dataclass
 from decimal import ROUND_CEILING, Decimal
+from typing import Any
 
 from interlock.settings import ModelSettings, Settings
+from interlock.store.records import SpendRow
 
 log = logging.getLogger(__name__)
 
@@ -75,3 +77,20 @@ def reference_price(settings: Settings) -> Price | None:
     if price is None:
         log.warning("reference model %r is not in the genai-prices catalog; no savings report", name)
     return price
+
+
+def savings_summary(rows: list[SpendRow], reference: str) -> dict[str, Any]:
+    """Totals, and what the same tokens would have cost on the reference model."""
+    spent = sum(r.cost_micros for r in rows)
+    ref = sum(r.reference_cost_micros for r in rows)
+    saved = (ref - spent) / ref * 100 if ref else None
+    text = f"spent ${spent / 1e6:,.6f}"
+    if reference and ref:
+        text += f"; the same traffic on {reference} would have cost ${ref / 1e6:,.6f} (saved {saved:.1f}%)"
+    return {
+        "spent_micros": spent,
+        "reference_model": reference or None,
+        "reference_cost_micros": ref,
+        "saved_percent": None if saved is None else round(saved, 2),
+        "text": text,
+    }

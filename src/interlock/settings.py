@@ -72,6 +72,7 @@ class GovernanceSettings(_Strict):
     """Where budget and rate-limit counters live, and how budgets reserve."""
 
     redis_url: str = ""  # empty: in this process (one replica); redis://... to share between replicas
+    redis_prefix: str = "interlock:"  # key prefix, so several deployments can share one Redis
     output_cap: int = Field(default=4096, ge=1)  # max_tokens assumed (and enforced) when a budgeted request sets none
     reservation_ttl_s: int = Field(default=900, ge=1)  # a reservation held by a dead replica expires after this
     refresh_s: float = Field(default=2.0, gt=0)  # how often budgets and limits are re-read from the store

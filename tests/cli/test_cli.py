@@ -84,3 +84,5 @@ def test_chat_and_spend_against_a_running_server(env: Path, tmp_path: Path) -> N
     assert data["nope"]["errors"] == 1
     table = runner.invoke(app, ["spend", "--by", "day"])
     assert table.exit_code == 0 and "total" in table.stdout
+    assert "the same traffic on gpt-4o would have cost" in table.stdout and "saved" in table.stdout
+    assert json.loads(spent.stdout)["summary"]["reference_cost_micros"] > 0

@@ -15,7 +15,8 @@ from interlock.api.state import AppState
 from interlock.errors import BadRequest, GatewayError, NotFound
 from interlock.policy.audit import AuditEvent
 from interlock.policy.keys import require_admin
-from interlock.store.records import KeyRecord, SpendRow
+from interlock.pricing import savings_summary
+from interlock.store.records import KeyRecord
 
 
 class KeyCreate(BaseModel):
@@ -165,20 +166,3 @@ async def spend(request: Request) -> Response:
         return error_response(exc)
     summary = savings_summary(rows, state.settings.governance.reference_model)
     return JSONResponse({"object": "list", "group": group, "data": [asdict(r) for r in rows], "summary": summary})
-
-
-def savings_summary(rows: list[SpendRow], reference: str) -> dict[str, Any]:
-    """Totals, and what the same tokens would have cost on the reference model."""
-    spent = sum(r.cost_micros for r in rows)
-    ref = sum(r.reference_cost_micros for r in rows)
-    saved = (ref - spent) / ref * 100 if ref else None
-    text = f"spent ${spent / 1e6:,.6f}"
-    if reference and ref:
-        text += f"; the same traffic on {reference} would have cost ${ref / 1e6:,.6f} (saved {saved:.1f}%)"
-    return {
-        "spent_micros": spent,
-        "reference_model": reference or None,
-        "reference_cost_micros": ref,
-        "saved_percent": None if saved is None else round(saved, 2),
-        "text": text,
-    }

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import secrets
-import sqlite3
 import time
 from dataclasses import asdict
 from decimal import Decimal
@@ -17,7 +16,7 @@ from interlock.api.admin import admin_state, audit_admin
 from interlock.api.http import JSONResponse, error_response, parse_json, read_body, validate
 from interlock.errors import BadRequest, GatewayError, NotFound
 from interlock.policy.governance import period_start
-from interlock.store.records import BudgetRecord, OrgRecord, RateLimitRecord, TeamRecord
+from interlock.store.records import BudgetRecord, DuplicateError, OrgRecord, RateLimitRecord, TeamRecord
 
 MAX_BODY = 64 * 1024
 
@@ -61,7 +60,7 @@ async def create_org(request: Request) -> Response:
         org = OrgRecord("org_" + secrets.token_hex(6), body.name, time.time())
         try:
             await state.store.insert_org(org)
-        except sqlite3.IntegrityError:
+        except DuplicateError:
             raise BadRequest(f"an organisation named '{body.name}' exists", param="name") from None
         await audit_admin(state, "org.create", org.id, name=org.name)
     except GatewayError as exc:
@@ -88,7 +87,7 @@ async def create_team(request: Request) -> Response:
         team = TeamRecord("team_" + secrets.token_hex(6), body.org_id, body.name, time.time())
         try:
             await state.store.insert_team(team)
-        except sqlite3.IntegrityError:
+        except DuplicateError:
             raise BadRequest(f"organisation '{body.org_id}' already has a team '{body.name}'", param="name") from None
         await state.keys.refresh()
         await audit_admin(state, "team.create", team.id, org_id=team.org_id, name=team.name)

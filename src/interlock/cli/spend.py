@@ -14,6 +14,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from interlock.pricing import savings_summary
 from interlock.store import open_store
 from interlock.store.records import SpendRow
 
@@ -24,7 +25,10 @@ def dollars(micros: int) -> str:
 
 
 def spend(
-    by: Annotated[Literal["key", "model", "day"], typer.Option("--by", help="Group by key, model or day")] = "model",
+    by: Annotated[
+        Literal["org", "team", "key", "model", "day"],
+        typer.Option("--by", help="Group by org, team, key, model or day"),
+    ] = "model",
     days: Annotated[float | None, typer.Option(help="Only the last N days")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table")] = False,
     config: Annotated[Path | None, typer.Option("--config", "-c", help="TOML config file")] = None,
@@ -41,7 +45,8 @@ def spend(
     finally:
         store.close_sync()
     if as_json:
-        typer.echo(json.dumps({"group": by, "data": [asdict(r) for r in rows]}, indent=2))
+        summary = savings_summary(rows, settings.governance.reference_model)
+        typer.echo(json.dumps({"group": by, "data": [asdict(r) for r in rows], "summary": summary}, indent=2))
         return
     table = Table(title=f"Spend by {by}")
     for col in (by, "requests", "errors", "prompt tokens", "completion tokens", "cost"):
@@ -66,4 +71,6 @@ def spend(
         f"{sum(r.completion_tokens for r in rows):,}",
         dollars(total),
     )
-    Console().print(table)
+    console = Console()
+    console.print(table)
+    console.print(savings_summary(rows, settings.governance.reference_model)["text"])

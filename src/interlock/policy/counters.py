@@ -148,10 +148,10 @@ class LocalCounters:
         """Nothing to release."""
 
 
-def open_counters(redis_url: str) -> Counters:
+def open_counters(redis_url: str, prefix: str = "interlock:") -> Counters:
     """Redis counters for a redis:// URL (several replicas), else counters in this process."""
     if redis_url:
         from interlock.policy.redis_counters import RedisCounters
 
-        return RedisCounters(redis_url)
+        return RedisCounters(redis_url, prefix)
     return LocalCounters()

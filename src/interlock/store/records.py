@@ -10,6 +10,10 @@ Scope = Literal["org", "team", "key", "model"]
 Period = Literal["day", "month", "total"]
 
 
+class DuplicateError(Exception):
+    """A row with the same unique name exists already (any backend)."""
+
+
 @dataclass(frozen=True, slots=True)
 class KeyRecord:
     """A virtual key as stored: the hash, never the key itself."""

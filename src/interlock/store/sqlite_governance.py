@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from typing import Any
 
 from interlock.store.records import (
     BudgetRecord,
+    DuplicateError,
     OrgRecord,
     Period,
     RateLimitRecord,
@@ -74,8 +76,13 @@ class GovernanceQueries:
     # hierarchy ----------------------------------------------------------------------------
 
     async def insert_org(self, org: OrgRecord) -> None:
-        """Store a new organisation."""
-        await asyncio.to_thread(self._execute, "INSERT INTO orgs VALUES (?, ?, ?)", (org.id, org.name, org.created_at))
+        """Store a new organisation; DuplicateError if the name is taken."""
+        try:
+            await asyncio.to_thread(
+                self._execute, "INSERT INTO orgs VALUES (?, ?, ?)", (org.id, org.name, org.created_at)
+            )
+        except sqlite3.IntegrityError as exc:
+            raise DuplicateError(f"an organisation named '{org.name}' exists") from exc
 
     async def list_orgs(self) -> list[OrgRecord]:
         """Every organisation."""
@@ -83,10 +90,15 @@ class GovernanceQueries:
         return [OrgRecord(str(i), str(n), float(c)) for i, n, c in rows]
 
     async def insert_team(self, team: TeamRecord) -> None:
-        """Store a new team."""
-        await asyncio.to_thread(
-            self._execute, "INSERT INTO teams VALUES (?, ?, ?, ?)", (team.id, team.org_id, team.name, team.created_at)
-        )
+        """Store a new team; DuplicateError if its organisation has a team of that name."""
+        try:
+            await asyncio.to_thread(
+                self._execute,
+                "INSERT INTO teams VALUES (?, ?, ?, ?)",
+                (team.id, team.org_id, team.name, team.created_at),
+            )
+        except sqlite3.IntegrityError as exc:
+            raise DuplicateError(f"organisation '{team.org_id}' already has a team '{team.name}'") from exc
 
     async def list_teams(self) -> list[TeamRecord]:
         """Every team."""
