@@ -11,11 +11,12 @@ import typer
 from rich.console import Console
 
 from interlock import __version__
-from interlock.cli import chat, keys, models, router, spend
+from interlock.cli import audit, chat, keys, models, router, spend
 from interlock.settings import ConfigError, Settings, load_settings
 
 app = typer.Typer(help="Interlock: a self-hosted AI gateway.", no_args_is_help=True, add_completion=False)
 app.add_typer(keys.app, name="keys")
+app.add_typer(audit.app, name="audit")
 app.add_typer(router.app, name="router")
 app.command("chat")(chat.chat)
 app.command("models")(models.models)

@@ -1,0 +1,170 @@
+"""`interlock router`: train a learned cost/quality router, evaluate it, and score prompts with it."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import numpy as np
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from interlock.routing.router.data import DataError, LabelledSet, load_excluded, load_labelled, load_prompts
+from interlock.routing.router.features import EMBEDDERS, MINILM_STATIC, load_embedder
+from interlock.routing.router.metrics import SHARES, Summary, bootstrap, random_summary, routing_curve
+from interlock.routing.router.model import LearnedRouter, RouterFileError
+from interlock.routing.router.train import train_router
+
+app = typer.Typer(help="The learned cost/quality router.", no_args_is_help=True, add_completion=False)
+
+Inputs = Annotated[list[Path], typer.Option("--input", "-i", help="Labelled JSONL or RouteLLM CSV (repeatable)")]
+Exclude = Annotated[Path | None, typer.Option(help="JSONL of prompts to leave out (e.g. contaminated_prompts.jsonl)")]
+
+
+def _fail(message: str) -> typer.Exit:
+    Console(stderr=True).print(f"[red]{message}[/red]", highlight=False)
+    return typer.Exit(2)
+
+
+def _load(inputs: list[Path], exclude: Path | None) -> LabelledSet:
+    try:
+        return load_labelled(inputs, load_excluded(exclude) if exclude else ())
+    except (OSError, DataError, json.JSONDecodeError) as exc:
+        raise _fail(str(exc)) from None
+
+
+@app.command()
+def train(
+    inputs: Inputs,
+    output: Annotated[Path, typer.Option("--output", "-o", help="Router file to write (JSON)")],
+    cheap: Annotated[str | None, typer.Option(help="The cheap model (needed with more than two)")] = None,
+    strong: Annotated[str | None, typer.Option(help="The strong model (needed with more than two)")] = None,
+    exclude: Exclude = None,
+    max_train: Annotated[int | None, typer.Option(help="Train on a random sample of at most N prompts")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the sample and the cross-validation folds")] = 0,
+    embedder: Annotated[str, typer.Option(help=f"Prompt features: {', '.join(EMBEDDERS)}")] = MINILM_STATIC,
+    max_tokens: Annotated[int, typer.Option(help="The router reads the last N tokens of a prompt")] = 256,
+) -> None:
+    """Learn a router from prompts labelled with each model's score."""
+    data = _load(inputs, exclude)
+    if max_train is not None and len(data) > max_train:
+        data = data.subset(np.sort(np.random.default_rng(seed).choice(len(data), max_train, replace=False)))
+    try:
+        encoder = load_embedder(embedder, max_tokens)
+        model = train_router(
+            data,
+            encoder.embed(data.prompts),
+            encoder.name,
+            cheap=cheap,
+            strong=strong,
+            seed=seed,
+            max_tokens=max_tokens,
+        )
+    except ValueError as exc:
+        raise _fail(str(exc)) from None
+    model.save(output)
+    t = model.training
+    print(f"trained on {t['prompts']} prompts; models (cheap → strong): {', '.join(model.models)}")
+    for name, apgr in sorted(t["cv"]["apgr"].items(), key=lambda kv: -kv[1]):
+        print(f"  cv APGR {apgr:.3f}  {name}{'  ← chosen' if name == t['chosen'] else ''}")
+    print(f"default threshold {model.threshold:.4f} (50% strong calls); wrote {output}")
+
+
+def _router(path: Path) -> LearnedRouter:
+    try:
+        return LearnedRouter.load(path)
+    except (OSError, RouterFileError, ValueError) as exc:
+        raise _fail(f"{path}: {exc}") from None
+
+
+def _pct(v: float) -> str:
+    return f"{100 * v:.1f}%"
+
+
+@app.command("eval")
+def evaluate(
+    router: Annotated[Path, typer.Option(help="Router file")],
+    inputs: Inputs,
+    exclude: Exclude = None,
+    resamples: Annotated[int, typer.Option(help="Bootstrap resamples for the 95% intervals")] = 1000,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
+) -> None:
+    """PGR curve, APGR and CPT of a router on labelled prompts, against random and single-model baselines."""
+    r = _router(router)
+    data = _load(inputs, exclude)
+    missing = [m for m in (r.model.cheap, r.model.strong) if m not in data.models]
+    if missing:
+        raise _fail(f"the data has no scores for {', '.join(missing)}")
+    data = data.complete_for([r.model.cheap, r.model.strong])
+    weak, strong = data.scores[:, 0], data.scores[:, 1]
+    scores = r.score(data.prompts)
+    summary = Summary.of(routing_curve(scores, weak, strong))
+    intervals = bootstrap(scores, weak, strong, resamples=resamples)
+    rand = random_summary(weak, strong)
+    report: dict[str, Any] = {
+        "prompts": len(data),
+        "cheap": r.model.cheap,
+        "strong": r.model.strong,
+        "quality": {"cheap": float(weak.mean()), "strong": float(strong.mean())},
+        "pgr_curve": {f"{s:.1f}": v for s, v in zip(SHARES, summary.pgr, strict=True)},
+        "router": {k: {"value": i.value, "ci95": [i.low, i.high]} for k, i in intervals.items()},
+        "random": {"apgr": rand.apgr, "cpt50": rand.cpt50, "cpt80": rand.cpt80, "share95": rand.share95},
+    }
+    if as_json:
+        print(json.dumps(report, indent=2))
+        return
+    console = Console()
+    console.print(
+        f"{len(data)} prompts; cheap {r.model.cheap}: quality {weak.mean():.4f}; "
+        f"strong {r.model.strong}: quality {strong.mean():.4f}",
+        highlight=False,
+    )
+    curve = Table("strong share", "PGR router", "PGR random", title="PGR curve")
+    for s, v in zip(SHARES, summary.pgr, strict=True):
+        curve.add_row(_pct(s), f"{v:.3f}", f"{s:.3f}")
+    console.print(curve)
+    table = Table("metric", "router", "95% CI", "random", title=f"{resamples} bootstrap resamples")
+    rows = [("APGR", "apgr", f"{rand.apgr:.3f}"), ("CPT(50%)", "cpt50", _pct(rand.cpt50))]
+    rows += [("CPT(80%)", "cpt80", _pct(rand.cpt80)), ("share for 95% quality", "share95", _pct(rand.share95))]
+    for label, key, baseline in rows:
+        i = intervals[key]
+        fmt = (lambda v: f"{v:.3f}") if key == "apgr" else _pct
+        table.add_row(label, fmt(i.value), f"{fmt(i.low)} to {fmt(i.high)}", baseline)
+    console.print(table)
+
+
+@app.command()
+def score(
+    router: Annotated[Path, typer.Option(help="Router file")],
+    input_file: Annotated[Path, typer.Option("--input", "-i", help="Prompts: JSONL ('prompt' or strings) or CSV")],
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write here instead of stdout")] = None,
+) -> None:
+    """Write each prompt's routing score as JSONL: predicted quality of the strong model minus the cheap one."""
+    r = _router(router)
+    try:
+        prompts = load_prompts(input_file)
+    except (OSError, KeyError, json.JSONDecodeError) as exc:
+        raise _fail(f"{input_file}: {exc}") from None
+    qualities = r.model.qualities(r.embed(prompts))
+    chosen = r.model.choose(qualities)
+    lines = (
+        json.dumps(
+            {
+                "prompt": p,
+                "score": float(q[-1] - q[0]),
+                "qualities": dict(zip(r.models, map(float, q), strict=True)),
+                "model": m,
+            }
+        )
+        for p, q, m in zip(prompts, qualities, chosen, strict=True)
+    )
+    out = output.open("w", encoding="utf-8") if output else sys.stdout
+    try:
+        for line in lines:
+            out.write(line + "\n")
+    finally:
+        if output:
+            out.close()
