@@ -94,6 +94,36 @@ class Gateway:
             )
         return allowed
 
+    async def _pick(self, ctx: RequestContext, route: ModelRoute, request: ChatRequest) -> ModelRoute:
+        """For a router alias, the model the learned router picks for this prompt (else the route itself)."""
+        if route.router is None or route.model.router is None:
+            return route
+        spec = route.model.router
+        router = route.router
+        threshold = spec.threshold
+        if threshold is None and spec.strong_share is not None:
+            threshold = router.threshold_for_share(spec.strong_share)
+        threshold = router.threshold if threshold is None else threshold
+        prompt = "\n".join(m.text() for m in request.messages if m.role == "user")[-4000:]
+        score = float((await asyncio.to_thread(router.score, [prompt]))[0])
+        choice = (await asyncio.to_thread(router.route, [prompt], threshold))[0]
+        order = [choice] + [m for m in router.models if m != choice]
+        why = (
+            "predicted gain of the stronger model is above the threshold"
+            if choice != router.models[0]
+            else ("the cheapest model is predicted to be good enough")
+        )
+        for name in order:
+            target = self.routes[spec.models.get(name, name)]
+            if not ctx.restricted or any(RESIDENT_TAGS & set(d.model.tags) for d in target.deployments):
+                if name != choice:
+                    why = f"data residency: {choice} is not local or sovereign"
+                ctx.headers["x-interlock-route"] = (
+                    f"model={target.alias}; score={score:.4f}; threshold={threshold:.4f}; reason={why}"
+                )
+                return target
+        return self.routes[spec.models.get(choice, choice)]  # candidates() will refuse it with a clear 403
+
     def _cache_key(self, ctx: RequestContext, route: ModelRoute, request: ChatRequest) -> tuple[str, int] | None:
         ttl = max(route.model.cache_ttl_s, ctx.principal.cache_ttl_s)
         if self.cache is None or ttl <= 0:
@@ -174,7 +204,7 @@ class Gateway:
 
     async def chat(self, ctx: RequestContext, request: ChatRequest) -> ChatResponse:
         """A complete chat answer, settled into the ledger."""
-        route = self.resolve(ctx, request.model, "chat")
+        route = await self._pick(ctx, self.resolve(ctx, request.model, "chat"), request)
         self.candidates(ctx, route)  # refuse a restricted request before looking in the cache
         key = self._cache_key(ctx, route, request)
         hit = await self._cached(ctx, request, key)
@@ -210,7 +240,7 @@ class Gateway:
 
     async def stream(self, ctx: RequestContext, request: ChatRequest) -> AsyncIterator[ChatChunk]:
         """Chunks as the provider makes them; settles when the stream ends, fails or is abandoned."""
-        route = self.resolve(ctx, request.model, "chat")
+        route = await self._pick(ctx, self.resolve(ctx, request.model, "chat"), request)
         self.candidates(ctx, route)
         key = self._cache_key(ctx, route, request)
         hit = await self._cached(ctx, request, key)

@@ -91,6 +91,25 @@ class CacheSettings(_Strict):
     max_entries: int = Field(default=10_000, ge=1)  # in-process backend only
 
 
+class RouterSettings(_Strict):
+    """A learned router: per request, pick one of the router file's models by the prompt.
+
+    One knob: `threshold` (the file's score threshold), or `strong_share` (the share of calls that may
+    go past the cheapest model); neither means the file's default.
+    """
+
+    file: str
+    threshold: float | None = None
+    strong_share: float | None = Field(default=None, ge=0, le=1)
+    models: dict[str, str] = Field(default_factory=dict)  # router model name -> alias (default: same name)
+
+    @model_validator(mode="after")
+    def _one_knob(self) -> RouterSettings:
+        if self.threshold is not None and self.strong_share is not None:
+            raise ValueError("set 'threshold' or 'strong_share', not both")
+        return self
+
+
 class DeploymentSettings(_Strict):
     """One place an alias is served; unset fields inherit from the alias."""
 
@@ -130,6 +149,7 @@ class ModelSettings(_Strict):
     weight: float = Field(default=1.0, gt=0)
     priority: int = Field(default=0, ge=0)
     cache_ttl_s: int = Field(default=0, ge=0)  # response cache for this alias; 0 = off
+    router: RouterSettings | None = None
 
     @field_validator("api_key_env")
     @classmethod
@@ -140,10 +160,13 @@ class ModelSettings(_Strict):
 
     @model_validator(mode="after")
     def _check_target(self) -> ModelSettings:
-        if not self.provider and not self.deployments:
-            raise ValueError("needs 'provider' or a list of 'deployments'")
-        if self.provider and self.deployments:
-            raise ValueError("set either 'provider' or 'deployments', not both")
+        targets = sum(bool(x) for x in (self.provider, self.deployments, self.router))
+        if targets == 0:
+            raise ValueError("needs 'provider', a list of 'deployments', or a 'router'")
+        if targets > 1:
+            raise ValueError("set one of 'provider', 'deployments' or 'router'")
+        if self.router is not None:
+            return self
         for d in self.deployment_settings():
             if d.provider in ("openai_compatible", "anthropic") and not d.base_url:
                 raise ValueError(f"provider '{d.provider}' needs 'base_url'")
@@ -151,6 +174,8 @@ class ModelSettings(_Strict):
 
     def deployment_settings(self) -> list[ModelSettings]:
         """Each deployment as a self-contained ModelSettings (the alias's own fields when it has none)."""
+        if self.router is not None:
+            return []
         if not self.deployments:
             return [self]
         out = []
@@ -205,6 +230,9 @@ class Settings(_Strict):
                     raise ValueError(f"models.{alias}.fallbacks names unknown model '{fb}'")
                 if self.models[fb].mode != m.mode:
                     raise ValueError(f"models.{alias}.fallbacks: '{fb}' is a {self.models[fb].mode} model")
+            for target in m.router.models.values() if m.router else ():
+                if target not in self.models or self.models[target].router is not None:
+                    raise ValueError(f"models.{alias}.router.models: '{target}' is not a model alias with a provider")
         return self
 
     def store_url(self) -> str:

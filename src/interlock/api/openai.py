@@ -142,6 +142,9 @@ def _model_entry(alias: str, state: AppState) -> dict[str, Any]:
         "tags": route.tags,
         "context_window": route.model.context_window,
         "deployments": len(route.deployments),
+        "router": [route.model.router.models.get(m, m) for m in route.router.models]
+        if route.router and route.model.router
+        else None,
         "fallbacks": route.fallbacks,
     }
 

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from importlib.metadata import entry_points
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from interlock.pricing import resolve_price
 from interlock.providers.base import ProviderContext, ProviderFactory
 from interlock.routing.breaker import CircuitBreaker
 from interlock.routing.deployments import Deployment, ModelRoute
+from interlock.routing.router import LearnedRouter, RouterFileError
 from interlock.settings import ConfigError
 
 if TYPE_CHECKING:
@@ -56,5 +58,24 @@ def build_routes(settings: Settings, context: ProviderContext) -> dict[str, Mode
                     breaker=CircuitBreaker(breaker.breaker_failures, breaker.breaker_cooldown_s),
                 )
             )
-        routes[alias] = ModelRoute(alias, model, deployments, list(model.fallbacks))
+        routes[alias] = ModelRoute(alias, model, deployments, list(model.fallbacks), _load_router(settings, alias))
     return routes
+
+
+def _load_router(settings: Settings, alias: str) -> LearnedRouter | None:
+    """The learned router of a router alias; a bad file or an unmapped model is a config error."""
+    spec = settings.models[alias].router
+    if spec is None:
+        return None
+    where = f"invalid config in {settings.source}: models.{alias}.router"
+    try:
+        router = LearnedRouter.load(Path(spec.file).expanduser())
+    except (OSError, RouterFileError) as exc:
+        raise ConfigError(f"{where}.file: cannot load {spec.file}: {exc}") from None
+    for name in router.models:
+        target = spec.models.get(name, name)
+        if target not in settings.models:
+            raise ConfigError(
+                f'{where}.models: the router\'s model {name!r} maps to no alias; add {name!r} = "<alias>"'
+            )
+    return router

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from interlock.pricing import Price
 from interlock.providers.base import Provider
 from interlock.routing.breaker import CircuitBreaker
+from interlock.routing.router import LearnedRouter
 from interlock.settings import ModelSettings
 
 EWMA_ALPHA = 0.2
@@ -48,6 +49,7 @@ class ModelRoute:
     model: ModelSettings
     deployments: list[Deployment]
     fallbacks: list[str]
+    router: LearnedRouter | None = None
 
     @property
     def tags(self) -> list[str]:
