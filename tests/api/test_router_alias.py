@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 from starlette.testclient import TestClient
+from tests.conftest import ADMIN_KEY
 from typer.testing import CliRunner
 
 from interlock.app import create_app
 from interlock.cli.router import app as router_cli
 from interlock.settings import ConfigError, load_settings
-from tests.conftest import ADMIN_KEY
 
 
 def train_router(tmp_path: Path) -> Path:
@@ -43,8 +43,10 @@ provider = "fake"
 price_input_per_mtok = 10
 price_output_per_mtok = 30
 
-[models.auto]
-router = {{ file = "{router}", threshold = {threshold}, models = {{ "cheap-model" = "cheap", "strong-model" = "strong" }} }}
+[models.auto.router]
+file = "{router}"
+threshold = {threshold}
+models = {{ "cheap-model" = "cheap", "strong-model" = "strong" }}
 """
 
 
