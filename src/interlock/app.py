@@ -36,8 +36,7 @@ from interlock.routing.cache import open_cache
 from interlock.routing.deployments import ModelRoute
 from interlock.settings import Settings
 from interlock.settlement import Settlement
-from interlock.store import open_store
-from interlock.store.audit import SqliteAuditStore
+from interlock.store import open_audit_store, open_store
 
 log = logging.getLogger(__name__)
 
@@ -113,7 +112,12 @@ def _lifespan(settings: Settings, routes: dict[str, ModelRoute], http: _HttpSess
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         store = open_store(settings)
         await store.open()
-        audit = AuditLog(SqliteAuditStore.from_settings(settings), settings.home)
+        audit = AuditLog(
+            open_audit_store(settings),
+            settings.audit_dir(),
+            checkpoint_every=settings.audit.checkpoint_every,
+            checkpoint_interval_s=settings.audit.checkpoint_interval_s,
+        )
         await audit.open()  # refuses to extend a log that was cut behind its signed head
         admin = load_admin_key(settings.home, settings.admin_key.get_secret_value() if settings.admin_key else None)
         keys = Keys(store, admin, settings.store.key_refresh_interval_s)

@@ -84,6 +84,16 @@ class GovernanceSettings(_Strict):
     velocity_interval_s: float = Field(default=60.0, gt=0)
 
 
+class AuditSettings(_Strict):
+    """Where the audit log's signing key and signed head live, and how often checkpoints are signed."""
+
+    # Default: INTERLOCK_HOME. Replicas sharing one PostgreSQL audit log must share this folder (or a
+    # copy of the key and a common head file), e.g. a mounted secret volume.
+    dir: str = ""
+    checkpoint_every: int = Field(default=100, ge=1)
+    checkpoint_interval_s: float = Field(default=60.0, gt=0)
+
+
 class CacheSettings(_Strict):
     """The response cache backend (opt-in per model with `cache_ttl_s`, or per key)."""
 
@@ -217,6 +227,7 @@ class Settings(_Strict):
     routing: RoutingSettings = Field(default_factory=RoutingSettings)
     cache: CacheSettings = Field(default_factory=CacheSettings)
     governance: GovernanceSettings = Field(default_factory=GovernanceSettings)
+    audit: AuditSettings = Field(default_factory=AuditSettings)
     models: dict[str, ModelSettings] = Field(default_factory=_default_models)
     source: str = "<defaults>"
     # From INTERLOCK_ADMIN_KEY only (never from the file); unset: generated under `home`.
@@ -234,6 +245,10 @@ class Settings(_Strict):
                 if target not in self.models or self.models[target].router is not None:
                     raise ValueError(f"models.{alias}.router.models: '{target}' is not a model alias with a provider")
         return self
+
+    def audit_dir(self) -> Path:
+        """The folder with the audit signing key and head file."""
+        return Path(self.audit.dir).expanduser() if self.audit.dir else self.home
 
     def store_url(self) -> str:
         """The store URL, defaulting to a SQLite file under the home folder."""

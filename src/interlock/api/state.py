@@ -10,7 +10,7 @@ from interlock.policy.governance import Governance
 from interlock.policy.keys import Keys
 from interlock.providers.base import Provider
 from interlock.settings import Settings
-from interlock.store.sqlite import SqliteStore
+from interlock.store import Store
 
 
 @dataclass
@@ -18,7 +18,7 @@ class AppState:
     """The running gateway's services."""
 
     settings: Settings
-    store: SqliteStore
+    store: Store
     keys: Keys
     gateway: Gateway
     providers: dict[str, Provider]

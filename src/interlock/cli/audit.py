@@ -13,18 +13,19 @@ from rich.console import Console
 from rich.table import Table
 
 from interlock.policy.audit import verify_home
+from interlock.policy.audit_chain import AuditStore
 from interlock.settings import Settings
-from interlock.store.audit import SqliteAuditStore
+from interlock.store import open_audit_store
 
 app = typer.Typer(help="Verify and list the tamper-evident audit log.", no_args_is_help=True)
 ConfigOption = Annotated[Path | None, typer.Option("--config", "-c", help="TOML config file")]
 
 
-def _open(config: Path | None) -> tuple[Settings, SqliteAuditStore]:
+def _open(config: Path | None) -> tuple[Settings, AuditStore]:
     from interlock.cli.main import settings_or_exit
 
     settings = settings_or_exit(config)
-    store = SqliteAuditStore.from_settings(settings)
+    store = open_audit_store(settings)
     store.open()
     return settings, store
 
@@ -43,7 +44,7 @@ def verify(
     """Check every entry, checkpoint signature and the head file; exit 1 naming the first bad entry."""
     settings, store = _open(config)
     try:
-        result = verify_home(store, settings.home, head_path=head, expect_fingerprint=fingerprint)
+        result = verify_home(store, settings.audit_dir(), head_path=head, expect_fingerprint=fingerprint)
     finally:
         store.close()
     if as_json:

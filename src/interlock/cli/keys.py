@@ -19,15 +19,13 @@ from rich.table import Table
 from interlock.policy.audit import AuditEvent, AuditLog
 from interlock.policy.keys import Keys
 from interlock.settings import Settings
-from interlock.store import open_store
-from interlock.store.audit import SqliteAuditStore
-from interlock.store.sqlite import SqliteStore
+from interlock.store import Store, open_audit_store, open_store
 
 app = typer.Typer(help="Create, list and revoke virtual keys.", no_args_is_help=True)
 ConfigOption = Annotated[Path | None, typer.Option("--config", "-c", help="TOML config file")]
 
 
-def _keys(config: Path | None) -> tuple[Keys, SqliteStore, Settings]:
+def _keys(config: Path | None) -> tuple[Keys, Store, Settings]:
     from interlock.cli.main import settings_or_exit
 
     settings = settings_or_exit(config)
@@ -39,7 +37,7 @@ def _keys(config: Path | None) -> tuple[Keys, SqliteStore, Settings]:
 
 async def _audited(settings: Settings, action: str, target: str, **metadata: str | bool) -> None:
     """Record a key change made from the command line in the audit log."""
-    log = AuditLog(SqliteAuditStore.from_settings(settings), settings.home)
+    log = AuditLog(open_audit_store(settings), settings.audit_dir())
     await log.open()
     try:
         actor = f"cli:{getpass.getuser()}"

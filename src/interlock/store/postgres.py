@@ -1,0 +1,349 @@
+"""PostgreSQL store: the SQLite store's keys, ledger and governance tables, shared by several replicas.
+
+Reads and admin writes run on a small connection pool in worker threads. Ledger writes never block a request:
+`record_usage` queues the row and one writer thread inserts queued rows in batches, one transaction per batch,
+at most `flush_interval_ms` (plus the time of one commit) after a row was queued. Inserts skip a request id
+that is already stored, so a batch retried after a lost connection never duplicates rows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import queue
+import threading
+import time
+from importlib import resources
+from typing import Any
+
+import psycopg
+from psycopg_pool import ConnectionPool
+
+from interlock.store.postgres_governance import PostgresGovernanceQueries
+from interlock.store.records import KeyRecord, UsageRecord
+
+log = logging.getLogger(__name__)
+
+_USAGE_COLUMNS = (
+    "request_id, ts, key_id, endpoint, alias, provider, upstream_model, stream, prompt_tokens, "
+    "completion_tokens, usage_source, cost_micros, price_version, latency_ms, ttft_ms, status, error, "
+    "deployment, attempts, team_id, org_id, reference_cost_micros"
+)
+_INSERT_USAGE = (
+    f"INSERT INTO usage ({_USAGE_COLUMNS}) VALUES ({', '.join(['%s'] * 22)}) ON CONFLICT (request_id) DO NOTHING"
+)
+_KEY_COLUMNS = (
+    "id, name, owner, hash, prefix, models, created_at, expires_at, revoked_at, residency, cache_ttl_s, team_id, "
+    "suspended_at, suspended_reason"
+)
+_STOP = object()
+# How long a batch is retried while the server is unreachable (a restart, a failover) before it is given up.
+_RETRY_FOR_S = 60.0
+_CONNECT_TIMEOUT_S = 10
+
+
+def connect(url: str) -> psycopg.Connection[tuple[Any, ...]]:
+    """A new autocommit connection to `url` (a postgresql:// URL or libpq conninfo)."""
+    return psycopg.connect(url, autocommit=True, connect_timeout=_CONNECT_TIMEOUT_S)
+
+
+def lock_key(conn: psycopg.Connection[tuple[Any, ...]], name: str) -> int:
+    """An advisory-lock key for `name` in the connection's current schema (replicas share it, tests do not)."""
+    row = conn.execute("SELECT hashtext(%s || ':' || coalesce(current_schema(), ''))", (name,)).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def migrate(url: str) -> int:
+    """Apply the numbered migrations that are not applied yet; return the schema version."""
+    # A session advisory lock serialises replicas that start at once: the others wait, then find every migration
+    # applied. Each migration commits with its schema_version row, so a crash leaves no half-applied one.
+    # Closing the connection releases the lock, also when a migration fails.
+    with connect(url) as conn:
+        conn.execute("SELECT pg_advisory_lock(%s)", (lock_key(conn, "interlock.migrate"),))
+        # Created under the lock: concurrent CREATE TABLE IF NOT EXISTS can still collide in the catalog.
+        conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+        applied = {int(r[0]) for r in conn.execute("SELECT version FROM schema_version")}
+        files = sorted(
+            (f for f in resources.files("interlock.store.migrations_pg").iterdir() if f.name.endswith(".sql")),
+            key=lambda f: f.name,
+        )
+        for f in files:
+            number = int(f.name.split("_", 1)[0])
+            if number in applied:
+                continue
+            with conn.transaction():
+                # Without parameters the whole file is sent at once, so dollar-quoted bodies need no splitting.
+                conn.execute(f.read_text(encoding="utf-8"))
+                conn.execute("INSERT INTO schema_version (version) VALUES (%s)", (number,))
+            applied.add(number)
+    return max(applied, default=0)
+
+
+def _usage_tuple(r: UsageRecord) -> tuple[object, ...]:
+    return (
+        r.request_id,
+        r.ts,
+        r.key_id,
+        r.endpoint,
+        r.alias,
+        r.provider,
+        r.upstream_model,
+        r.stream,
+        r.prompt_tokens,
+        r.completion_tokens,
+        r.usage_source,
+        r.cost_micros,
+        r.price_version,
+        r.latency_ms,
+        r.ttft_ms,
+        r.status,
+        r.error,
+        r.deployment,
+        r.attempts,
+        r.team_id,
+        r.org_id,
+        r.reference_cost_micros,
+    )
+
+
+def _key_from_row(row: tuple[Any, ...]) -> KeyRecord:
+    id_, name, owner, hash_, prefix, models, created, expires, revoked, residency, cache_ttl, team_id, susp, why = row
+    return KeyRecord(
+        id=str(id_),
+        name=str(name),
+        owner=str(owner),
+        hash=str(hash_),
+        prefix=str(prefix),
+        models=tuple(json.loads(str(models))),
+        created_at=float(created),
+        expires_at=None if expires is None else float(expires),
+        revoked_at=None if revoked is None else float(revoked),
+        residency=str(residency),
+        cache_ttl_s=int(cache_ttl),
+        team_id=None if team_id is None else str(team_id),
+        suspended_at=None if susp is None else float(susp),
+        suspended_reason=str(why),
+    )
+
+
+class PostgresStore(PostgresGovernanceQueries):
+    """Keys and ledger in PostgreSQL. Reads use a connection pool in worker threads; writes go through one writer."""
+
+    def __init__(
+        self, url: str, *, flush_interval_ms: int = 100, flush_max_rows: int = 512, pool_size: int = 4
+    ) -> None:
+        self.url = url
+        self.flush_interval = flush_interval_ms / 1000
+        self.flush_max_rows = flush_max_rows
+        self.pool_size = pool_size
+        self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
+        self._writer: threading.Thread | None = None
+        self._pool: ConnectionPool[psycopg.Connection[tuple[Any, ...]]] | None = None
+        self._flushed = threading.Condition()
+        self._enqueued = 0
+        self._committed = 0
+
+    # lifecycle -------------------------------------------------------------------------------
+
+    def open_sync(self) -> None:
+        """Apply migrations, open the pool and start the ledger writer (blocking)."""
+        migrate(self.url)
+        pool: ConnectionPool[psycopg.Connection[tuple[Any, ...]]] = ConnectionPool(
+            self.url,
+            min_size=1,
+            max_size=self.pool_size,
+            kwargs={"autocommit": True, "connect_timeout": _CONNECT_TIMEOUT_S},
+            # A replica outlives database restarts: hand out only connections that still work.
+            check=ConnectionPool.check_connection,
+            open=False,
+            name="interlock-store",
+        )
+        pool.open(wait=True, timeout=_CONNECT_TIMEOUT_S)
+        self._pool = pool
+        self._writer = threading.Thread(target=self._write_loop, name="interlock-ledger", daemon=True)
+        self._writer.start()
+
+    async def open(self) -> None:
+        """Apply migrations, open the pool and start the ledger writer."""
+        await asyncio.to_thread(self.open_sync)
+
+    def close_sync(self) -> None:
+        """Flush every queued row, then stop (blocking)."""
+        if self._writer is not None:
+            self._queue.put(_STOP)
+            self._writer.join()
+            self._writer = None
+        if self._pool is not None:
+            self._pool.close()
+            self._pool = None
+
+    async def close(self) -> None:
+        """Flush every queued row, then stop."""
+        await asyncio.to_thread(self.close_sync)
+
+    def is_open(self) -> bool:
+        """Whether the writer is running."""
+        return self._writer is not None and self._writer.is_alive()
+
+    # ledger ----------------------------------------------------------------------------------
+
+    def record_usage(self, row: UsageRecord) -> None:
+        """Queue one ledger row; it is committed within the flush interval. Never blocks."""
+        self._enqueued += 1
+        self._queue.put(row)
+
+    async def flush(self) -> None:
+        """Wait until every row queued so far is committed."""
+        target = self._enqueued
+        await asyncio.to_thread(self._wait_committed, target)
+
+    def _wait_committed(self, target: int) -> None:
+        with self._flushed:
+            self._flushed.wait_for(lambda: self._committed >= target or not self.is_open(), timeout=30)
+
+    def _write_loop(self) -> None:
+        conn: psycopg.Connection[tuple[Any, ...]] | None = None
+        stopping = False
+        while not stopping:
+            first = self._queue.get()
+            if first is _STOP:
+                break
+            batch = [first]
+            deadline = time.monotonic() + self.flush_interval
+            while len(batch) < self.flush_max_rows:
+                remaining = deadline - time.monotonic()
+                try:
+                    item = self._queue.get(timeout=max(remaining, 0)) if remaining > 0 else self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is _STOP:
+                    stopping = True
+                    break
+                batch.append(item)
+            conn = self._commit(conn, batch)  # type: ignore[arg-type]
+        # Drain anything queued after the stop marker.
+        rest: list[UsageRecord] = []
+        while True:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if item is not _STOP:
+                rest.append(item)  # type: ignore[arg-type]
+        if rest:
+            conn = self._commit(conn, rest)
+        if conn is not None:
+            conn.close()
+        with self._flushed:
+            self._flushed.notify_all()
+
+    def _commit(
+        self, conn: psycopg.Connection[tuple[Any, ...]] | None, batch: list[UsageRecord]
+    ) -> psycopg.Connection[tuple[Any, ...]] | None:
+        """Insert one batch in one transaction; returns the writer connection to use next time."""
+        rows = [_usage_tuple(r) for r in batch]
+        give_up, attempt = time.monotonic() + _RETRY_FOR_S, 0
+        while True:
+            try:
+                if conn is None or conn.closed:
+                    conn = connect(self.url)
+                with conn.transaction(), conn.cursor() as cur:
+                    cur.executemany(_INSERT_USAGE, rows)
+                break
+            except psycopg.Error as exc:
+                if conn is not None and not conn.closed and not conn.broken:
+                    # The server refused the batch itself: one bad row must not take the others with it.
+                    self._commit_rows(conn, rows)
+                    break
+                if conn is not None:
+                    conn.close()
+                conn = None
+                if time.monotonic() >= give_up:
+                    log.error("ledger batch of %d rows lost: the database is unreachable: %s", len(rows), exc)
+                    break
+                log.warning("ledger batch of %d rows not written yet (attempt %d): %s", len(rows), attempt + 1, exc)
+                time.sleep(min(0.1 * 2**attempt, 2.0))
+                attempt += 1
+        with self._flushed:
+            self._committed += len(batch)
+            self._flushed.notify_all()
+        return conn
+
+    def _commit_rows(self, conn: psycopg.Connection[tuple[Any, ...]], rows: list[tuple[object, ...]]) -> None:
+        for row in rows:
+            try:
+                conn.execute(_INSERT_USAGE, row)
+            except psycopg.Error as exc:
+                log.error("ledger row %s not written: %s", row[0], exc)
+                if conn.closed or conn.broken:
+                    return
+
+    def _query(self, sql: str, params: tuple[object, ...] = ()) -> list[tuple[Any, ...]]:
+        assert self._pool is not None, "store is not open"
+        with self._pool.connection() as conn:
+            return conn.execute(sql, params).fetchall()
+
+    def _execute(self, sql: str, params: tuple[object, ...] = ()) -> int:
+        assert self._pool is not None, "store is not open"
+        with self._pool.connection() as conn:
+            return conn.execute(sql, params).rowcount
+
+    async def usage_rows(self, limit: int = 1000) -> list[UsageRecord]:
+        """The newest ledger rows, newest first."""
+        rows = await asyncio.to_thread(
+            self._query, f"SELECT {_USAGE_COLUMNS} FROM usage ORDER BY ts DESC LIMIT %s", (limit,)
+        )
+        return [UsageRecord(*r[:7], bool(r[7]), *r[8:]) for r in rows]  # type: ignore[call-arg]
+
+    # keys ------------------------------------------------------------------------------------
+
+    async def insert_key(self, key: KeyRecord) -> None:
+        """Store a new key."""
+        await asyncio.to_thread(
+            self._execute,
+            f"INSERT INTO keys ({_KEY_COLUMNS}) VALUES ({', '.join(['%s'] * 14)})",
+            (
+                key.id,
+                key.name,
+                key.owner,
+                key.hash,
+                key.prefix,
+                json.dumps(list(key.models)),
+                key.created_at,
+                key.expires_at,
+                key.revoked_at,
+                key.residency,
+                key.cache_ttl_s,
+                key.team_id,
+                key.suspended_at,
+                key.suspended_reason,
+            ),
+        )
+
+    async def list_keys(self) -> list[KeyRecord]:
+        """Every key, oldest first."""
+        rows = await asyncio.to_thread(self._query, f"SELECT {_KEY_COLUMNS} FROM keys ORDER BY created_at")
+        return [_key_from_row(r) for r in rows]
+
+    async def key_by_hash(self, hash_: str) -> KeyRecord | None:
+        """The key with this hash, if any."""
+        rows = await asyncio.to_thread(self._query, f"SELECT {_KEY_COLUMNS} FROM keys WHERE hash = %s", (hash_,))
+        return _key_from_row(rows[0]) if rows else None
+
+    async def revoke_key(self, key_id: str, at: float) -> bool:
+        """Mark a key revoked; False if there is no such key or it was already revoked."""
+        n = await asyncio.to_thread(
+            self._execute, "UPDATE keys SET revoked_at = %s WHERE id = %s AND revoked_at IS NULL", (at, key_id)
+        )
+        return n > 0
+
+    async def suspend_key(self, key_id: str, at: float | None, reason: str = "") -> bool:
+        """Suspend a key (at = None lifts the suspension); False if there is no such key."""
+        n = await asyncio.to_thread(
+            self._execute,
+            "UPDATE keys SET suspended_at = %s, suspended_reason = %s WHERE id = %s",
+            (at, reason, key_id),
+        )
+        return n > 0

@@ -1,0 +1,174 @@
+"""PostgreSQL queries for the governance tables: orgs, teams, budgets, rate limits, and spend reports.
+
+The same queries as `sqlite_governance`, in PostgreSQL's dialect; results match row for row (the spend-parity
+test runs the same rows through both).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import psycopg
+
+from interlock.store.records import (
+    BudgetRecord,
+    DuplicateError,
+    OrgRecord,
+    Period,
+    RateLimitRecord,
+    Scope,
+    SpendGroup,
+    SpendRow,
+    TeamRecord,
+)
+
+_GROUP_EXPR = {
+    "org": "coalesce(u.org_id, '-') || '|' || coalesce(o.name, '')",
+    "team": "coalesce(u.team_id, '-') || '|' || coalesce(t.name, '')",
+    "key": "coalesce(u.key_id, '-') || '|' || coalesce(k.name, '')",
+    "model": "u.alias",
+    "day": "to_char(to_timestamp(u.ts) AT TIME ZONE 'UTC', 'YYYY-MM-DD')",
+}
+_SCOPE_COLUMN = {"org": "org_id", "team": "team_id", "key": "key_id", "model": "alias"}
+
+
+class PostgresGovernanceQueries:
+    """Mixed into the PostgreSQL store; relies on its `_query` and `_execute`."""
+
+    def _query(self, sql: str, params: tuple[object, ...] = ()) -> list[tuple[Any, ...]]:
+        raise NotImplementedError
+
+    def _execute(self, sql: str, params: tuple[object, ...] = ()) -> int:
+        raise NotImplementedError
+
+    async def spend(self, group: SpendGroup, since: float | None = None) -> list[SpendRow]:
+        """Spend grouped by org, team, key, model or day since `since` (epoch seconds), largest first."""
+        expr = _GROUP_EXPR[group]
+        # COLLATE "C" orders ties by bytes, as SQLite does, whatever the database's collation.
+        sql = (
+            f"SELECT {expr} AS g, count(*), sum(prompt_tokens), sum(completion_tokens), "
+            "sum(cost_micros), sum(CASE WHEN status >= 400 THEN 1 ELSE 0 END), sum(reference_cost_micros) "
+            "FROM usage u LEFT JOIN keys k ON k.id = u.key_id LEFT JOIN teams t ON t.id = u.team_id "
+            f'LEFT JOIN orgs o ON o.id = u.org_id WHERE u.ts >= %s GROUP BY g ORDER BY 5 DESC, ({expr}) COLLATE "C"'
+        )
+        rows = await asyncio.to_thread(self._query, sql, (since or 0.0,))
+        out = []
+        for g, n, pt, ct, cost, errors, ref in rows:
+            label, extra = str(g), {}
+            if group in ("org", "team", "key"):
+                ident, _, name = label.partition("|")
+                label, extra = ident, {"name": name}
+            out.append(
+                SpendRow(
+                    label, int(n), int(pt or 0), int(ct or 0), int(cost or 0), int(errors or 0), extra, int(ref or 0)
+                )
+            )
+        return out
+
+    async def spent_since(self, scope: Scope, scope_id: str, since: float) -> int:
+        """Micro-dollars spent by one org, team, key or model since `since` (for seeding budget counters)."""
+        sql = f"SELECT coalesce(sum(cost_micros), 0) FROM usage WHERE {_SCOPE_COLUMN[scope]} = %s AND ts >= %s"
+        rows = await asyncio.to_thread(self._query, sql, (scope_id, since))
+        return int(rows[0][0])
+
+    async def key_spend_by_minute(self, since: float) -> list[tuple[str, int, int]]:
+        """(key id, minute index, micro-dollars) since `since`, for spend-velocity alerts."""
+        # floor(), not a cast: a PostgreSQL cast rounds, SQLite's truncates.
+        sql = (
+            "SELECT key_id, floor(ts / 60)::bigint AS m, sum(cost_micros) FROM usage "
+            "WHERE ts >= %s AND key_id IS NOT NULL GROUP BY key_id, m"
+        )
+        return [(str(k), int(m), int(c)) for k, m, c in await asyncio.to_thread(self._query, sql, (since,))]
+
+    # hierarchy ----------------------------------------------------------------------------
+
+    async def insert_org(self, org: OrgRecord) -> None:
+        """Store a new organisation; DuplicateError if the name is taken."""
+        try:
+            await asyncio.to_thread(
+                self._execute,
+                "INSERT INTO orgs (id, name, created_at) VALUES (%s, %s, %s)",
+                (org.id, org.name, org.created_at),
+            )
+        except psycopg.errors.UniqueViolation as exc:
+            raise DuplicateError(f"an organisation named '{org.name}' exists") from exc
+
+    async def list_orgs(self) -> list[OrgRecord]:
+        """Every organisation."""
+        rows = await asyncio.to_thread(self._query, "SELECT id, name, created_at FROM orgs ORDER BY created_at")
+        return [OrgRecord(str(i), str(n), float(c)) for i, n, c in rows]
+
+    async def insert_team(self, team: TeamRecord) -> None:
+        """Store a new team; DuplicateError if its organisation has a team of that name."""
+        try:
+            await asyncio.to_thread(
+                self._execute,
+                "INSERT INTO teams (id, org_id, name, created_at) VALUES (%s, %s, %s, %s)",
+                (team.id, team.org_id, team.name, team.created_at),
+            )
+        except psycopg.errors.UniqueViolation as exc:
+            raise DuplicateError(f"organisation '{team.org_id}' already has a team '{team.name}'") from exc
+
+    async def list_teams(self) -> list[TeamRecord]:
+        """Every team."""
+        rows = await asyncio.to_thread(
+            self._query, "SELECT id, org_id, name, created_at FROM teams ORDER BY created_at"
+        )
+        return [TeamRecord(str(i), str(o), str(n), float(c)) for i, o, n, c in rows]
+
+    # budgets and rate limits --------------------------------------------------------------
+
+    async def upsert_budget(self, b: BudgetRecord) -> None:
+        """Create or change a budget."""
+        await asyncio.to_thread(
+            self._execute,
+            "INSERT INTO budgets (scope, scope_id, period, limit_micros, updated_at) VALUES (%s, %s, %s, %s, %s) "
+            "ON CONFLICT (scope, scope_id, period) "
+            "DO UPDATE SET limit_micros = excluded.limit_micros, updated_at = excluded.updated_at",
+            (b.scope, b.scope_id, b.period, b.limit_micros, b.updated_at),
+        )
+
+    async def delete_budget(self, scope: Scope, scope_id: str, period: Period) -> bool:
+        """Remove a budget; False if there was none."""
+        n = await asyncio.to_thread(
+            self._execute,
+            "DELETE FROM budgets WHERE scope = %s AND scope_id = %s AND period = %s",
+            (scope, scope_id, period),
+        )
+        return n > 0
+
+    async def list_budgets(self) -> list[BudgetRecord]:
+        """Every budget."""
+        rows = await asyncio.to_thread(
+            self._query,
+            "SELECT scope, scope_id, period, limit_micros, updated_at FROM budgets "
+            'ORDER BY scope COLLATE "C", scope_id COLLATE "C", period COLLATE "C"',
+        )
+        return [BudgetRecord(s, str(i), p, int(limit), float(u)) for s, i, p, limit, u in rows]
+
+    async def upsert_rate_limit(self, r: RateLimitRecord) -> None:
+        """Create or change a rate limit."""
+        await asyncio.to_thread(
+            self._execute,
+            "INSERT INTO rate_limits (scope, scope_id, rpm, tpm, updated_at) VALUES (%s, %s, %s, %s, %s) "
+            "ON CONFLICT (scope, scope_id) "
+            "DO UPDATE SET rpm = excluded.rpm, tpm = excluded.tpm, updated_at = excluded.updated_at",
+            (r.scope, r.scope_id, r.rpm, r.tpm, r.updated_at),
+        )
+
+    async def delete_rate_limit(self, scope: Scope, scope_id: str) -> bool:
+        """Remove a rate limit; False if there was none."""
+        n = await asyncio.to_thread(
+            self._execute, "DELETE FROM rate_limits WHERE scope = %s AND scope_id = %s", (scope, scope_id)
+        )
+        return n > 0
+
+    async def list_rate_limits(self) -> list[RateLimitRecord]:
+        """Every rate limit."""
+        rows = await asyncio.to_thread(
+            self._query,
+            "SELECT scope, scope_id, rpm, tpm, updated_at FROM rate_limits "
+            'ORDER BY scope COLLATE "C", scope_id COLLATE "C"',
+        )
+        return [RateLimitRecord(s, str(i), rpm, tpm, float(u)) for s, i, rpm, tpm, u in rows]
