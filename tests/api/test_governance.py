@@ -8,10 +8,10 @@ from pathlib import Path
 import orjson
 import pytest
 from starlette.testclient import TestClient
-from tests.conftest import ADMIN_KEY
 
 from interlock.app import create_app
 from interlock.settings import load_settings
+from tests.conftest import ADMIN_KEY
 
 CONFIG = """
 [store]

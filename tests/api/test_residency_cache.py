@@ -11,11 +11,11 @@ import orjson
 import pytest
 import redis
 from starlette.testclient import TestClient
-from tests.conftest import ADMIN_KEY
 
 from interlock.app import create_app
 from interlock.settings import load_settings
 from interlock.store.records import UsageRecord
+from tests.conftest import ADMIN_KEY
 
 CONFIG = """
 [store]

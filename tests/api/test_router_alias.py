@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 from starlette.testclient import TestClient
-from tests.conftest import ADMIN_KEY
 from typer.testing import CliRunner
 
 from interlock.app import create_app
 from interlock.cli.router import app as router_cli
 from interlock.settings import ConfigError, load_settings
+from tests.conftest import ADMIN_KEY
 
 
 def train_router(tmp_path: Path) -> Path:

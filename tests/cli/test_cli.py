@@ -8,10 +8,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from tests.conftest import ADMIN_KEY, FAKE_CONFIG, free_port, wait_http
 from typer.testing import CliRunner
 
 from interlock.cli.main import app
+from tests.conftest import ADMIN_KEY, FAKE_CONFIG, free_port, wait_http
 
 runner = CliRunner()
 

@@ -10,6 +10,7 @@ import sqlite3
 import httpx
 import orjson
 import pytest
+
 from tests.conftest import ADMIN_KEY
 from tests.e2e.conftest import Server
 

@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable
 
 import httpx
+
 from tests.conftest import ADMIN_KEY
 from tests.e2e.conftest import Server
 

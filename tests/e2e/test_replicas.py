@@ -18,6 +18,7 @@ from pathlib import Path
 import httpx
 import psycopg
 import pytest
+
 from tests.conftest import ADMIN_KEY
 from tests.e2e.conftest import Server, start_server
 

@@ -8,6 +8,7 @@ from collections.abc import Callable
 import anthropic
 import openai
 import pytest
+
 from tests.conftest import ADMIN_KEY
 from tests.e2e.conftest import Server
 

@@ -22,7 +22,6 @@ from urllib.parse import quote
 import psycopg
 import pytest
 from starlette.testclient import TestClient
-from tests.conftest import ADMIN_KEY, FAKE_CONFIG
 from typer.testing import CliRunner
 
 from interlock.app import create_app
@@ -43,6 +42,7 @@ from interlock.store.records import (
     UsageRecord,
 )
 from interlock.store.sqlite import SqliteStore
+from tests.conftest import ADMIN_KEY, FAKE_CONFIG
 
 POSTGRES = os.environ.get("INTERLOCK_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
 DAY = 86400.0
