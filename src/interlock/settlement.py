@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
-import uuid
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,7 +31,7 @@ class RequestContext:
 
     principal: Principal
     endpoint: str
-    request_id: str = field(default_factory=lambda: "req_" + uuid.uuid4().hex)
+    request_id: str = field(default_factory=lambda: "req_" + os.urandom(16).hex())
     ts: float = field(default_factory=time.time)
     started: float = field(default_factory=time.perf_counter)
     alias: str = ""

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import orjson
 from starlette.requests import Request
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 
 from interlock.api.http import (
+    EventStreamResponse,
     JSONResponse,
     first_chunk,
     parse_json,
@@ -69,4 +70,4 @@ async def messages(request: Request) -> Response:
         return [_event(name, data) for name, data in writer.finish()]
 
     body = sse_stream(first, stream, encode, on_error, closing)
-    return StreamingResponse(body, media_type="text/event-stream", headers={**headers, "cache-control": "no-cache"})
+    return EventStreamResponse(body, {**headers, **ctx.headers})

@@ -7,9 +7,10 @@ from typing import Any
 
 import orjson
 from starlette.requests import Request
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 
 from interlock.api.http import (
+    EventStreamResponse,
     JSONResponse,
     bearer_token,
     error_response,
@@ -111,9 +112,7 @@ async def chat_completions(request: Request) -> Response:
         return sse_frame(orjson.dumps(exc.openai_body()))
 
     body = sse_stream(first, stream, encode, on_error, lambda: [DONE])
-    return StreamingResponse(
-        body, media_type="text/event-stream", headers={**_headers(ctx), "cache-control": "no-cache"}
-    )
+    return EventStreamResponse(body, _headers(ctx))
 
 
 async def embeddings(request: Request) -> Response:

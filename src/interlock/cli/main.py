@@ -66,6 +66,7 @@ def serve(
         loop="uvloop",
         http="httptools",
         access_log=access_log,
+        proxy_headers=False,  # nothing reads the client address; saves a wrapper on every send
         log_level=log_level,
         timeout_graceful_shutdown=10,
     )

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import queue
 import threading
 import time
 from importlib import resources
@@ -20,6 +19,7 @@ from typing import Any
 import psycopg
 from psycopg_pool import ConnectionPool
 
+from interlock.store.batching import LedgerQueue
 from interlock.store.postgres_governance import PostgresGovernanceQueries
 from interlock.store.records import KeyRecord, UsageRecord
 
@@ -37,7 +37,6 @@ _KEY_COLUMNS = (
     "id, name, owner, hash, prefix, models, created_at, expires_at, revoked_at, residency, cache_ttl_s, team_id, "
     "suspended_at, suspended_reason"
 )
-_STOP = object()
 # How long a batch is retried while the server is unreachable (a restart, a failover) before it is given up.
 _RETRY_FOR_S = 60.0
 _CONNECT_TIMEOUT_S = 10
@@ -138,12 +137,9 @@ class PostgresStore(PostgresGovernanceQueries):
         self.flush_interval = flush_interval_ms / 1000
         self.flush_max_rows = flush_max_rows
         self.pool_size = pool_size
-        self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
+        self._rows = LedgerQueue(self.flush_interval, self.flush_max_rows)
         self._writer: threading.Thread | None = None
         self._pool: ConnectionPool[psycopg.Connection[tuple[Any, ...]]] | None = None
-        self._flushed = threading.Condition()
-        self._enqueued = 0
-        self._committed = 0
 
     # lifecycle -------------------------------------------------------------------------------
 
@@ -172,7 +168,7 @@ class PostgresStore(PostgresGovernanceQueries):
     def close_sync(self) -> None:
         """Flush every queued row, then stop (blocking)."""
         if self._writer is not None:
-            self._queue.put(_STOP)
+            self._rows.stop()
             self._writer.join()
             self._writer = None
         if self._pool is not None:
@@ -191,53 +187,18 @@ class PostgresStore(PostgresGovernanceQueries):
 
     def record_usage(self, row: UsageRecord) -> None:
         """Queue one ledger row; it is committed within the flush interval. Never blocks."""
-        self._enqueued += 1
-        self._queue.put(row)
+        self._rows.put(row)
 
     async def flush(self) -> None:
         """Wait until every row queued so far is committed."""
-        target = self._enqueued
-        await asyncio.to_thread(self._wait_committed, target)
-
-    def _wait_committed(self, target: int) -> None:
-        with self._flushed:
-            self._flushed.wait_for(lambda: self._committed >= target or not self.is_open(), timeout=30)
+        await asyncio.to_thread(self._rows.wait, self._rows.mark())
 
     def _write_loop(self) -> None:
         conn: psycopg.Connection[tuple[Any, ...]] | None = None
-        stopping = False
-        while not stopping:
-            first = self._queue.get()
-            if first is _STOP:
-                break
-            batch = [first]
-            deadline = time.monotonic() + self.flush_interval
-            while len(batch) < self.flush_max_rows:
-                remaining = deadline - time.monotonic()
-                try:
-                    item = self._queue.get(timeout=max(remaining, 0)) if remaining > 0 else self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if item is _STOP:
-                    stopping = True
-                    break
-                batch.append(item)
-            conn = self._commit(conn, batch)  # type: ignore[arg-type]
-        # Drain anything queued after the stop marker.
-        rest: list[UsageRecord] = []
-        while True:
-            try:
-                item = self._queue.get_nowait()
-            except queue.Empty:
-                break
-            if item is not _STOP:
-                rest.append(item)  # type: ignore[arg-type]
-        if rest:
-            conn = self._commit(conn, rest)
+        for batch in self._rows.batches():
+            conn = self._commit(conn, batch)
         if conn is not None:
             conn.close()
-        with self._flushed:
-            self._flushed.notify_all()
 
     def _commit(
         self, conn: psycopg.Connection[tuple[Any, ...]] | None, batch: list[UsageRecord]
@@ -266,9 +227,7 @@ class PostgresStore(PostgresGovernanceQueries):
                 log.warning("ledger batch of %d rows not written yet (attempt %d): %s", len(rows), attempt + 1, exc)
                 time.sleep(min(0.1 * 2**attempt, 2.0))
                 attempt += 1
-        with self._flushed:
-            self._committed += len(batch)
-            self._flushed.notify_all()
+        self._rows.committed(len(batch))
         return conn
 
     def _commit_rows(self, conn: psycopg.Connection[tuple[Any, ...]], rows: list[tuple[object, ...]]) -> None:

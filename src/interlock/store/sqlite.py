@@ -11,14 +11,13 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import queue
 import sqlite3
 import threading
-import time
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from interlock.store.batching import LedgerQueue
 from interlock.store.records import KeyRecord, UsageRecord
 from interlock.store.sqlite_governance import GovernanceQueries
 
@@ -30,7 +29,6 @@ _USAGE_COLUMNS = (
     "deployment, attempts, team_id, org_id, reference_cost_micros"
 )
 _INSERT_USAGE = f"INSERT INTO usage ({_USAGE_COLUMNS}) VALUES ({', '.join('?' * 22)})"
-_STOP = object()
 
 
 def _connect(path: Path) -> sqlite3.Connection:
@@ -129,13 +127,10 @@ class SqliteStore(GovernanceQueries):
         self.path = path
         self.flush_interval = flush_interval_ms / 1000
         self.flush_max_rows = flush_max_rows
-        self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
+        self._rows = LedgerQueue(self.flush_interval, self.flush_max_rows)
         self._writer: threading.Thread | None = None
         self._read: sqlite3.Connection | None = None
         self._read_lock = threading.Lock()
-        self._flushed = threading.Condition()
-        self._enqueued = 0
-        self._committed = 0
 
     # lifecycle -------------------------------------------------------------------------------
 
@@ -156,7 +151,7 @@ class SqliteStore(GovernanceQueries):
     def close_sync(self) -> None:
         """Flush every queued row, then stop (blocking)."""
         if self._writer is not None:
-            self._queue.put(_STOP)
+            self._rows.stop()
             self._writer.join()
             self._writer = None
         if self._read is not None:
@@ -175,52 +170,17 @@ class SqliteStore(GovernanceQueries):
 
     def record_usage(self, row: UsageRecord) -> None:
         """Queue one ledger row; it is committed within the flush interval. Never blocks."""
-        self._enqueued += 1
-        self._queue.put(row)
+        self._rows.put(row)
 
     async def flush(self) -> None:
         """Wait until every row queued so far is committed."""
-        target = self._enqueued
-        await asyncio.to_thread(self._wait_committed, target)
-
-    def _wait_committed(self, target: int) -> None:
-        with self._flushed:
-            self._flushed.wait_for(lambda: self._committed >= target or not self.is_open(), timeout=30)
+        await asyncio.to_thread(self._rows.wait, self._rows.mark())
 
     def _write_loop(self) -> None:
         conn = _connect(self.path)
-        stopping = False
-        while not stopping:
-            first = self._queue.get()
-            if first is _STOP:
-                break
-            batch = [first]
-            deadline = time.monotonic() + self.flush_interval
-            while len(batch) < self.flush_max_rows:
-                remaining = deadline - time.monotonic()
-                try:
-                    item = self._queue.get(timeout=max(remaining, 0)) if remaining > 0 else self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if item is _STOP:
-                    stopping = True
-                    break
-                batch.append(item)
-            self._commit(conn, batch)  # type: ignore[arg-type]
-        # Drain anything queued after the stop marker.
-        rest: list[UsageRecord] = []
-        while True:
-            try:
-                item = self._queue.get_nowait()
-            except queue.Empty:
-                break
-            if item is not _STOP:
-                rest.append(item)  # type: ignore[arg-type]
-        if rest:
-            self._commit(conn, rest)
+        for batch in self._rows.batches():
+            self._commit(conn, batch)
         conn.close()
-        with self._flushed:
-            self._flushed.notify_all()
 
     def _commit(self, conn: sqlite3.Connection, batch: list[UsageRecord]) -> None:
         rows = [_usage_tuple(r) for r in batch]
@@ -236,9 +196,7 @@ class SqliteStore(GovernanceQueries):
                     conn.execute(_INSERT_USAGE, row)
                 except sqlite3.Error as exc:
                     log.error("ledger row %s not written: %s", row[0], exc)
-        with self._flushed:
-            self._committed += len(batch)
-            self._flushed.notify_all()
+        self._rows.committed(len(batch))
 
     def _query(self, sql: str, params: tuple[object, ...] = ()) -> list[tuple[Any, ...]]:
         assert self._read is not None, "store is not open"

@@ -73,20 +73,28 @@ def parse_chunk(data: bytes, alias: str) -> ChatChunk | None:
     """Parse one SSE `data:` payload; None for the `[DONE]` sentinel."""
     if data.strip() == b"[DONE]":
         return None
+    if b'"error"' in data:  # rare: only then pay for a generic parse to look for an error object
+        try:
+            obj = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            raise UpstreamError(
+                "upstream sent a malformed stream event (not JSON)", code="bad_upstream_response"
+            ) from None
+        if isinstance(obj, dict) and "error" in obj:
+            err = obj["error"] if isinstance(obj["error"], dict) else {"message": str(obj["error"])}
+            raise UpstreamError(f"upstream error mid-stream: {err.get('message', 'unknown error')}")
     try:
-        obj = orjson.loads(data)
-    except orjson.JSONDecodeError:
-        raise UpstreamError("upstream sent a malformed stream event (not JSON)", code="bad_upstream_response") from None
-    if isinstance(obj, dict) and "error" in obj:
-        err = obj["error"] if isinstance(obj["error"], dict) else {"message": str(obj["error"])}
-        raise UpstreamError(f"upstream error mid-stream: {err.get('message', 'unknown error')}")
-    try:
-        obj["model"] = alias
-        return ChatChunk.model_validate(obj)
-    except (ValidationError, TypeError) as exc:
+        chunk = ChatChunk.model_validate_json(data)
+    except ValidationError as exc:
+        if any(e["type"] == "json_invalid" for e in exc.errors()):
+            raise UpstreamError(
+                "upstream sent a malformed stream event (not JSON)", code="bad_upstream_response"
+            ) from None
         raise UpstreamError(
             f"upstream sent an invalid stream chunk: {_short(exc)}", code="bad_upstream_response"
         ) from None
+    chunk.model = alias
+    return chunk
 
 
 def error_from_upstream(status: int, raw: bytes, retry_after: str | None = None) -> GatewayError:

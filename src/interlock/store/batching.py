@@ -1,0 +1,92 @@
+"""The queue between the request path and a store's ledger writer thread.
+
+Requests put rows without blocking. The writer takes them in batches: it waits for a first row, then
+collects for at most `interval` seconds (or `max_rows`), polling every few milliseconds instead of
+waking for each row, which would hand the GIL back and forth with the event loop on every request.
+A row is therefore committed at most `interval` plus one commit after it was queued.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Iterator
+
+from interlock.store.records import UsageRecord
+
+POLL_S = 0.005
+
+
+class LedgerQueue:
+    """Rows waiting for the ledger writer, handed out in batches, with a way to wait for commits."""
+
+    def __init__(self, interval: float, max_rows: int) -> None:
+        self.interval = interval
+        self.max_rows = max_rows
+        self._queue: queue.SimpleQueue[UsageRecord | None] = queue.SimpleQueue()
+        self._committed_cv = threading.Condition()
+        self._enqueued = 0
+        self._committed = 0
+        self._closed = False
+
+    def put(self, row: UsageRecord) -> None:
+        """Queue one row; never blocks."""
+        self._enqueued += 1
+        self._queue.put(row)
+
+    def stop(self) -> None:
+        """Ask the writer to commit what is queued and end its loop."""
+        self._queue.put(None)
+
+    def batches(self) -> Iterator[list[UsageRecord]]:
+        """Batches until `stop()`, then whatever was queued after it; for the writer thread."""
+        stopping = False
+        while not stopping:
+            first = self._queue.get()
+            if first is None:
+                break
+            batch = [first]
+            deadline = time.monotonic() + self.interval
+            while len(batch) < self.max_rows and not stopping:
+                try:
+                    while len(batch) < self.max_rows:
+                        item = self._queue.get_nowait()
+                        if item is None:
+                            stopping = True
+                            break
+                        batch.append(item)
+                except queue.Empty:
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        break
+                    time.sleep(min(remaining, POLL_S))
+            yield batch
+        rest = []
+        while True:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if item is not None:
+                rest.append(item)
+        if rest:
+            yield rest
+        with self._committed_cv:
+            self._closed = True
+            self._committed_cv.notify_all()
+
+    def committed(self, n: int) -> None:
+        """The writer committed (or gave up on) `n` more rows."""
+        with self._committed_cv:
+            self._committed += n
+            self._committed_cv.notify_all()
+
+    def mark(self) -> int:
+        """The number of rows queued so far, to wait for with `wait`."""
+        return self._enqueued
+
+    def wait(self, target: int, timeout: float = 30.0) -> None:
+        """Block until `target` rows are committed or the writer has ended."""
+        with self._committed_cv:
+            self._committed_cv.wait_for(lambda: self._committed >= target or self._closed, timeout=timeout)
