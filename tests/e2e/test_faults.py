@@ -189,3 +189,12 @@ def test_single_deployment_breaker_fails_fast_with_503(server: Server) -> None:
     assert final.status_code == 503 and final.json()["error"]["code"] == "circuit_open"
     assert int(final.headers["retry-after"]) > 0
     assert _row(server, final.headers["x-request-id"])[0] == 503
+
+
+def test_client_disconnect_mid_stream_is_recorded_as_499(server: Server) -> None:
+    body = {"model": "f-slow", "messages": [{"role": "user", "content": "hi"}], "stream": True}
+    with _client(server) as c, c.stream("POST", "/v1/chat/completions", json=body) as r:
+        request_id = r.headers["x-request-id"]
+        next(r.iter_lines())  # the first event arrives, then the client goes away
+    status, _, _, completion, error = _row(server, request_id)
+    assert status == 499 and error == "client disconnected"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Callable
 from typing import Any, TypeVar
 
@@ -169,22 +170,69 @@ class EventStreamResponse(Response):
             sender.cancel()
 
         watcher = asyncio.create_task(watch())
+        frames = _FrameBuffer(self.body_iterator)
         try:
             await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
-            async for frame in self.body_iterator:
-                await send({"type": "http.response.body", "body": frame, "more_body": True})
+            async for data in frames:
+                await send({"type": "http.response.body", "body": data, "more_body": True})
             await send({"type": "http.response.body", "body": b"", "more_body": False})
         except asyncio.CancelledError:
             if not disconnected.is_set():
                 raise
             sender.uncancel()
         except OSError:  # ASGI 2.4 servers raise on send after a disconnect
-            await _aclose(self.body_iterator)
+            pass
         finally:
             watcher.cancel()
+            await frames.aclose()
 
 
-async def _aclose(iterator: AsyncIterator[bytes]) -> None:
-    aclose = getattr(iterator, "aclose", None)
-    if aclose is not None:
-        await aclose()
+class _FrameBuffer:
+    """Reads frames in a task of its own and hands out everything ready as one write.
+
+    An upstream read usually carries several SSE events; writing them together saves a trip through
+    the ASGI send chain per frame. At most `limit` frames wait, so a slow client slows the reader down
+    instead of growing memory.
+    """
+
+    def __init__(self, frames: AsyncIterator[bytes], limit: int = 64) -> None:
+        self._pending: list[bytes] = []
+        self._ready = asyncio.Event()
+        self._space = asyncio.Event()
+        self._limit = limit
+        self._done = False
+        self._task = asyncio.create_task(self._read(frames))
+
+    async def _read(self, frames: AsyncIterator[bytes]) -> None:
+        try:
+            async for frame in frames:
+                self._pending.append(frame)
+                self._ready.set()
+                if len(self._pending) >= self._limit:
+                    self._space.clear()
+                    await self._space.wait()
+        finally:
+            self._done = True
+            self._ready.set()
+
+    def __aiter__(self) -> _FrameBuffer:
+        return self
+
+    async def __anext__(self) -> bytes:
+        while not self._pending:
+            if self._done:
+                await self._task  # re-raise what ended the reader, if anything
+                raise StopAsyncIteration
+            self._ready.clear()
+            await self._ready.wait()
+        data = b"".join(self._pending)
+        self._pending.clear()
+        self._space.set()
+        return data
+
+    async def aclose(self) -> None:
+        """Stop reading (cancelling the frame source, so an abandoned stream is recorded as such)."""
+        if not self._task.done():
+            self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task

@@ -1,0 +1,1 @@
+"""The embedded llama.cpp chat engine: continuous batching off the event loop."""

@@ -1,0 +1,149 @@
+"""Per-request sampling: the llama.cpp sampler chain, stop strings and incremental UTF-8."""
+
+from __future__ import annotations
+
+import codecs
+import ctypes
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import llama_cpp
+
+
+@dataclass(frozen=True)
+class SamplingParams:
+    """How one request samples and when it stops."""
+
+    max_tokens: int
+    temperature: float = 1.0
+    top_p: float = 1.0
+    seed: int | None = None
+    stop: tuple[str, ...] = ()
+    grammar: str | None = None
+
+
+class GrammarError(ValueError):
+    """llama.cpp could not parse a GBNF grammar."""
+
+
+def _chain(stages: list[Any]) -> Any:
+    params = llama_cpp.llama_sampler_chain_default_params()
+    params.no_perf = True
+    chain = llama_cpp.llama_sampler_chain_init(params)
+    for stage in stages:
+        llama_cpp.llama_sampler_chain_add(chain, stage)
+    return chain
+
+
+def _stages(params: SamplingParams) -> list[Any]:
+    if params.temperature <= 0:
+        return [llama_cpp.llama_sampler_init_greedy()]
+    stages = []
+    if params.top_p < 1.0:
+        stages.append(llama_cpp.llama_sampler_init_top_p(params.top_p, 1))
+    stages.append(llama_cpp.llama_sampler_init_temp(params.temperature))
+    seed = llama_cpp.LLAMA_DEFAULT_SEED if params.seed is None else params.seed & 0xFFFFFFFF
+    stages.append(llama_cpp.llama_sampler_init_dist(seed))
+    return stages
+
+
+class RequestSampler:
+    """The sampler chain of one request, with an optional grammar.
+
+    Applying a grammar to the whole vocabulary every step is slow, so (like llama.cpp's own
+    common sampler) we sample without it first and only resample through the grammar when the
+    grammar rejects that token.
+    """
+
+    def __init__(self, vocab: Any, params: SamplingParams) -> None:
+        self._grammar: Any = None
+        self._full: Any = None
+        if params.grammar is not None:
+            grammar = llama_cpp.llama_sampler_init_grammar(vocab, params.grammar.encode(), b"root")
+            if not grammar:
+                raise GrammarError("the output grammar could not be parsed")
+            # The full chain owns the grammar; the grammar goes first so later stages only see
+            # tokens it allows.
+            self._full = _chain([grammar, *_stages(params)])
+            self._grammar = grammar
+        self._fast = _chain(_stages(params))
+        self._one: Any = llama_cpp.llama_token_data()
+        self._candidates: Any = llama_cpp.llama_token_data_array(
+            data=ctypes.pointer(self._one), size=1, selected=-1, sorted=False
+        )
+
+    def sample(self, ctx: Any, index: int) -> int:
+        """Sample from the logits at batch `index` and advance the grammar."""
+        token = int(llama_cpp.llama_sampler_sample(self._fast, ctx, index))
+        if self._grammar is None:
+            return token
+        self._one.id, self._one.logit, self._one.p = token, 0.0, 0.0
+        self._candidates.size, self._candidates.selected = 1, -1
+        llama_cpp.llama_sampler_apply(self._grammar, ctypes.byref(self._candidates))
+        if math.isfinite(self._one.logit):
+            llama_cpp.llama_sampler_accept(self._grammar, token)
+            return token
+        return int(llama_cpp.llama_sampler_sample(self._full, ctx, index))
+
+    def free(self) -> None:
+        """Free the chains and the samplers they own."""
+        for chain in (self._fast, self._full):
+            if chain:
+                llama_cpp.llama_sampler_free(chain)
+        self._fast = self._full = self._grammar = None
+
+
+class TextAssembler:
+    """Turns token bytes into text that is safe to emit.
+
+    Bytes are decoded incrementally, so a character split across tokens is emitted whole. Text that
+    could be the start of a stop string is held back until it is known not to be one.
+    """
+
+    def __init__(self, stop: tuple[str, ...]) -> None:
+        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        self._stop = tuple(s for s in stop if s)
+        self._held = ""
+        self.stopped = False
+
+    def feed(self, data: bytes) -> str:
+        """Add a token's bytes; returns the text that can be emitted now."""
+        if self.stopped:
+            return ""
+        self._held += self._decoder.decode(data)
+        if not self._stop:
+            out, self._held = self._held, ""
+            return out
+        cut = self._first_stop()
+        if cut is not None:
+            self.stopped = True
+            out, self._held = self._held[:cut], ""
+            return out
+        keep = self._partial_stop_len()
+        out = self._held[: len(self._held) - keep]
+        self._held = self._held[len(self._held) - keep :]
+        return out
+
+    def flush(self) -> str:
+        """The text still held back when generation ends without a stop string."""
+        if self.stopped:
+            return ""
+        # Held text is only ever a partial stop string, so all of it belongs to the answer.
+        out = self._held + self._decoder.decode(b"", final=True)
+        self._held = ""
+        return out
+
+    def _first_stop(self) -> int | None:
+        found = [i for i in (self._held.find(s) for s in self._stop) if i >= 0]
+        return min(found) if found else None
+
+    def _partial_stop_len(self) -> int:
+        """Length of the longest tail of the held text that begins some stop string."""
+        best = 0
+        for s in self._stop:
+            for n in range(min(len(s) - 1, len(self._held)), best, -1):
+                if self._held.endswith(s[:n]):
+                    best = n
+                    break
+        return best

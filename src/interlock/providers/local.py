@@ -1,0 +1,302 @@
+"""The `local` provider: chat with the embedded llama.cpp engine, embeddings with the bundled encoder.
+
+This module translates OpenAI-shaped requests into what the engine runs (a prompt rendered with the
+model's own chat template, sampling parameters, an output grammar) and the engine's text back into
+chat completions, streamed chunks and tool calls.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import time
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from interlock.engines.llamacpp import grammar
+from interlock.engines.llamacpp.engine import ChatEngine, Generation
+from interlock.engines.llamacpp.model import default_model_path
+from interlock.engines.llamacpp.sampling import SamplingParams
+from interlock.engines.llamacpp.slots import Finish
+from interlock.engines.llamacpp.template import ChatTemplate, TemplateRenderError
+from interlock.errors import BadRequest, Unavailable
+from interlock.providers.base import Provider, ProviderContext
+from interlock.types import (
+    AssistantMessage,
+    ChatChunk,
+    ChatRequest,
+    ChatResponse,
+    Choice,
+    ChunkChoice,
+    Delta,
+    FinishReason,
+    FunctionCall,
+    ImagePart,
+    Message,
+    NamedToolChoice,
+    ToolCall,
+    ToolCallDelta,
+    Usage,
+)
+
+if TYPE_CHECKING:
+    from interlock.settings import EngineSettings, ModelSettings
+
+ToolMode = Literal["none", "auto", "required"]
+
+
+def create(alias: str, model: ModelSettings, context: ProviderContext) -> Provider:
+    """Entry point: a chat provider on the embedded engine, or the local embedding provider."""
+    if model.mode == "embedding":
+        from interlock.providers.local_embeddings import LocalEmbeddingProvider
+
+        return LocalEmbeddingProvider(alias, model, context)
+    return LocalChatProvider(alias, model, context.settings.engine)
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """What the engine runs for one request, and how to read its output."""
+
+    prompt: list[int]
+    params: SamplingParams
+    tool_mode: ToolMode
+
+
+def _new_id(prefix: str) -> str:
+    return f"{prefix}{uuid.uuid4().hex[:24]}"
+
+
+def _tool_choice(request: ChatRequest) -> tuple[ToolMode, list[grammar.ToolSpec], str | None]:
+    """The tool mode, the tools the model may call, and the name of a forced function."""
+    if not request.tools or request.tool_choice == "none":
+        return "none", [], None
+    specs = [grammar.ToolSpec(t.function.name, t.function.description, t.function.parameters) for t in request.tools]
+    choice = request.tool_choice
+    if isinstance(choice, NamedToolChoice):
+        name = choice.function["name"]
+        return "required", [s for s in specs if s.name == name], name
+    return ("required" if choice == "required" else "auto"), specs, None
+
+
+def _message_dict(message: Message) -> dict[str, Any]:
+    if isinstance(message.content, list) and any(isinstance(p, ImagePart) for p in message.content):
+        raise BadRequest("the local model does not accept images", code="invalid_value", param="messages")
+    role = "system" if message.role == "developer" else message.role
+    content = message.text()
+    if message.tool_calls:
+        # Past calls are shown in the same format the model is taught to answer with.
+        calls = [
+            f'{{"name": "{c.function.name}", "arguments": {c.function.arguments or "{}"}}}' for c in message.tool_calls
+        ]
+        content = "\n".join([content, *calls]) if content else "\n".join(calls)
+    return {"role": role, "content": content}
+
+
+def _with_tool_prompt(messages: list[dict[str, Any]], text: str) -> list[dict[str, Any]]:
+    if messages and messages[0]["role"] == "system":
+        first = {**messages[0], "content": f"{messages[0]['content']}\n\n{text}"}
+        return [first, *messages[1:]]
+    return [{"role": "system", "content": text}, *messages]
+
+
+class LocalChatProvider(Provider):
+    """A GGUF chat model on the embedded llama.cpp engine."""
+
+    kind = "local"
+
+    def __init__(self, alias: str, model: ModelSettings, engine: EngineSettings) -> None:
+        super().__init__(alias, model)
+        self.engine_settings = engine
+        self._engine: ChatEngine | None = None
+        self._template: ChatTemplate | None = None
+        self._state = "not loaded"
+
+    # ---- lifecycle ----
+
+    async def start(self) -> None:
+        """Load the model on a worker thread; the event loop keeps serving meanwhile."""
+        self._state = "loading"
+        try:
+            await asyncio.to_thread(self._load)
+        except Exception as exc:
+            self._state = f"failed: {exc}"
+            raise
+
+    def _load(self) -> None:
+        path = Path(self.model.path).expanduser() if self.model.path else default_model_path()
+        engine = ChatEngine(path, self.engine_settings)
+        engine.load()
+        gguf = engine.model
+        assert gguf is not None
+        self._template = ChatTemplate(
+            gguf.meta("tokenizer.chat_template"), bos_token=gguf.bos_text(), eos_token=gguf.eos_text()
+        )
+        self._engine = engine
+        self._state = "ready"
+
+    async def close(self) -> None:
+        """Stop the engine thread and free the model."""
+        engine, self._engine = self._engine, None
+        self._state = "closed"
+        if engine is not None:
+            await asyncio.to_thread(engine.close)
+
+    def readiness(self) -> tuple[bool, str]:
+        """Ready once the model is loaded and the engine thread is healthy."""
+        if self._engine is None:
+            return False, self._state
+        return self._engine.state == "ready", self._engine.state
+
+    def stats(self) -> dict[str, Any]:
+        """Engine load and counters (slots busy, queue length, max_batch_seqs …) for /readyz."""
+        if self._engine is None:
+            return {"state": self._state}
+        return dataclasses.asdict(self._engine.stats())
+
+    def count_tokens(self, text: str) -> int | None:
+        """Tokens of `text` with the model's tokenizer; None until the model is loaded."""
+        if self._engine is None or self._engine.model is None:
+            return None
+        return len(self._engine.model.tokenize(text, add_special=False, parse_special=False))
+
+    # ---- requests ----
+
+    def _ready_engine(self) -> tuple[ChatEngine, ChatTemplate]:
+        if self._engine is None or self._template is None:
+            raise Unavailable(f"model '{self.alias}' is not loaded ({self._state})")
+        return self._engine, self._template
+
+    def _plan(self, request: ChatRequest) -> _Plan:
+        engine, template = self._ready_engine()
+        gguf = engine.model
+        assert gguf is not None
+        mode, tools, forced = _tool_choice(request)
+        messages = [_message_dict(m) for m in request.messages]
+        tool_dicts = [{"type": "function", "function": dataclasses.asdict(t)} for t in tools] or None
+        if tools and not template.supports_tools():
+            prompt_text = grammar.describe_tools(tools, required=mode == "required", forced=forced)
+            messages = _with_tool_prompt(messages, prompt_text)
+        try:
+            text = template.render(messages, tool_dicts)
+            rule = self._grammar(request, mode, tools)
+        except TemplateRenderError as exc:
+            raise BadRequest(str(exc), code="invalid_value", param="messages") from None
+        except grammar.SchemaError as exc:
+            param = "tools" if tools else "response_format"
+            raise BadRequest(str(exc), code="invalid_value", param=param) from None
+        bos = gguf.bos_text()
+        if gguf.adds_bos() and bos and text.startswith(bos):
+            text = text[len(bos) :]  # the tokenizer adds BOS itself; do not send two
+        prompt = gguf.tokenize(text, add_special=gguf.adds_bos(), parse_special=True)
+        params = SamplingParams(
+            max_tokens=request.output_limit() or self.engine_settings.max_tokens_default,
+            temperature=1.0 if request.temperature is None else request.temperature,
+            top_p=1.0 if request.top_p is None else request.top_p,
+            seed=request.seed,
+            stop=tuple(request.stop_list()),
+            grammar=rule,
+        )
+        return _Plan(prompt, params, mode)
+
+    @staticmethod
+    def _grammar(request: ChatRequest, mode: ToolMode, tools: list[grammar.ToolSpec]) -> str | None:
+        # Tools win over response_format: a tool call is itself JSON the client must be able to parse.
+        if mode != "none":
+            return grammar.tool_call_grammar(tools, allow_text=mode == "auto")
+        fmt = request.response_format
+        if fmt is None or fmt.type == "text":
+            return None
+        if fmt.type == "json_object":
+            return grammar.json_object_grammar()
+        assert fmt.json_schema is not None
+        return grammar.json_schema_grammar(fmt.json_schema.schema_)
+
+    def _submit(self, request: ChatRequest) -> tuple[_Plan, Generation]:
+        plan = self._plan(request)
+        engine, _ = self._ready_engine()
+        return plan, engine.submit(plan.prompt, plan.params)
+
+    async def chat(self, request: ChatRequest) -> ChatResponse:
+        """A complete answer, with exact usage."""
+        plan, generation = self._submit(request)
+        parts: list[str] = []
+        finish: Finish | None = None
+        try:
+            async for event in generation.events():
+                if isinstance(event, Finish):
+                    finish = event
+                else:
+                    parts.append(event)
+        finally:
+            generation.cancel()
+        assert finish is not None
+        text = "".join(parts)
+        message = AssistantMessage(content=text)
+        reason: FinishReason = finish.reason
+        if plan.tool_mode != "none" and grammar.looks_like_call(text):
+            parsed = grammar.parse_tool_call(text)
+            if parsed is not None:
+                call = ToolCall(id=_new_id("call_"), function=FunctionCall(name=parsed[0], arguments=parsed[1]))
+                message = AssistantMessage(content=None, tool_calls=[call])
+                reason = "tool_calls"
+        return ChatResponse(
+            id=_new_id("chatcmpl-"),
+            created=int(time.time()),
+            model=self.alias,
+            choices=[Choice(message=message, finish_reason=reason)],
+            usage=Usage.of(finish.prompt_tokens, finish.completion_tokens),
+        )
+
+    def stream(self, request: ChatRequest) -> AsyncIterator[ChatChunk]:
+        """Chunks as tokens arrive; errors (bad request, queue full) raise here, before any chunk."""
+        plan, generation = self._submit(request)
+        return self._chunks(plan, generation)
+
+    async def _chunks(self, plan: _Plan, generation: Generation) -> AsyncIterator[ChatChunk]:
+        cid, created = _new_id("chatcmpl-"), int(time.time())
+
+        def chunk(delta: Delta, reason: FinishReason | None = None) -> ChatChunk:
+            choice = ChunkChoice(delta=delta, finish_reason=reason)
+            return ChatChunk(id=cid, created=created, model=self.alias, choices=[choice])
+
+        try:
+            yield chunk(Delta(role="assistant", content=""))
+            # With tools, output that opens with "{" is a call and is held until it is complete.
+            held: list[str] = []
+            is_call: bool | None = None if plan.tool_mode != "none" else False
+            finish: Finish | None = None
+            async for event in generation.events():
+                if isinstance(event, Finish):
+                    finish = event
+                elif is_call is False:
+                    yield chunk(Delta(content=event))
+                else:
+                    held.append(event)
+                    if is_call is None and "".join(held).strip():
+                        is_call = grammar.looks_like_call("".join(held))
+                        if not is_call:
+                            yield chunk(Delta(content="".join(held)))
+                            held = []
+            assert finish is not None
+            reason: FinishReason = finish.reason
+            parsed = grammar.parse_tool_call("".join(held)) if is_call else None
+            if parsed is not None:
+                call = ToolCallDelta(
+                    index=0,
+                    id=_new_id("call_"),
+                    type="function",
+                    function={"name": parsed[0], "arguments": parsed[1]},
+                )
+                yield chunk(Delta(tool_calls=[call]))
+                reason = "tool_calls"
+            elif held:
+                yield chunk(Delta(content="".join(held)))
+            yield chunk(Delta(), reason)
+            usage = Usage.of(finish.prompt_tokens, finish.completion_tokens)
+            yield ChatChunk(id=cid, created=created, model=self.alias, usage=usage)
+        finally:
+            generation.cancel()

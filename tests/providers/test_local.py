@@ -1,0 +1,195 @@
+"""The `local` chat provider on the real SmolLM2 model: OpenAI-shaped answers, streams, tools, JSON."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Iterator
+from contextlib import aclosing
+from typing import Any
+
+import pytest
+
+from interlock.errors import BadRequest, Unavailable
+from interlock.providers.base import ProviderContext
+from interlock.providers.local import LocalChatProvider, create
+from interlock.settings import EngineSettings, ModelSettings, Settings
+from interlock.types import ChatChunk, ChatRequest
+
+WEATHER = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "description": "Get the current weather for a city",
+        "parameters": {
+            "type": "object",
+            "properties": {"city": {"type": "string", "maxLength": 40}},
+            "required": ["city"],
+        },
+    },
+}
+TIME = {"type": "function", "function": {"name": "get_time", "description": "The current time"}}
+
+
+@pytest.fixture(scope="module")
+def provider() -> Iterator[LocalChatProvider]:
+    settings = EngineSettings(slots=8, n_ctx_per_slot=512, queue_size=8, n_batch=256, max_tokens_default=16)
+    local = LocalChatProvider("smollm2", ModelSettings(provider="local"), settings)
+    # The engine is not bound to the loop that started it, so a short-lived loop can load it.
+    asyncio.run(local.start())
+    yield local
+    asyncio.run(local.close())
+
+
+def request(content: str, **kw: Any) -> ChatRequest:
+    body: dict[str, Any] = {"model": "smollm2", "messages": [{"role": "user", "content": content}]}
+    body.setdefault("temperature", 0)
+    return ChatRequest.model_validate({**body, "max_tokens": 16, **kw})
+
+
+async def stream_all(provider: LocalChatProvider, req: ChatRequest) -> list[ChatChunk]:
+    async with aclosing(provider.stream(req)) as chunks:  # type: ignore[type-var]
+        return [c async for c in chunks]
+
+
+pytestmark = pytest.mark.model
+
+
+async def test_chat_shape_and_usage(provider: LocalChatProvider) -> None:
+    req = request("Write a long story about a dragon.", max_tokens=6)
+    response = await provider.chat(req)
+    assert response.id.startswith("chatcmpl-")
+    assert response.model == "smollm2"
+    choice = response.choices[0]
+    assert choice.finish_reason == "length"
+    assert choice.message.content
+    assert response.usage is not None
+    assert response.usage.completion_tokens == 6
+    assert response.usage.total_tokens == response.usage.prompt_tokens + 6
+    assert response.usage.prompt_tokens > (provider.count_tokens("Write a long story about a dragon.") or 0)
+
+
+async def test_stream_shape_matches_chat(provider: LocalChatProvider) -> None:
+    req = request("Name three colors.")
+    chunks = await stream_all(provider, req)
+    assert chunks[0].choices[0].delta.role == "assistant"
+    assert chunks[-2].choices[0].finish_reason in ("stop", "length")
+    assert chunks[-1].choices == []
+    assert chunks[-1].usage is not None
+    assert len({c.id for c in chunks}) == 1
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    answer = await provider.chat(req)
+    assert text == answer.choices[0].message.content
+    assert chunks[-1].usage == answer.usage
+
+
+async def test_stop_strings(provider: LocalChatProvider) -> None:
+    answer = await provider.chat(request("Count from 1 to 10, one number per line.", max_tokens=32, stop=["\n"]))
+    assert answer.choices[0].finish_reason == "stop"
+    assert "\n" not in (answer.choices[0].message.content or "")
+
+
+async def test_seeded_sampling_repeats(provider: LocalChatProvider) -> None:
+    req = request("Tell me a joke.", temperature=1.0, seed=7)
+    first = await provider.chat(req)
+    second = await provider.chat(req)
+    assert first.choices[0].message.content == second.choices[0].message.content
+
+
+@pytest.mark.parametrize("choice", ["required", {"type": "function", "function": {"name": "get_weather"}}])
+async def test_forced_tool_call(provider: LocalChatProvider, choice: Any) -> None:
+    req = request("What is the weather in Paris?", tools=[TIME, WEATHER], tool_choice=choice, max_tokens=48)
+    answer = await provider.chat(req)
+    choice0 = answer.choices[0]
+    assert choice0.finish_reason == "tool_calls"
+    assert choice0.message.tool_calls
+    call = choice0.message.tool_calls[0]
+    assert call.id.startswith("call_")
+    assert call.function.name in ("get_weather", "get_time")
+    if isinstance(choice, dict):
+        assert call.function.name == "get_weather"
+        assert isinstance(json.loads(call.function.arguments)["city"], str)
+
+
+async def test_streamed_tool_call(provider: LocalChatProvider) -> None:
+    req = request("Weather in Oslo?", tools=[WEATHER], tool_choice="required", max_tokens=48)
+    chunks = await stream_all(provider, req)
+    deltas = [tc for c in chunks if c.choices for tc in c.choices[0].delta.tool_calls or []]
+    assert deltas
+    assert deltas[0].function is not None
+    assert deltas[0].function["name"] == "get_weather"
+    json.loads(deltas[0].function["arguments"])
+    assert chunks[-2].choices[0].finish_reason == "tool_calls"
+
+
+async def test_auto_and_none_tool_choice(provider: LocalChatProvider) -> None:
+    auto = await provider.chat(request("Hello!", tools=[WEATHER], tool_choice="auto", max_tokens=48))
+    message = auto.choices[0].message
+    if message.tool_calls:
+        assert auto.choices[0].finish_reason == "tool_calls"
+        json.loads(message.tool_calls[0].function.arguments)
+    else:
+        assert message.content is not None
+    plain = await provider.chat(request("Hello!", tools=[WEATHER], tool_choice="none"))
+    assert plain.choices[0].message.tool_calls is None
+
+
+async def test_json_object(provider: LocalChatProvider) -> None:
+    req = request("Describe a cat as JSON.", response_format={"type": "json_object"}, max_tokens=64)
+    answer = await provider.chat(req)
+    if answer.choices[0].finish_reason == "stop":
+        assert isinstance(json.loads(answer.choices[0].message.content or ""), dict)
+    else:  # cut off by max_tokens: still a JSON object prefix
+        assert (answer.choices[0].message.content or "").lstrip().startswith("{")
+
+
+async def test_json_schema(provider: LocalChatProvider) -> None:
+    schema = {
+        "type": "object",
+        "properties": {"name": {"type": "string", "maxLength": 20}, "age": {"type": "integer"}},
+        "required": ["name", "age"],
+    }
+    fmt = {"type": "json_schema", "json_schema": {"name": "person", "schema": schema}}
+    answer = await provider.chat(request("Describe a person.", response_format=fmt, max_tokens=48))
+    data = json.loads(answer.choices[0].message.content or "")
+    assert set(data) == {"name", "age"}
+    assert isinstance(data["age"], int)
+
+
+async def test_prompt_too_long_is_bad_request(provider: LocalChatProvider) -> None:
+    with pytest.raises(BadRequest, match="512"):
+        await provider.chat(request("word " * 600))
+
+
+async def test_images_are_bad_request(provider: LocalChatProvider) -> None:
+    content = [{"type": "image_url", "image_url": {"url": "data:,"}}]
+    with pytest.raises(BadRequest, match="images"):
+        provider.stream(request("x", messages=[{"role": "user", "content": content}]))
+
+
+async def test_eight_concurrent_requests_are_batched(provider: LocalChatProvider) -> None:
+    prompts = [f"Tell me a fact about the number {i}." for i in range(8)]
+    answers = await asyncio.gather(*(provider.chat(request(p, max_tokens=8)) for p in prompts))
+    assert all(a.usage and a.usage.completion_tokens > 0 for a in answers)
+    stats = provider.stats()
+    assert stats["max_batch_seqs"] > 1
+    assert stats["prompt_tokens_reused"] > 0  # every prompt starts with the same system prompt
+    assert stats["slots_busy"] == 0
+    assert provider.readiness() == (True, "ready")
+
+
+async def test_not_started_is_unavailable() -> None:
+    idle = LocalChatProvider("smollm2", ModelSettings(provider="local"), EngineSettings())
+    assert idle.readiness()[0] is False
+    assert idle.count_tokens("hello") is None
+    with pytest.raises(Unavailable):
+        await idle.chat(request("hi"))
+
+
+def test_create_picks_chat_or_embeddings() -> None:
+    context = ProviderContext(settings=Settings(), http=lambda: None)  # type: ignore[arg-type,return-value]
+    chat = create("smollm2", ModelSettings(provider="local"), context)
+    assert isinstance(chat, LocalChatProvider)
+    assert chat.kind == "local"
+    embed = create("minilm", ModelSettings(provider="local", mode="embedding"), context)
+    assert type(embed).__name__ == "LocalEmbeddingProvider"
