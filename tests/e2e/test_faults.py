@@ -196,5 +196,5 @@ def test_client_disconnect_mid_stream_is_recorded_as_499(server: Server) -> None
     with _client(server) as c, c.stream("POST", "/v1/chat/completions", json=body) as r:
         request_id = r.headers["x-request-id"]
         next(r.iter_lines())  # the first event arrives, then the client goes away
-    status, _, _, completion, error = _row(server, request_id)
+    status, _, _, _, error = _row(server, request_id)
     assert status == 499 and error == "client disconnected"
