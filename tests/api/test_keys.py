@@ -103,3 +103,15 @@ def test_spend_by_key(client: TestClient) -> None:
     mine = next(r for r in rows if r["group"] == created["id"])
     assert mine["requests"] == 3 and mine["cost_micros"] == 3 * (1 * 2 + 6 * 2)  # "hi": 1 in, "echo: hi": 2 out
     assert client.get("/admin/spend?group=nope").status_code == 400
+
+
+def test_read_only_admin_key(client: TestClient) -> None:
+    reader = _create(client, name="auditor", role="admin_read")["key"]
+    auth = {"authorization": f"Bearer {reader}"}
+    assert client.get("/admin/keys", headers=auth).status_code == 200
+    assert client.get("/admin/spend?group=key", headers=auth).status_code == 200
+    assert client.get("/admin/budgets", headers=auth).status_code == 200
+    for method, path, body in [("POST", "/admin/keys", {"name": "x"}), ("PUT", "/admin/rate-limits", {})]:
+        r = client.request(method, path, json=body, headers=auth)
+        assert r.status_code == 403 and r.json()["error"]["code"] == "admin_read_only"
+    assert client.post("/admin/keys", json={"name": "x", "role": "superuser"}).status_code == 400

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import asdict
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 from starlette.requests import Request
@@ -30,6 +30,7 @@ class KeyCreate(BaseModel):
     restricted: bool = Field(default=False, description="data residency: only local/sovereign deployments")
     cache_ttl_s: int = Field(default=0, ge=0, le=30 * 86400, description="response cache TTL; 0 = off")
     team_id: str | None = Field(default=None, description="the team the key belongs to (budgets roll up)")
+    role: Literal["", "admin_read"] = Field(default="", description="'admin_read': may read the admin API")
 
 
 def key_view(key: KeyRecord) -> dict[str, Any]:
@@ -53,7 +54,7 @@ async def admin_state(request: Request) -> AppState:
     principal = None
     try:
         principal = await state.keys.authenticate(bearer_token(request))
-        require_admin(principal)
+        require_admin(principal, write=request.method != "GET")
     except GatewayError as exc:
         state.audit.record(
             AuditEvent.denial(
@@ -92,6 +93,7 @@ async def create_key(request: Request) -> Response:
             restricted=body.restricted,
             cache_ttl_s=body.cache_ttl_s,
             team_id=body.team_id,
+            role=body.role,
         )
         await audit_admin(
             state,

@@ -61,6 +61,9 @@ def create(
     expires_in_days: Annotated[float | None, typer.Option(help="Expire after this many days")] = None,
     restricted: Annotated[bool, typer.Option(help="Data residency: only local/sovereign deployments")] = False,
     cache_ttl: Annotated[int, typer.Option(help="Cache identical requests for this many seconds (0 = off)")] = 0,
+    admin_read: Annotated[
+        bool, typer.Option(help="May read the admin API (keys, spend, budgets); not change it")
+    ] = False,
     config: ConfigOption = None,
 ) -> None:
     """Create a key and print it (it is shown only once)."""
@@ -68,7 +71,15 @@ def create(
     expires = time.time() + expires_in_days * 86400 if expires_in_days else None
     try:
         record, token = asyncio.run(
-            keys.create(name, owner, tuple(model or ()), expires, restricted=restricted, cache_ttl_s=cache_ttl)
+            keys.create(
+                name,
+                owner,
+                tuple(model or ()),
+                expires,
+                restricted=restricted,
+                cache_ttl_s=cache_ttl,
+                role="admin_read" if admin_read else "",
+            )
         )
         asyncio.run(_audited(settings, "key.create", record.id, name=name, models=",".join(record.models)))
     finally:

@@ -46,6 +46,7 @@ class Principal:
     key_id: str | None
     name: str
     is_admin: bool = False
+    admin_read: bool = False  # may read the admin API (keys, spend, budgets, audit), not change it
     models: tuple[str, ...] = ()
     restricted: bool = False  # data residency: local/sovereign deployments only
     cache_ttl_s: int = 0
@@ -163,6 +164,7 @@ class Keys:
             cache_ttl_s=key.cache_ttl_s,
             team_id=key.team_id,
             org_id=self._team_org.get(key.team_id) if key.team_id else None,
+            admin_read=key.role == "admin_read",
         )
 
     async def create(
@@ -175,6 +177,7 @@ class Keys:
         restricted: bool = False,
         cache_ttl_s: int = 0,
         team_id: str | None = None,
+        role: str = "",
     ) -> tuple[KeyRecord, str]:
         """Create a key; returns the record and the plaintext token (shown once, never stored)."""
         token = new_key_token()
@@ -190,6 +193,7 @@ class Keys:
             residency="restricted" if restricted else "",
             cache_ttl_s=cache_ttl_s,
             team_id=team_id,
+            role=role,
         )
         if team_id is not None and team_id not in self._team_org:
             await self.refresh()  # a team made by another process since the last refresh
@@ -223,7 +227,12 @@ class Keys:
         return await self._store.list_keys()
 
 
-def require_admin(principal: Principal) -> None:
-    """Raise 403 unless the caller is the admin."""
-    if not principal.is_admin:
-        raise Forbidden("this endpoint needs the admin key", code="admin_required")
+def require_admin(principal: Principal, write: bool = True) -> None:
+    """Raise 403 unless the caller is the admin (or, for reads, a read-only admin key)."""
+    if principal.is_admin or (not write and principal.admin_read):
+        return
+    if principal.admin_read:
+        raise Forbidden("this key may only read the admin API; changes need the admin key", code="admin_read_only")
+    raise Forbidden(
+        "this endpoint needs the admin key (or, to read, a key with role 'admin_read')", code="admin_required"
+    )

@@ -9,7 +9,6 @@ that is already stored, so a batch retried after a lost connection never duplica
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import threading
 import time
@@ -21,7 +20,7 @@ from psycopg_pool import ConnectionPool
 
 from interlock.store.batching import LedgerQueue
 from interlock.store.postgres_governance import PostgresGovernanceQueries
-from interlock.store.records import KeyRecord, UsageRecord
+from interlock.store.records import KEY_COLUMNS, KeyRecord, UsageRecord
 
 log = logging.getLogger(__name__)
 
@@ -32,10 +31,6 @@ _USAGE_COLUMNS = (
 )
 _INSERT_USAGE = (
     f"INSERT INTO usage ({_USAGE_COLUMNS}) VALUES ({', '.join(['%s'] * 22)}) ON CONFLICT (request_id) DO NOTHING"
-)
-_KEY_COLUMNS = (
-    "id, name, owner, hash, prefix, models, created_at, expires_at, revoked_at, residency, cache_ttl_s, team_id, "
-    "suspended_at, suspended_reason"
 )
 # How long a batch is retried while the server is unreachable (a restart, a failover) before it is given up.
 _RETRY_FOR_S = 60.0
@@ -104,26 +99,6 @@ def _usage_tuple(r: UsageRecord) -> tuple[object, ...]:
         r.team_id,
         r.org_id,
         r.reference_cost_micros,
-    )
-
-
-def _key_from_row(row: tuple[Any, ...]) -> KeyRecord:
-    id_, name, owner, hash_, prefix, models, created, expires, revoked, residency, cache_ttl, team_id, susp, why = row
-    return KeyRecord(
-        id=str(id_),
-        name=str(name),
-        owner=str(owner),
-        hash=str(hash_),
-        prefix=str(prefix),
-        models=tuple(json.loads(str(models))),
-        created_at=float(created),
-        expires_at=None if expires is None else float(expires),
-        revoked_at=None if revoked is None else float(revoked),
-        residency=str(residency),
-        cache_ttl_s=int(cache_ttl),
-        team_id=None if team_id is None else str(team_id),
-        suspended_at=None if susp is None else float(susp),
-        suspended_reason=str(why),
     )
 
 
@@ -261,35 +236,18 @@ class PostgresStore(PostgresGovernanceQueries):
     async def insert_key(self, key: KeyRecord) -> None:
         """Store a new key."""
         await asyncio.to_thread(
-            self._execute,
-            f"INSERT INTO keys ({_KEY_COLUMNS}) VALUES ({', '.join(['%s'] * 14)})",
-            (
-                key.id,
-                key.name,
-                key.owner,
-                key.hash,
-                key.prefix,
-                json.dumps(list(key.models)),
-                key.created_at,
-                key.expires_at,
-                key.revoked_at,
-                key.residency,
-                key.cache_ttl_s,
-                key.team_id,
-                key.suspended_at,
-                key.suspended_reason,
-            ),
+            self._execute, f"INSERT INTO keys ({KEY_COLUMNS}) VALUES ({', '.join(['%s'] * 15)})", key.to_row()
         )
 
     async def list_keys(self) -> list[KeyRecord]:
         """Every key, oldest first."""
-        rows = await asyncio.to_thread(self._query, f"SELECT {_KEY_COLUMNS} FROM keys ORDER BY created_at")
-        return [_key_from_row(r) for r in rows]
+        rows = await asyncio.to_thread(self._query, f"SELECT {KEY_COLUMNS} FROM keys ORDER BY created_at")
+        return [KeyRecord.from_row(r) for r in rows]
 
     async def key_by_hash(self, hash_: str) -> KeyRecord | None:
         """The key with this hash, if any."""
-        rows = await asyncio.to_thread(self._query, f"SELECT {_KEY_COLUMNS} FROM keys WHERE hash = %s", (hash_,))
-        return _key_from_row(rows[0]) if rows else None
+        rows = await asyncio.to_thread(self._query, f"SELECT {KEY_COLUMNS} FROM keys WHERE hash = %s", (hash_,))
+        return KeyRecord.from_row(rows[0]) if rows else None
 
     async def revoke_key(self, key_id: str, at: float) -> bool:
         """Mark a key revoked; False if there is no such key or it was already revoked."""

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
+KEY_COLUMNS = (
+    "id, name, owner, hash, prefix, models, created_at, expires_at, revoked_at, residency, cache_ttl_s, team_id, "
+    "suspended_at, suspended_reason, role"
+)
 SpendGroup = Literal["org", "team", "key", "model", "day"]
 Scope = Literal["org", "team", "key", "model"]
 Period = Literal["day", "month", "total"]
@@ -32,6 +37,65 @@ class KeyRecord:
     team_id: str | None = None
     suspended_at: float | None = None
     suspended_reason: str = ""
+    role: str = ""  # rights on the admin API: "" none, "admin_read" read-only
+
+    @classmethod
+    def from_row(cls, row: tuple[Any, ...]) -> KeyRecord:
+        """A key from a row of KEY_COLUMNS (any backend)."""
+        (
+            id_,
+            name,
+            owner,
+            hash_,
+            prefix,
+            models,
+            created,
+            expires,
+            revoked,
+            residency,
+            cache_ttl,
+            team,
+            susp,
+            why,
+            role,
+        ) = row
+        return cls(
+            id=str(id_),
+            name=str(name),
+            owner=str(owner),
+            hash=str(hash_),
+            prefix=str(prefix),
+            models=tuple(json.loads(str(models))),
+            created_at=float(created),
+            expires_at=None if expires is None else float(expires),
+            revoked_at=None if revoked is None else float(revoked),
+            residency=str(residency),
+            cache_ttl_s=int(cache_ttl),
+            team_id=None if team is None else str(team),
+            suspended_at=None if susp is None else float(susp),
+            suspended_reason=str(why),
+            role=str(role),
+        )
+
+    def to_row(self) -> tuple[object, ...]:
+        """The values for KEY_COLUMNS."""
+        return (
+            self.id,
+            self.name,
+            self.owner,
+            self.hash,
+            self.prefix,
+            json.dumps(list(self.models)),
+            self.created_at,
+            self.expires_at,
+            self.revoked_at,
+            self.residency,
+            self.cache_ttl_s,
+            self.team_id,
+            self.suspended_at,
+            self.suspended_reason,
+            self.role,
+        )
 
 
 @dataclass(frozen=True, slots=True)
