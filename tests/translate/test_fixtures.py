@@ -9,11 +9,10 @@ from typing import Any
 import pytest
 
 from interlock.errors import BadRequest, RateLimited, Unavailable, UpstreamError, UpstreamTimeout
-from interlock.translate.anthropic import (
-    AnthropicRequest,
+from interlock.translate.anthropic import AnthropicRequest, anthropic_to_chat_request
+from interlock.translate.anthropic_upstream import (
     AnthropicStreamReader,
     anthropic_response_to_chat,
-    anthropic_to_chat_request,
     chat_request_to_anthropic,
 )
 from interlock.translate.openai import (

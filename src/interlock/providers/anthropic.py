@@ -10,7 +10,7 @@ from interlock.errors import UpstreamError
 from interlock.providers.base import Provider, ProviderContext
 from interlock.providers.http import api_key_from_env, client_timeout, read_body, sse_events, upstream_call
 from interlock.settings import ModelSettings
-from interlock.translate.anthropic import (
+from interlock.translate.anthropic_upstream import (
     AnthropicStreamReader,
     anthropic_response_to_chat,
     chat_request_to_anthropic,
