@@ -46,6 +46,7 @@ class GgufModel:
         self.n_vocab = int(llama_cpp.llama_vocab_n_tokens(self.vocab))
         self._add_bos = bool(llama_cpp.llama_vocab_get_add_bos(self.vocab))
         self._pieces: dict[int, bytes] = {}
+        self._specials: tuple[str, ...] | None = None
 
     def meta(self, key: str) -> str | None:
         """A GGUF metadata value as a string, or None when absent."""
@@ -91,6 +92,18 @@ class GgufModel:
             return ""
         text = llama_cpp.llama_vocab_get_text(self.vocab, token)
         return text.decode("utf-8", errors="replace") if text else ""
+
+    def special_texts(self) -> tuple[str, ...]:
+        """The spellings of every control token (`<|im_start|>`, ...), longest first; computed once."""
+        if self._specials is None:
+            flags = llama_cpp.LLAMA_TOKEN_ATTR_CONTROL | llama_cpp.LLAMA_TOKEN_ATTR_USER_DEFINED
+            found = {
+                self.special_text(t)
+                for t in range(self.n_vocab)
+                if int(llama_cpp.llama_vocab_get_attr(self.vocab, t)) & flags
+            }
+            self._specials = tuple(sorted((s for s in found if s), key=len, reverse=True))
+        return self._specials
 
     def bos_text(self) -> str:
         """BOS as text."""
