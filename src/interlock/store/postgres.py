@@ -19,7 +19,7 @@ import psycopg
 from psycopg_pool import ConnectionPool
 
 from interlock.store.batching import LedgerQueue
-from interlock.store.postgres_governance import PostgresGovernanceQueries
+from interlock.store.governance_queries import Dialect, GovernanceQueries
 from interlock.store.records import KEY_COLUMNS, KeyRecord, UsageRecord
 
 log = logging.getLogger(__name__)
@@ -102,8 +102,25 @@ def _usage_tuple(r: UsageRecord) -> tuple[object, ...]:
     )
 
 
-class PostgresStore(PostgresGovernanceQueries):
+# floor(), not a cast: a PostgreSQL cast rounds where SQLite's truncates. COLLATE "C" orders ties by bytes, as
+# SQLite does, whatever the database's collation.
+POSTGRES = Dialect(
+    day="to_char(to_timestamp(u.ts) AT TIME ZONE 'UTC', 'YYYY-MM-DD')",
+    minute="floor(ts / 60)::bigint",
+    collate=' COLLATE "C"',
+    duplicate=(psycopg.errors.UniqueViolation,),
+)
+
+
+def _placeholders(sql: str) -> str:
+    """The shared queries' `?` placeholders in psycopg's style (no query here has a literal `?`)."""
+    return sql.replace("?", "%s")
+
+
+class PostgresStore(GovernanceQueries):
     """Keys and ledger in PostgreSQL. Reads use a connection pool in worker threads; writes go through one writer."""
+
+    dialect = POSTGRES
 
     def __init__(
         self, url: str, *, flush_interval_ms: int = 100, flush_max_rows: int = 512, pool_size: int = 4
@@ -217,12 +234,12 @@ class PostgresStore(PostgresGovernanceQueries):
     def _query(self, sql: str, params: tuple[object, ...] = ()) -> list[tuple[Any, ...]]:
         assert self._pool is not None, "store is not open"
         with self._pool.connection() as conn:
-            return conn.execute(sql, params).fetchall()
+            return conn.execute(_placeholders(sql), params).fetchall()
 
     def _execute(self, sql: str, params: tuple[object, ...] = ()) -> int:
         assert self._pool is not None, "store is not open"
         with self._pool.connection() as conn:
-            return conn.execute(sql, params).rowcount
+            return conn.execute(_placeholders(sql), params).rowcount
 
     async def usage_rows(self, limit: int = 1000) -> list[UsageRecord]:
         """The newest ledger rows, newest first."""

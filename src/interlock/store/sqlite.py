@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from interlock.store.batching import LedgerQueue
+from interlock.store.governance_queries import Dialect, GovernanceQueries
 from interlock.store.records import KEY_COLUMNS, KeyRecord, UsageRecord
-from interlock.store.sqlite_governance import GovernanceQueries
 
 log = logging.getLogger(__name__)
 
@@ -93,8 +93,15 @@ def _usage_tuple(r: UsageRecord) -> tuple[object, ...]:
     )
 
 
+SQLITE = Dialect(
+    day="date(u.ts, 'unixepoch')", minute="CAST(ts / 60 AS INTEGER)", collate="", duplicate=(sqlite3.IntegrityError,)
+)
+
+
 class SqliteStore(GovernanceQueries):
     """Keys and ledger in SQLite. Reads run in worker threads; ledger writes go through one writer."""
+
+    dialect = SQLITE
 
     def __init__(self, path: Path, *, flush_interval_ms: int = 100, flush_max_rows: int = 512) -> None:
         self.path = path

@@ -1,15 +1,15 @@
-"""PostgreSQL queries for the governance tables: orgs, teams, budgets, rate limits, and spend reports.
+"""Queries for the governance tables (orgs, teams, budgets, rate limits) and spend reports, for every store.
 
-The same queries as `sqlite_governance`, in PostgreSQL's dialect; results match row for row (the spend-parity
-test runs the same rows through both).
+The SQL is written once, with `?` placeholders; each store supplies the few dialect pieces (`Dialect`) and
+runs the statements through its own `_query` / `_execute`. Results match row for row across stores (the
+spend-parity test runs the same rows through SQLite and PostgreSQL).
 """
 
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 from typing import Any
-
-import psycopg
 
 from interlock.store.records import (
     BudgetRecord,
@@ -28,13 +28,26 @@ _GROUP_EXPR = {
     "team": "coalesce(u.team_id, '-') || '|' || coalesce(t.name, '')",
     "key": "coalesce(u.key_id, '-') || '|' || coalesce(k.name, '')",
     "model": "u.alias",
-    "day": "to_char(to_timestamp(u.ts) AT TIME ZONE 'UTC', 'YYYY-MM-DD')",
 }
+
+
+@dataclass(frozen=True)
+class Dialect:
+    """What differs between the stores' SQL."""
+
+    day: str  # the UTC day of `u.ts` as YYYY-MM-DD
+    minute: str  # the minute index of `ts`, truncated
+    collate: str  # appended to ORDER BY terms so ties sort by bytes everywhere
+    duplicate: tuple[type[Exception], ...]  # what a unique violation raises
+
+
 _SCOPE_COLUMN = {"org": "org_id", "team": "team_id", "key": "key_id", "model": "alias"}
 
 
-class PostgresGovernanceQueries:
-    """Mixed into the PostgreSQL store; relies on its `_query` and `_execute`."""
+class GovernanceQueries:
+    """Mixed into a store, which sets `dialect` and provides `_query` and `_execute` taking `?` placeholders."""
+
+    dialect: Dialect
 
     def _query(self, sql: str, params: tuple[object, ...] = ()) -> list[tuple[Any, ...]]:
         raise NotImplementedError
@@ -44,13 +57,13 @@ class PostgresGovernanceQueries:
 
     async def spend(self, group: SpendGroup, since: float | None = None) -> list[SpendRow]:
         """Spend grouped by org, team, key, model or day since `since` (epoch seconds), largest first."""
-        expr = _GROUP_EXPR[group]
-        # COLLATE "C" orders ties by bytes, as SQLite does, whatever the database's collation.
+        expr = self.dialect.day if group == "day" else _GROUP_EXPR[group]
         sql = (
             f"SELECT {expr} AS g, count(*), sum(prompt_tokens), sum(completion_tokens), "
             "sum(cost_micros), sum(CASE WHEN status >= 400 THEN 1 ELSE 0 END), sum(reference_cost_micros) "
             "FROM usage u LEFT JOIN keys k ON k.id = u.key_id LEFT JOIN teams t ON t.id = u.team_id "
-            f'LEFT JOIN orgs o ON o.id = u.org_id WHERE u.ts >= %s GROUP BY g ORDER BY 5 DESC, ({expr}) COLLATE "C"'
+            "LEFT JOIN orgs o ON o.id = u.org_id WHERE u.ts >= ? "
+            f"GROUP BY g ORDER BY 5 DESC, ({expr}){self.dialect.collate}"
         )
         rows = await asyncio.to_thread(self._query, sql, (since or 0.0,))
         out = []
@@ -68,16 +81,15 @@ class PostgresGovernanceQueries:
 
     async def spent_since(self, scope: Scope, scope_id: str, since: float) -> int:
         """Micro-dollars spent by one org, team, key or model since `since` (for seeding budget counters)."""
-        sql = f"SELECT coalesce(sum(cost_micros), 0) FROM usage WHERE {_SCOPE_COLUMN[scope]} = %s AND ts >= %s"
+        sql = f"SELECT coalesce(sum(cost_micros), 0) FROM usage WHERE {_SCOPE_COLUMN[scope]} = ? AND ts >= ?"
         rows = await asyncio.to_thread(self._query, sql, (scope_id, since))
         return int(rows[0][0])
 
     async def key_spend_by_minute(self, since: float) -> list[tuple[str, int, int]]:
         """(key id, minute index, micro-dollars) since `since`, for spend-velocity alerts."""
-        # floor(), not a cast: a PostgreSQL cast rounds, SQLite's truncates.
         sql = (
-            "SELECT key_id, floor(ts / 60)::bigint AS m, sum(cost_micros) FROM usage "
-            "WHERE ts >= %s AND key_id IS NOT NULL GROUP BY key_id, m"
+            f"SELECT key_id, {self.dialect.minute} AS m, sum(cost_micros) FROM usage "
+            "WHERE ts >= ? AND key_id IS NOT NULL GROUP BY key_id, m"
         )
         return [(str(k), int(m), int(c)) for k, m, c in await asyncio.to_thread(self._query, sql, (since,))]
 
@@ -88,10 +100,10 @@ class PostgresGovernanceQueries:
         try:
             await asyncio.to_thread(
                 self._execute,
-                "INSERT INTO orgs (id, name, created_at) VALUES (%s, %s, %s)",
+                "INSERT INTO orgs (id, name, created_at) VALUES (?, ?, ?)",
                 (org.id, org.name, org.created_at),
             )
-        except psycopg.errors.UniqueViolation as exc:
+        except self.dialect.duplicate as exc:
             raise DuplicateError(f"an organisation named '{org.name}' exists") from exc
 
     async def list_orgs(self) -> list[OrgRecord]:
@@ -104,10 +116,10 @@ class PostgresGovernanceQueries:
         try:
             await asyncio.to_thread(
                 self._execute,
-                "INSERT INTO teams (id, org_id, name, created_at) VALUES (%s, %s, %s, %s)",
+                "INSERT INTO teams (id, org_id, name, created_at) VALUES (?, ?, ?, ?)",
                 (team.id, team.org_id, team.name, team.created_at),
             )
-        except psycopg.errors.UniqueViolation as exc:
+        except self.dialect.duplicate as exc:
             raise DuplicateError(f"organisation '{team.org_id}' already has a team '{team.name}'") from exc
 
     async def list_teams(self) -> list[TeamRecord]:
@@ -123,7 +135,7 @@ class PostgresGovernanceQueries:
         """Create or change a budget."""
         await asyncio.to_thread(
             self._execute,
-            "INSERT INTO budgets (scope, scope_id, period, limit_micros, updated_at) VALUES (%s, %s, %s, %s, %s) "
+            "INSERT INTO budgets (scope, scope_id, period, limit_micros, updated_at) VALUES (?, ?, ?, ?, ?) "
             "ON CONFLICT (scope, scope_id, period) "
             "DO UPDATE SET limit_micros = excluded.limit_micros, updated_at = excluded.updated_at",
             (b.scope, b.scope_id, b.period, b.limit_micros, b.updated_at),
@@ -133,17 +145,18 @@ class PostgresGovernanceQueries:
         """Remove a budget; False if there was none."""
         n = await asyncio.to_thread(
             self._execute,
-            "DELETE FROM budgets WHERE scope = %s AND scope_id = %s AND period = %s",
+            "DELETE FROM budgets WHERE scope = ? AND scope_id = ? AND period = ?",
             (scope, scope_id, period),
         )
         return n > 0
 
     async def list_budgets(self) -> list[BudgetRecord]:
         """Every budget."""
+        c = self.dialect.collate
         rows = await asyncio.to_thread(
             self._query,
             "SELECT scope, scope_id, period, limit_micros, updated_at FROM budgets "
-            'ORDER BY scope COLLATE "C", scope_id COLLATE "C", period COLLATE "C"',
+            f"ORDER BY scope{c}, scope_id{c}, period{c}",
         )
         return [BudgetRecord(s, str(i), p, int(limit), float(u)) for s, i, p, limit, u in rows]
 
@@ -151,7 +164,7 @@ class PostgresGovernanceQueries:
         """Create or change a rate limit."""
         await asyncio.to_thread(
             self._execute,
-            "INSERT INTO rate_limits (scope, scope_id, rpm, tpm, updated_at) VALUES (%s, %s, %s, %s, %s) "
+            "INSERT INTO rate_limits (scope, scope_id, rpm, tpm, updated_at) VALUES (?, ?, ?, ?, ?) "
             "ON CONFLICT (scope, scope_id) "
             "DO UPDATE SET rpm = excluded.rpm, tpm = excluded.tpm, updated_at = excluded.updated_at",
             (r.scope, r.scope_id, r.rpm, r.tpm, r.updated_at),
@@ -160,15 +173,15 @@ class PostgresGovernanceQueries:
     async def delete_rate_limit(self, scope: Scope, scope_id: str) -> bool:
         """Remove a rate limit; False if there was none."""
         n = await asyncio.to_thread(
-            self._execute, "DELETE FROM rate_limits WHERE scope = %s AND scope_id = %s", (scope, scope_id)
+            self._execute, "DELETE FROM rate_limits WHERE scope = ? AND scope_id = ?", (scope, scope_id)
         )
         return n > 0
 
     async def list_rate_limits(self) -> list[RateLimitRecord]:
         """Every rate limit."""
+        c = self.dialect.collate
         rows = await asyncio.to_thread(
             self._query,
-            "SELECT scope, scope_id, rpm, tpm, updated_at FROM rate_limits "
-            'ORDER BY scope COLLATE "C", scope_id COLLATE "C"',
+            f"SELECT scope, scope_id, rpm, tpm, updated_at FROM rate_limits ORDER BY scope{c}, scope_id{c}",
         )
         return [RateLimitRecord(s, str(i), rpm, tpm, float(u)) for s, i, rpm, tpm, u in rows]
