@@ -169,8 +169,9 @@ class Gateway:
             return self.governance.default_output_cap  # the reservation assumed this cap; enforce it upstream
         return None
 
-    async def _admit_chat(self, ctx: RequestContext, route: ModelRoute, request: ChatRequest) -> ChatRequest:
-        plan = self.candidates(ctx, route)
+    async def _admit_chat(
+        self, ctx: RequestContext, route: ModelRoute, plan: list[Deployment], request: ChatRequest
+    ) -> ChatRequest:
         texts = [m.text() for m in request.messages]
         if request.tools:
             texts.append(orjson.dumps([t.model_dump() for t in request.tools]).decode())
@@ -183,6 +184,7 @@ class Gateway:
         self,
         ctx: RequestContext,
         route: ModelRoute,
+        plan: list[Deployment],
         call: Callable[[Deployment], Awaitable[T]],
     ) -> T:
         async def tracked(dep: Deployment) -> T:
@@ -197,7 +199,7 @@ class Gateway:
             dep.observe_latency((time.perf_counter() - started) * 1000)
             return result
 
-        outcome = await self.failover.run(route, tracked, self.candidates(ctx, route))
+        outcome = await self.failover.run(route, tracked, plan)
         return outcome.result
 
     # requests --------------------------------------------------------------------------------
@@ -205,13 +207,13 @@ class Gateway:
     async def chat(self, ctx: RequestContext, request: ChatRequest) -> ChatResponse:
         """A complete chat answer, settled into the ledger."""
         route = await self._pick(ctx, self.resolve(ctx, request.model, "chat"), request)
-        self.candidates(ctx, route)  # refuse a restricted request before looking in the cache
+        plan = self.candidates(ctx, route)  # refuses a restricted request before the cache is consulted
         key = self._cache_key(ctx, route, request)
         hit = await self._cached(ctx, request, key)
         if hit is not None:
             return hit
-        request = await self._admit_chat(ctx, route, request)
-        response = await self._routed(ctx, route, lambda dep: dep.provider.chat(request))
+        request = await self._admit_chat(ctx, route, plan, request)
+        response = await self._routed(ctx, route, plan, lambda dep: dep.provider.chat(request))
         assert ctx.deployment is not None
         usage, source = self.settlement.usage(ctx.deployment, request, response.usage, _response_text(response))
         response.usage = usage
@@ -241,14 +243,14 @@ class Gateway:
     async def stream(self, ctx: RequestContext, request: ChatRequest) -> AsyncIterator[ChatChunk]:
         """Chunks as the provider makes them; settles when the stream ends, fails or is abandoned."""
         route = await self._pick(ctx, self.resolve(ctx, request.model, "chat"), request)
-        self.candidates(ctx, route)
+        plan = self.candidates(ctx, route)
         key = self._cache_key(ctx, route, request)
         hit = await self._cached(ctx, request, key)
         if hit is not None:
             for cached in replay_as_chunks(hit):
                 yield cached
             return
-        request = await self._admit_chat(ctx, route, request)
+        request = await self._admit_chat(ctx, route, plan, request)
         adm = ctx.admission
         ceiling = adm.granted_micros if adm is not None else None
         spent_estimate = 0
@@ -273,7 +275,7 @@ class Gateway:
                     pieces.append((call.function or {}).get("arguments", ""))
 
         try:
-            stream, first = await self._routed(ctx, route, lambda d: self._open_stream(d, request))
+            stream, first = await self._routed(ctx, route, plan, lambda d: self._open_stream(d, request))
             dep = ctx.deployment
             assert dep is not None
             dep.outstanding += 1
@@ -315,7 +317,7 @@ class Gateway:
         except ValueError as exc:
             raise BadRequest(str(exc), param="input") from None
         await self._admit(ctx, route, plan, texts, len(texts), 0)
-        response = await self._routed(ctx, route, lambda dep: dep.provider.embed(request))
+        response = await self._routed(ctx, route, plan, lambda dep: dep.provider.embed(request))
         self.settlement.settle(ctx, response.usage, "provider", status=200, ttft=None)
         return response
 
