@@ -19,6 +19,7 @@ from starlette.routing import Route
 from interlock import __version__
 from interlock.api import admin, anthropic, openai
 from interlock.api import governance as governance_api
+from interlock.api.hotpaths import HotPaths
 from interlock.api.http import JSONResponse, error_response
 from interlock.api.openapi import openapi_document
 from interlock.api.state import AppState
@@ -189,7 +190,7 @@ async def _server_error(request: Request, exc: Exception) -> Response:
     return error_response(GatewayError("internal error; the details are in the server log"))
 
 
-def create_app(settings: Settings) -> Starlette:
+def create_app(settings: Settings) -> HotPaths:
     """The gateway as an ASGI app. Config errors raise here; services start in the lifespan."""
     http = _HttpSessions()
     models = build_routes(settings, ProviderContext(settings=settings, http=http))
@@ -224,4 +225,9 @@ def create_app(settings: Settings) -> Starlette:
         lifespan=_lifespan(settings, models, http),
         exception_handlers={HTTPException: _http_error, Exception: _server_error},
     )
-    return app
+    hot = {
+        ("POST", "/v1/chat/completions"): openai.chat_completions,
+        ("POST", "/v1/messages"): anthropic.messages,
+        ("POST", "/v1/embeddings"): openai.embeddings,
+    }
+    return HotPaths(app, hot, _server_error)
