@@ -125,3 +125,10 @@ def test_sse_decoder_handles_split_frames_and_comments() -> None:
     assert d.pending()
     assert d.feed(b":1}\n\nevent: x\ndata: 2\r\n\r\n") == [(None, b'{"a":1}'), (b"x", b"2")]
     assert not d.pending()
+
+
+def test_parsed_chunks_carry_the_alias() -> None:
+    raw = b'{"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "upstream-name", "choices": []}'
+    chunk = parse_chunk(raw, "my-alias")
+    assert chunk is not None and chunk.model == "my-alias"
+    assert '"model":"my-alias"' in chunk.model_dump_json()

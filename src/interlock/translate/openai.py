@@ -93,7 +93,7 @@ def parse_chunk(data: bytes, alias: str) -> ChatChunk | None:
         raise UpstreamError(
             f"upstream sent an invalid stream chunk: {_short(exc)}", code="bad_upstream_response"
         ) from None
-    chunk.model = alias
+    chunk.__dict__["model"] = alias  # a plain store: pydantic's __setattr__ costs more than the parse's share
     return chunk
 
 
