@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Iterator
 from contextlib import aclosing
 
@@ -162,3 +163,27 @@ async def test_not_loaded_is_unavailable() -> None:
     idle = ChatEngine(default_model_path(), EngineSettings(slots=1))
     with pytest.raises(Unavailable):
         idle.submit([1, 2, 3], SamplingParams(max_tokens=4))
+
+
+async def test_a_failing_engine_fails_running_and_waiting_requests(monkeypatch: pytest.MonkeyPatch) -> None:
+    broken = ChatEngine(default_model_path(), EngineSettings(slots=1, n_ctx_per_slot=CTX, queue_size=4, n_batch=64))
+    broken.load()
+    try:
+        monkeypatch.setattr("interlock.engines.llamacpp.engine.llama_cpp.llama_decode", lambda ctx, batch: -3)
+        prompt = prompt_of(broken, "Hello")
+        # Each request fails with 503, at submit (if the engine already failed) or while waiting for
+        # its answer (in the slot or in the queue); none may hang.
+        generations = []
+        for _ in range(3):  # one for the slot, two for the queue, submitted before any step can fail
+            with contextlib.suppress(Unavailable):  # the engine may already have failed: that is a 503 too
+                generations.append(broken.submit(prompt, SamplingParams(max_tokens=4)))
+        assert generations
+        for generation in generations:
+            with pytest.raises(Unavailable):
+                await asyncio.wait_for(collect(generation), timeout=30)
+        assert broken.state.startswith("failed")
+        with pytest.raises(Unavailable):
+            broken.submit(prompt, SamplingParams(max_tokens=4))
+    finally:
+        monkeypatch.undo()
+        broken.close()

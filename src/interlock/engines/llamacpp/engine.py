@@ -210,6 +210,9 @@ class ChatEngine:
             assembler=TextAssembler(params.stop),
         )
         with self._cond:
+            if self.state != "ready":  # checked again under the lock: the engine may have failed meanwhile
+                sampler.free()
+                raise Unavailable(f"the local engine is not ready ({self.state})")
             if self._busy + len(self._waiting) >= self.settings.slots + self.settings.queue_size:
                 sampler.free()
                 raise RateLimited(
@@ -256,11 +259,16 @@ class ChatEngine:
                 if self._busy:
                     self._step()
         except Exception as exc:  # a broken engine must fail its requests, not hang them
-            self.state = f"failed: {exc}"
+            with self._cond:  # submit() checks the state under this lock, so nothing joins the queue after
+                self.state = f"failed: {exc}"
+                waiting, self._waiting = list(self._waiting), deque()
+                self._busy = 0
             for slot in self._slots:
                 job = slot.clear()
                 if job is not None:
                     self._fail(job, Unavailable("the local engine failed"))
+            for job in waiting:
+                self._fail(job, Unavailable("the local engine failed"))
 
     def _admit(self) -> bool:
         """Move queued jobs into free slots, sleeping while there is nothing to do."""
