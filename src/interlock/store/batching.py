@@ -8,6 +8,7 @@ A row is therefore committed at most `interval` plus one commit after it was que
 
 from __future__ import annotations
 
+import asyncio
 import queue
 import threading
 import time
@@ -90,3 +91,55 @@ class LedgerQueue:
         """Block until `target` rows are committed or the writer has ended."""
         with self._committed_cv:
             self._committed_cv.wait_for(lambda: self._committed >= target or self._closed, timeout=timeout)
+
+
+class BatchedLedger:
+    """What the stores share: a writer thread fed by a LedgerQueue, and the async wrappers around it.
+
+    A store sets `_rows` in its constructor, implements `open_sync`/`close_sync` (calling `_start_writer`
+    and `_stop_writer`) and `_write_loop` (committing each batch of `_rows.batches()`).
+    """
+
+    _rows: LedgerQueue
+    _writer: threading.Thread | None = None
+
+    def open_sync(self) -> None:
+        """Open the store (blocking)."""
+        raise NotImplementedError
+
+    def close_sync(self) -> None:
+        """Flush and close the store (blocking)."""
+        raise NotImplementedError
+
+    def _write_loop(self) -> None:
+        raise NotImplementedError
+
+    def _start_writer(self) -> None:
+        self._writer = threading.Thread(target=self._write_loop, name="interlock-ledger", daemon=True)
+        self._writer.start()
+
+    def _stop_writer(self) -> None:
+        if self._writer is not None:
+            self._rows.stop()
+            self._writer.join()
+            self._writer = None
+
+    async def open(self) -> None:
+        """Open the store: migrations, connections and the ledger writer."""
+        await asyncio.to_thread(self.open_sync)
+
+    async def close(self) -> None:
+        """Flush every queued row, then stop."""
+        await asyncio.to_thread(self.close_sync)
+
+    def is_open(self) -> bool:
+        """Whether the writer is running."""
+        return self._writer is not None and self._writer.is_alive()
+
+    def record_usage(self, row: UsageRecord) -> None:
+        """Queue one ledger row; it is committed within the flush interval. Never blocks."""
+        self._rows.put(row)
+
+    async def flush(self) -> None:
+        """Wait until every row queued so far is committed."""
+        await asyncio.to_thread(self._rows.wait, self._rows.mark())

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import threading
 import time
 from importlib import resources
 from typing import Any
@@ -18,7 +17,7 @@ from typing import Any
 import psycopg
 from psycopg_pool import ConnectionPool
 
-from interlock.store.batching import LedgerQueue
+from interlock.store.batching import BatchedLedger, LedgerQueue
 from interlock.store.governance_queries import Dialect, GovernanceQueries
 from interlock.store.records import KEY_COLUMNS, KeyRecord, UsageRecord
 
@@ -117,7 +116,7 @@ def _placeholders(sql: str) -> str:
     return sql.replace("?", "%s")
 
 
-class PostgresStore(GovernanceQueries):
+class PostgresStore(BatchedLedger, GovernanceQueries):
     """Keys and ledger in PostgreSQL. Reads use a connection pool in worker threads; writes go through one writer."""
 
     dialect = POSTGRES
@@ -130,7 +129,6 @@ class PostgresStore(GovernanceQueries):
         self.flush_max_rows = flush_max_rows
         self.pool_size = pool_size
         self._rows = LedgerQueue(self.flush_interval, self.flush_max_rows)
-        self._writer: threading.Thread | None = None
         self._pool: ConnectionPool[psycopg.Connection[tuple[Any, ...]]] | None = None
 
     # lifecycle -------------------------------------------------------------------------------
@@ -150,40 +148,16 @@ class PostgresStore(GovernanceQueries):
         )
         pool.open(wait=True, timeout=_CONNECT_TIMEOUT_S)
         self._pool = pool
-        self._writer = threading.Thread(target=self._write_loop, name="interlock-ledger", daemon=True)
-        self._writer.start()
-
-    async def open(self) -> None:
-        """Apply migrations, open the pool and start the ledger writer."""
-        await asyncio.to_thread(self.open_sync)
+        self._start_writer()
 
     def close_sync(self) -> None:
         """Flush every queued row, then stop (blocking)."""
-        if self._writer is not None:
-            self._rows.stop()
-            self._writer.join()
-            self._writer = None
+        self._stop_writer()
         if self._pool is not None:
             self._pool.close()
             self._pool = None
 
-    async def close(self) -> None:
-        """Flush every queued row, then stop."""
-        await asyncio.to_thread(self.close_sync)
-
-    def is_open(self) -> bool:
-        """Whether the writer is running."""
-        return self._writer is not None and self._writer.is_alive()
-
     # ledger ----------------------------------------------------------------------------------
-
-    def record_usage(self, row: UsageRecord) -> None:
-        """Queue one ledger row; it is committed within the flush interval. Never blocks."""
-        self._rows.put(row)
-
-    async def flush(self) -> None:
-        """Wait until every row queued so far is committed."""
-        await asyncio.to_thread(self._rows.wait, self._rows.mark())
 
     def _write_loop(self) -> None:
         conn: psycopg.Connection[tuple[Any, ...]] | None = None

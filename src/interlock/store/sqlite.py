@@ -16,7 +16,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from interlock.store.batching import LedgerQueue
+from interlock.store.batching import BatchedLedger, LedgerQueue
 from interlock.store.governance_queries import Dialect, GovernanceQueries
 from interlock.store.records import KEY_COLUMNS, KeyRecord, UsageRecord
 
@@ -98,7 +98,7 @@ SQLITE = Dialect(
 )
 
 
-class SqliteStore(GovernanceQueries):
+class SqliteStore(BatchedLedger, GovernanceQueries):
     """Keys and ledger in SQLite. Reads run in worker threads; ledger writes go through one writer."""
 
     dialect = SQLITE
@@ -108,7 +108,6 @@ class SqliteStore(GovernanceQueries):
         self.flush_interval = flush_interval_ms / 1000
         self.flush_max_rows = flush_max_rows
         self._rows = LedgerQueue(self.flush_interval, self.flush_max_rows)
-        self._writer: threading.Thread | None = None
         self._read: sqlite3.Connection | None = None
         self._read_lock = threading.Lock()
 
@@ -121,40 +120,16 @@ class SqliteStore(GovernanceQueries):
         migrate(conn)
         conn.close()
         self._read = _connect(self.path)
-        self._writer = threading.Thread(target=self._write_loop, name="interlock-ledger", daemon=True)
-        self._writer.start()
-
-    async def open(self) -> None:
-        """Create the database, apply migrations and start the ledger writer."""
-        await asyncio.to_thread(self.open_sync)
+        self._start_writer()
 
     def close_sync(self) -> None:
         """Flush every queued row, then stop (blocking)."""
-        if self._writer is not None:
-            self._rows.stop()
-            self._writer.join()
-            self._writer = None
+        self._stop_writer()
         if self._read is not None:
             self._read.close()
             self._read = None
 
-    async def close(self) -> None:
-        """Flush every queued row, then stop."""
-        await asyncio.to_thread(self.close_sync)
-
-    def is_open(self) -> bool:
-        """Whether the writer is running."""
-        return self._writer is not None and self._writer.is_alive()
-
     # ledger ----------------------------------------------------------------------------------
-
-    def record_usage(self, row: UsageRecord) -> None:
-        """Queue one ledger row; it is committed within the flush interval. Never blocks."""
-        self._rows.put(row)
-
-    async def flush(self) -> None:
-        """Wait until every row queued so far is committed."""
-        await asyncio.to_thread(self._rows.wait, self._rows.mark())
 
     def _write_loop(self) -> None:
         conn = _connect(self.path)
