@@ -16,8 +16,32 @@ from interlock.policy.audit_chain import GENESIS, AuditEntry, Checkpoint
 from interlock.settings import ConfigError, Settings
 from interlock.store.sqlite import migrate
 
-_ENTRY_COLUMNS = "seq, ts, actor_id, actor_name, action, target, decision, reason, metadata, prev_hash, hash"
-_CHECKPOINT_COLUMNS = "id, ts, seq, hash, count, prev, key, signature"
+ENTRY_COLUMNS = "seq, ts, actor_id, actor_name, action, target, decision, reason, metadata, prev_hash, hash"
+CHECKPOINT_COLUMNS = "id, ts, seq, hash, count, prev, key, signature"
+
+
+def entry_row(e: AuditEntry) -> tuple[object, ...]:
+    """An entry's values, in ENTRY_COLUMNS order (every backend)."""
+    return (
+        e.seq,
+        e.ts,
+        e.actor_id,
+        e.actor_name,
+        e.action,
+        e.target,
+        e.decision,
+        e.reason,
+        e.metadata,
+        e.prev_hash,
+        e.hash,
+    )
+
+
+def checkpoint_row(c: Checkpoint) -> tuple[object, ...]:
+    """A checkpoint's values, in CHECKPOINT_COLUMNS order (every backend)."""
+    return (c.id, c.ts, c.seq, c.hash, c.count, c.prev, c.key, c.signature)
+
+
 # Installed here rather than in the migration: the runner splits statements on ';', which trigger bodies contain.
 # They stop accidents and naive edits only; anyone with the file can drop them, which is what verify is for.
 _TRIGGERS = [
@@ -108,40 +132,35 @@ class SqliteAuditStore:
     def insert_entries(self, entries: Sequence[AuditEntry]) -> None:
         """Insert entries (inside a transaction)."""
         self.conn.executemany(
-            f"INSERT INTO audit ({_ENTRY_COLUMNS}) VALUES ({', '.join('?' * 11)})",
-            [
-                (e.seq, e.ts, e.actor_id, e.actor_name, e.action, e.target, e.decision, e.reason, e.metadata,
-                 e.prev_hash, e.hash)
-                for e in entries
-            ],
-        )  # fmt: skip
+            f"INSERT INTO audit ({ENTRY_COLUMNS}) VALUES ({', '.join('?' * 11)})",
+            [entry_row(e) for e in entries],
+        )
 
     def insert_checkpoint(self, checkpoint: Checkpoint) -> None:
         """Insert a checkpoint (inside a transaction)."""
-        c = checkpoint
         self.conn.execute(
-            f"INSERT INTO audit_checkpoints ({_CHECKPOINT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (c.id, c.ts, c.seq, c.hash, c.count, c.prev, c.key, c.signature),
+            f"INSERT INTO audit_checkpoints ({CHECKPOINT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            checkpoint_row(checkpoint),
         )
 
     def last_checkpoint(self) -> Checkpoint | None:
         """The checkpoint with the highest id."""
         row = self.conn.execute(
-            f"SELECT {_CHECKPOINT_COLUMNS} FROM audit_checkpoints ORDER BY id DESC LIMIT 1"
+            f"SELECT {CHECKPOINT_COLUMNS} FROM audit_checkpoints ORDER BY id DESC LIMIT 1"
         ).fetchone()
         return None if row is None else Checkpoint(*row)
 
     def checkpoints(self) -> Iterator[Checkpoint]:
         """Every checkpoint, by id."""
-        for row in self.conn.execute(f"SELECT {_CHECKPOINT_COLUMNS} FROM audit_checkpoints ORDER BY id"):
+        for row in self.conn.execute(f"SELECT {CHECKPOINT_COLUMNS} FROM audit_checkpoints ORDER BY id"):
             yield Checkpoint(*row)
 
     def entries(self) -> Iterator[AuditEntry]:
         """Every entry, by seq, streamed."""
-        for row in self.conn.execute(f"SELECT {_ENTRY_COLUMNS} FROM audit ORDER BY seq"):
+        for row in self.conn.execute(f"SELECT {ENTRY_COLUMNS} FROM audit ORDER BY seq"):
             yield AuditEntry(*row)
 
     def recent(self, limit: int) -> list[AuditEntry]:
         """The newest `limit` entries, newest first."""
-        rows = self.conn.execute(f"SELECT {_ENTRY_COLUMNS} FROM audit ORDER BY seq DESC LIMIT ?", (limit,))
+        rows = self.conn.execute(f"SELECT {ENTRY_COLUMNS} FROM audit ORDER BY seq DESC LIMIT ?", (limit,))
         return [AuditEntry(*row) for row in rows]

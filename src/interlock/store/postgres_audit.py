@@ -15,10 +15,9 @@ from typing import Any
 import psycopg
 
 from interlock.policy.audit_chain import GENESIS, AuditEntry, Checkpoint
+from interlock.store.audit import CHECKPOINT_COLUMNS, ENTRY_COLUMNS, checkpoint_row, entry_row
 from interlock.store.postgres import connect, lock_key, migrate
 
-_ENTRY_COLUMNS = "seq, ts, actor_id, actor_name, action, target, decision, reason, metadata, prev_hash, hash"
-_CHECKPOINT_COLUMNS = "id, ts, seq, hash, count, prev, key, signature"
 _STREAM_ROWS = 1000
 
 
@@ -86,37 +85,32 @@ class PostgresAuditStore:
         """Insert entries (inside a transaction)."""
         with self.conn.cursor() as cur:
             cur.executemany(
-                f"INSERT INTO audit ({_ENTRY_COLUMNS}) VALUES ({', '.join(['%s'] * 11)})",
-                [
-                    (e.seq, e.ts, e.actor_id, e.actor_name, e.action, e.target, e.decision, e.reason, e.metadata,
-                     e.prev_hash, e.hash)
-                    for e in entries
-                ],
-            )  # fmt: skip
+                f"INSERT INTO audit ({ENTRY_COLUMNS}) VALUES ({', '.join(['%s'] * 11)})",
+                [entry_row(e) for e in entries],
+            )
 
     def insert_checkpoint(self, checkpoint: Checkpoint) -> None:
         """Insert a checkpoint (inside a transaction)."""
-        c = checkpoint
         self.conn.execute(
-            f"INSERT INTO audit_checkpoints ({_CHECKPOINT_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
-            (c.id, c.ts, c.seq, c.hash, c.count, c.prev, c.key, c.signature),
+            f"INSERT INTO audit_checkpoints ({CHECKPOINT_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
+            checkpoint_row(checkpoint),
         )
 
     def last_checkpoint(self) -> Checkpoint | None:
         """The checkpoint with the highest id."""
         row = self.conn.execute(
-            f"SELECT {_CHECKPOINT_COLUMNS} FROM audit_checkpoints ORDER BY id DESC LIMIT 1"
+            f"SELECT {CHECKPOINT_COLUMNS} FROM audit_checkpoints ORDER BY id DESC LIMIT 1"
         ).fetchone()
         return None if row is None else Checkpoint(*row)
 
     def checkpoints(self) -> Iterator[Checkpoint]:
         """Every checkpoint, by id."""
-        for row in self._stream(f"SELECT {_CHECKPOINT_COLUMNS} FROM audit_checkpoints ORDER BY id"):
+        for row in self._stream(f"SELECT {CHECKPOINT_COLUMNS} FROM audit_checkpoints ORDER BY id"):
             yield Checkpoint(*row)
 
     def entries(self) -> Iterator[AuditEntry]:
         """Every entry, by seq, streamed."""
-        for row in self._stream(f"SELECT {_ENTRY_COLUMNS} FROM audit ORDER BY seq"):
+        for row in self._stream(f"SELECT {ENTRY_COLUMNS} FROM audit ORDER BY seq"):
             yield AuditEntry(*row)
 
     def _stream(self, sql: str) -> Iterator[tuple[Any, ...]]:
@@ -135,5 +129,5 @@ class PostgresAuditStore:
 
     def recent(self, limit: int) -> list[AuditEntry]:
         """The newest `limit` entries, newest first."""
-        rows = self.conn.execute(f"SELECT {_ENTRY_COLUMNS} FROM audit ORDER BY seq DESC LIMIT %s", (limit,))
+        rows = self.conn.execute(f"SELECT {ENTRY_COLUMNS} FROM audit ORDER BY seq DESC LIMIT %s", (limit,))
         return [AuditEntry(*row) for row in rows]
