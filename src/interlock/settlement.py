@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
+import random
 import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
@@ -25,13 +25,22 @@ from interlock.types import ChatRequest, Usage
 log = logging.getLogger(__name__)
 
 
+def new_request_id() -> str:
+    """A unique id for a request: 128 random bits, not a secret.
+
+    From `random` (seeded from the OS at start and reseeded after a fork), not `os.urandom`: that is a
+    getrandom() system call per request, and system calls are dear in a virtual machine.
+    """
+    return f"req_{random.getrandbits(128):032x}"
+
+
 @dataclass(slots=True)
 class RequestContext:
     """Per-request facts every stage may read."""
 
     principal: Principal
     endpoint: str
-    request_id: str = field(default_factory=lambda: "req_" + os.urandom(16).hex())
+    request_id: str = field(default_factory=new_request_id)
     ts: float = field(default_factory=time.time)
     started: float = field(default_factory=time.perf_counter)
     alias: str = ""

@@ -27,7 +27,16 @@ _USAGE_COLUMNS = (
     "completion_tokens, usage_source, cost_micros, price_version, latency_ms, ttft_ms, status, error, "
     "deployment, attempts, team_id, org_id, reference_cost_micros"
 )
-_INSERT_USAGE = f"INSERT INTO usage ({_USAGE_COLUMNS}) VALUES ({', '.join('?' * 22)})"
+_ROW = f"({', '.join('?' * 22)})"
+_INSERT_USAGE = f"INSERT INTO usage ({_USAGE_COLUMNS}) VALUES {_ROW}"
+# Rows per INSERT statement: 22 parameters each, under SQLite's 32,766-parameter limit.
+_ROWS_PER_INSERT = 500
+
+
+def _insert_many(n: int) -> str:
+    """One INSERT of `n` rows. `executemany` would run one statement per row, and Python's sqlite3
+    releases and retakes the GIL around each, handing it back and forth with the event loop."""
+    return f"INSERT INTO usage ({_USAGE_COLUMNS}) VALUES {', '.join([_ROW] * n)}"
 
 
 def _connect(path: Path) -> sqlite3.Connection:
@@ -141,7 +150,9 @@ class SqliteStore(BatchedLedger, GovernanceQueries):
         rows = [_usage_tuple(r) for r in batch]
         try:
             conn.execute("BEGIN IMMEDIATE")
-            conn.executemany(_INSERT_USAGE, rows)
+            for i in range(0, len(rows), _ROWS_PER_INSERT):
+                part = rows[i : i + _ROWS_PER_INSERT]
+                conn.execute(_insert_many(len(part)), [v for row in part for v in row])
             conn.execute("COMMIT")
         except sqlite3.Error:
             conn.execute("ROLLBACK")
