@@ -98,7 +98,10 @@ class _HttpSessions:
     def __call__(self) -> aiohttp.ClientSession:
         if self.session is None:
             connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300)
-            self.session = aiohttp.ClientSession(connector=connector, auto_decompress=True)
+            # No cookie jar: a cookie one upstream answer sets must not ride along on other callers' requests.
+            self.session = aiohttp.ClientSession(
+                connector=connector, auto_decompress=True, cookie_jar=aiohttp.DummyCookieJar()
+            )
         return self.session
 
     async def close(self) -> None:

@@ -222,12 +222,16 @@ class Gateway:
             await self.cache.put(key[0], response, key[1])
         return response
 
-    async def _open_stream(self, dep: Deployment, request: ChatRequest) -> tuple[AsyncIterator[ChatChunk], ChatChunk]:
-        """Start a stream and wait for its first chunk; failures here may still be retried."""
-        stream = dep.provider.stream(request)
+    async def _open_stream(
+        self, dep: Deployment, request: ChatRequest
+    ) -> tuple[AsyncIterator[list[ChatChunk]], list[ChatChunk]]:
+        """Start a stream and wait for its first chunks; failures here may still be retried."""
+        stream = dep.provider.stream_batches(request)
         try:
             async with asyncio.timeout(self._first_token_timeout):
                 first = await anext(stream)
+                while not first:
+                    first = await anext(stream)
         except StopAsyncIteration:
             raise UpstreamError(
                 "the upstream ended the stream without sending anything", code="upstream_truncated"
@@ -240,15 +244,17 @@ class Gateway:
             raise
         return stream, first
 
-    async def stream(self, ctx: RequestContext, request: ChatRequest) -> AsyncIterator[ChatChunk]:
-        """Chunks as the provider makes them; settles when the stream ends, fails or is abandoned."""
+    async def stream(self, ctx: RequestContext, request: ChatRequest) -> AsyncIterator[list[ChatChunk]]:
+        """Chunks as the provider makes them, in the batches that are ready together (never empty).
+
+        Settles when the stream ends, fails or is abandoned.
+        """
         route = await self._pick(ctx, self.resolve(ctx, request.model, "chat"), request)
         plan = self.candidates(ctx, route)
         key = self._cache_key(ctx, route, request)
         hit = await self._cached(ctx, request, key)
         if hit is not None:
-            for cached in replay_as_chunks(hit):
-                yield cached
+            yield replay_as_chunks(hit)
             return
         request = await self._admit_chat(ctx, route, plan, request)
         adm = ctx.admission
@@ -261,6 +267,8 @@ class Gateway:
         pieces: list[str] = []
         status, error = 200, None
         dep: Deployment | None = None
+        stream: AsyncIterator[list[ChatChunk]] | None = None
+        opening: ChatChunk | None = None
 
         def observe(chunk: ChatChunk) -> None:
             nonlocal reported, finish, key
@@ -275,22 +283,31 @@ class Gateway:
                     pieces.append((call.function or {}).get("arguments", ""))
 
         try:
-            stream, first = await self._routed(ctx, route, plan, lambda d: self._open_stream(d, request))
+            live, batch = await self._routed(ctx, route, plan, lambda d: self._open_stream(d, request))
+            stream = live
             dep = ctx.deployment
             assert dep is not None
             dep.outstanding += 1
             ttft = (time.perf_counter() - ctx.started) * 1000
-            observe(first)
-            yield first
-            async for chunk in stream:
-                observe(chunk)
-                if ceiling is not None:
-                    # Backstop for upstreams that ignore max_tokens: cut when the running cost passes the grant.
-                    text = "".join(c.delta.content or "" for c in chunk.choices)
-                    spent_estimate += dep.price.cost_micros(0, self.settlement.count(dep, text)[0]) if text else 0
-                    if spent_estimate > ceiling:
-                        raise BudgetExceeded("the budget reserved for this request is used up; the answer is cut short")
-                yield chunk
+            opening = batch[0]
+            while True:
+                for i, chunk in enumerate(batch):
+                    observe(chunk)
+                    if ceiling is not None:
+                        # Backstop for upstreams that ignore max_tokens: cut when the running cost passes the grant.
+                        text = "".join(c.delta.content or "" for c in chunk.choices)
+                        spent_estimate += dep.price.cost_micros(0, self.settlement.count(dep, text)[0]) if text else 0
+                        if spent_estimate > ceiling:
+                            if i:
+                                yield batch[:i]
+                            raise BudgetExceeded(
+                                "the budget reserved for this request is used up; the answer is cut short"
+                            )
+                yield batch
+                following = await anext(live, None)
+                if following is None:
+                    break
+                batch = following
         except GatewayError as exc:
             status, error = exc.status, exc.message
             raise
@@ -305,8 +322,11 @@ class Gateway:
                 dep.outstanding -= 1
                 usage, source = self.settlement.usage(dep, request, reported, "".join(pieces))
                 self.settlement.settle(ctx, usage, source, status=status, ttft=ttft, error=error, stream=True)
+            if stream is not None:
+                await _close(stream)  # an abandoned or cut stream releases its upstream connection now
         if key is not None and self.cache is not None and finish is not None and status == 200:
-            await self.cache.put(key[0], assemble(first, "".join(pieces), finish, usage), key[1])
+            assert opening is not None
+            await self.cache.put(key[0], assemble(opening, "".join(pieces), finish, usage), key[1])
 
     async def embed(self, ctx: RequestContext, request: EmbeddingRequest) -> EmbeddingResponse:
         """Embeddings, settled into the ledger."""
@@ -330,7 +350,7 @@ def _response_text(response: ChatResponse) -> str:
     return "".join(parts)
 
 
-async def _close(stream: AsyncIterator[ChatChunk]) -> None:
+async def _close(stream: AsyncIterator[list[ChatChunk]]) -> None:
     aclose = getattr(stream, "aclose", None)
     if aclose is not None:
         await aclose()

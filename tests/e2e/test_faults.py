@@ -60,6 +60,13 @@ base_url = "{stub}/v1"
 model = "stub"
 priority = 1
 
+[models.pricey]
+provider = "openai_compatible"
+base_url = "{stub}/v1"
+model = "stub"
+price_input_per_mtok = 1
+price_output_per_mtok = 1000000
+
 [models.primary]
 provider = "openai_compatible"
 base_url = "{stub}/v1"
@@ -198,3 +205,21 @@ def test_client_disconnect_mid_stream_is_recorded_as_499(server: Server) -> None
         next(r.iter_lines())  # the first event arrives, then the client goes away
     status, _, _, _, error = _row(server, request_id)
     assert status == 499 and error == "client disconnected"
+
+
+def test_budget_backstop_cuts_an_upstream_that_ignores_max_tokens(server: Server) -> None:
+    """The stub ignores max_tokens; once its output costs more than the request's grant, the stream is cut."""
+    with _client(server) as c:
+        key = c.post("/admin/keys", json={"name": "capped"}).json()
+        budget = {"scope": "key", "scope_id": key["id"], "period": "day", "limit_usd": "5"}
+        assert c.put("/admin/budgets", json=budget).status_code == 200
+        body = {"model": "pricey", "messages": [{"role": "user", "content": "hi"}], "stream": True, "max_tokens": 3}
+        r = c.post("/v1/chat/completions", json=body, headers={"authorization": f"Bearer {key['key']}"})
+    events = _events(r)
+    assert r.status_code == 200 and b"[DONE]" not in events
+    assert orjson.loads(events[-1])["error"]["code"] == "budget_exceeded"
+    text = "".join(c["delta"].get("content") or "" for e in events[:-1] for c in orjson.loads(e).get("choices", []))
+    full = "Hello from the stub upstream."
+    assert text and full.startswith(text) and text != full  # what the grant paid for arrived, not more
+    status, _, _, completion, _ = _row(server, r.headers["x-request-id"])
+    assert status == 429 and completion > 0

@@ -9,11 +9,10 @@ from starlette.responses import Response
 from interlock.api.http import (
     EventStreamResponse,
     JSONResponse,
-    first_chunk,
+    first_batch,
     parse_json,
     read_body,
     sse_frame,
-    sse_stream,
     validate,
 )
 from interlock.api.openai import authenticate, fail
@@ -49,7 +48,7 @@ async def messages(request: Request) -> Response:
             response = await state.gateway.chat(ctx, req)
             return JSONResponse(chat_response_to_anthropic(response, areq.model), headers=headers)
         stream = state.gateway.stream(ctx, req)
-        first = await first_chunk(stream)
+        first = await first_batch(stream)
     except GatewayError as exc:
         return fail(state, request, ctx, exc, flavor="anthropic")
 
@@ -69,5 +68,4 @@ async def messages(request: Request) -> Response:
     def closing() -> list[bytes]:
         return [_event(name, data) for name, data in writer.finish()]
 
-    body = sse_stream(first, stream, encode, on_error, closing)
-    return EventStreamResponse(body, {**headers, **ctx.headers})
+    return EventStreamResponse(first, stream, encode, on_error, closing, {**headers, **ctx.headers})

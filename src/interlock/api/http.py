@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import logging
 from collections.abc import AsyncIterator, Callable
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 import orjson
 from pydantic import BaseModel, ValidationError
@@ -20,6 +20,8 @@ from interlock.errors import (
     UpstreamError,
     describe_validation_error,
 )
+
+log = logging.getLogger(__name__)
 
 M = TypeVar("M", bound=BaseModel)
 T = TypeVar("T")
@@ -93,8 +95,8 @@ def validate(model: type[M], data: dict[str, Any]) -> M:
         raise describe_validation_error(exc) from None
 
 
-async def first_chunk(stream: AsyncIterator[T]) -> T:
-    """The first item of a stream, pulled before any byte is sent so early failures get a real status."""
+async def first_batch(stream: AsyncIterator[list[T]]) -> list[T]:
+    """The first batch of a stream, pulled before any byte is sent so early failures get a real status."""
     try:
         return await anext(stream)
     except StopAsyncIteration:
@@ -109,30 +111,6 @@ def sse_frame(data: bytes, event: str | None = None) -> bytes:
     return head + b"data: " + data + b"\n\n"
 
 
-async def sse_stream(
-    first: Any,
-    rest: AsyncIterator[Any],
-    encode: Callable[[Any], list[bytes]],
-    on_error: Callable[[GatewayError], bytes],
-    closing: Callable[[], list[bytes]],
-) -> AsyncIterator[bytes]:
-    """Frames for `first` and `rest`; a failure after the first byte ends in an error event, never cleanly."""
-    for frame in encode(first):
-        yield frame
-    try:
-        async for item in rest:
-            for frame in encode(item):
-                yield frame
-    except GatewayError as exc:
-        yield on_error(exc)
-        return
-    except Exception:
-        yield on_error(GatewayError("internal error while streaming; the answer is incomplete"))
-        return
-    for frame in closing():
-        yield frame
-
-
 def is_policy_denial(exc: GatewayError, attempted: bool) -> bool:
     """Whether an error is a policy decision to deny (audited), not a failure of the model or the input."""
     if exc.status in (401, 403):
@@ -140,25 +118,43 @@ def is_policy_denial(exc: GatewayError, attempted: bool) -> bool:
     return exc.status == 429 and not attempted and exc.code in ("budget_exceeded", "rate_limit_exceeded")
 
 
-class EventStreamResponse(Response):
-    """Server-sent events from an async iterator of frames.
+class EventStreamResponse(Response, Generic[T]):
+    """Server-sent events for a stream of batches: each batch is one write.
+
+    `first` (already pulled, so early failures got a real status) and then `rest` are encoded frame by
+    frame with `encode`; the frames of one batch (chunks that arrived in one upstream read) go out in
+    one write. A failure after the first byte ends in an `on_error` event, never cleanly, because a
+    clean end looks like a complete answer. A normal end sends `closing()` in the final write.
 
     Starlette's StreamingResponse watches for a client disconnect inside an anyio task group, which
     costs about 0.1 ms per response here; one plain task that cancels the sender does the same job.
-    A disconnect cancels the body iterator, so the pipeline records the request as abandoned (499).
+    A disconnect closes `rest`, so the pipeline records the request as abandoned (499).
     """
 
     media_type = "text/event-stream"
 
-    def __init__(self, body: AsyncIterator[bytes], headers: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        first: list[T],
+        rest: AsyncIterator[list[T]],
+        encode: Callable[[T], list[bytes]],
+        on_error: Callable[[GatewayError], bytes],
+        closing: Callable[[], list[bytes]],
+        headers: dict[str, str] | None = None,
+    ) -> None:
         # No super().__init__: it would render an empty body and send `content-length: 0`.
         self.status_code = 200
         self.background = None
-        self.body_iterator = body
+        self._first, self._rest = first, rest
+        self._encode, self._on_error, self._closing = encode, on_error, closing
         self.init_headers({**(headers or {}), "cache-control": "no-cache"})
 
+    def _frames(self, batch: list[T]) -> bytes:
+        encode = self._encode
+        return b"".join([frame for item in batch for frame in encode(item)])
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Send the frames until the iterator ends or the client goes away."""
+        """Send the frames until the stream ends or the client goes away."""
         sender = asyncio.current_task()
         assert sender is not None
         disconnected = asyncio.Event()
@@ -170,12 +166,31 @@ class EventStreamResponse(Response):
             sender.cancel()
 
         watcher = asyncio.create_task(watch())
-        frames = _FrameBuffer(self.body_iterator)
         try:
             await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
-            async for data in frames:
-                await send({"type": "http.response.body", "body": data, "more_body": True})
-            await send({"type": "http.response.body", "body": b"", "more_body": False})
+            batch: list[T] | None = self._first
+            tail = b""
+            while batch is not None:
+                try:
+                    data = self._frames(batch)
+                    batch = None
+                except Exception:
+                    log.exception("internal error while encoding a stream")
+                    tail = self._on_error(GatewayError("internal error while streaming; the answer is incomplete"))
+                    break
+                if data:  # sent at once: holding a batch back would delay the tokens in it
+                    await send({"type": "http.response.body", "body": data, "more_body": True})
+                try:
+                    batch = await anext(self._rest, None)
+                except GatewayError as exc:
+                    tail = self._on_error(exc)
+                except Exception:
+                    log.exception("internal error while streaming")
+                    tail = self._on_error(GatewayError("internal error while streaming; the answer is incomplete"))
+                else:
+                    if batch is None:
+                        tail = b"".join(self._closing())
+            await send({"type": "http.response.body", "body": tail, "more_body": False})
         except asyncio.CancelledError:
             if not disconnected.is_set():
                 raise
@@ -184,55 +199,10 @@ class EventStreamResponse(Response):
             pass
         finally:
             watcher.cancel()
-            await frames.aclose()
+            await _aclose(self._rest)
 
 
-class _FrameBuffer:
-    """Reads frames in a task of its own and hands out everything ready as one write.
-
-    An upstream read usually carries several SSE events; writing them together saves a trip through
-    the ASGI send chain per frame. At most `limit` frames wait, so a slow client slows the reader down
-    instead of growing memory.
-    """
-
-    def __init__(self, frames: AsyncIterator[bytes], limit: int = 64) -> None:
-        self._pending: list[bytes] = []
-        self._ready = asyncio.Event()
-        self._space = asyncio.Event()
-        self._limit = limit
-        self._done = False
-        self._task = asyncio.create_task(self._read(frames))
-
-    async def _read(self, frames: AsyncIterator[bytes]) -> None:
-        try:
-            async for frame in frames:
-                self._pending.append(frame)
-                self._ready.set()
-                if len(self._pending) >= self._limit:
-                    self._space.clear()
-                    await self._space.wait()
-        finally:
-            self._done = True
-            self._ready.set()
-
-    def __aiter__(self) -> _FrameBuffer:
-        return self
-
-    async def __anext__(self) -> bytes:
-        while not self._pending:
-            if self._done:
-                await self._task  # re-raise what ended the reader, if anything
-                raise StopAsyncIteration
-            self._ready.clear()
-            await self._ready.wait()
-        data = b"".join(self._pending)
-        self._pending.clear()
-        self._space.set()
-        return data
-
-    async def aclose(self) -> None:
-        """Stop reading (cancelling the frame source, so an abandoned stream is recorded as such)."""
-        if not self._task.done():
-            self._task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._task
+async def _aclose(stream: AsyncIterator[Any]) -> None:
+    aclose = getattr(stream, "aclose", None)
+    if aclose is not None:
+        await aclose()

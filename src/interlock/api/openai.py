@@ -14,13 +14,12 @@ from interlock.api.http import (
     JSONResponse,
     bearer_token,
     error_response,
-    first_chunk,
+    first_batch,
     is_policy_denial,
     model_response,
     parse_json,
     read_body,
     sse_frame,
-    sse_stream,
     validate,
 )
 from interlock.api.state import AppState
@@ -98,7 +97,7 @@ async def chat_completions(request: Request) -> Response:
             response = await state.gateway.chat(ctx, req)
             return model_response(response, _headers(ctx))
         stream = state.gateway.stream(ctx, req)
-        first = await first_chunk(stream)
+        first = await first_batch(stream)
     except GatewayError as exc:
         return fail(state, request, ctx, exc)
     include_usage = req.wants_usage_in_stream()
@@ -106,13 +105,12 @@ async def chat_completions(request: Request) -> Response:
     def encode(chunk: ChatChunk) -> list[bytes]:
         if not chunk.choices and not include_usage:
             return []
-        return [sse_frame(chunk.model_dump_json().encode())]
+        return [b"data: " + chunk.__pydantic_serializer__.to_json(chunk) + b"\n\n"]
 
     def on_error(exc: GatewayError) -> bytes:
         return sse_frame(orjson.dumps(exc.openai_body()))
 
-    body = sse_stream(first, stream, encode, on_error, lambda: [DONE])
-    return EventStreamResponse(body, _headers(ctx))
+    return EventStreamResponse(first, stream, encode, on_error, lambda: [DONE], _headers(ctx))
 
 
 async def embeddings(request: Request) -> Response:

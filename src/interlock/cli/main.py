@@ -51,6 +51,7 @@ def serve(
     import uvicorn
 
     from interlock.app import create_app
+    from interlock.server import CoalescingHttpToolsProtocol
 
     settings = settings_or_exit(config)
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -64,7 +65,7 @@ def serve(
         host=host or settings.server.host,
         port=settings.server.port if port is None else port,
         loop="uvloop",
-        http="httptools",
+        http=CoalescingHttpToolsProtocol,
         access_log=access_log,
         proxy_headers=False,  # nothing reads the client address; saves a wrapper on every send
         log_level=log_level,

@@ -59,6 +59,16 @@ class Provider:
         """A streamed chat answer; the last chunk carries usage when the model reports it."""
         raise BadRequest(f"model '{self.alias}' does not support chat completions", code="unsupported_model")
 
+    async def stream_batches(self, request: ChatRequest) -> AsyncIterator[list[ChatChunk]]:
+        """The streamed answer in batches of chunks that are ready together (never an empty batch).
+
+        The gateway consumes this. The default makes one batch per chunk of `stream`; a provider that
+        reads several chunks at once (a remote SSE stream) overrides it, so they travel through the
+        pipeline and out to the client as one write.
+        """
+        async for chunk in self.stream(request):
+            yield [chunk]
+
     async def embed(self, request: EmbeddingRequest) -> EmbeddingResponse:
         """Embeddings for each input."""
         raise BadRequest(f"model '{self.alias}' does not support embeddings", code="unsupported_model")

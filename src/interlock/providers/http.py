@@ -14,6 +14,7 @@ from typing import Any
 
 import aiohttp
 import orjson
+from yarl import URL
 
 from interlock.errors import GatewayError, Unavailable, UpstreamError, UpstreamTimeout
 from interlock.settings import ConfigError, ModelSettings, ServerSettings
@@ -40,7 +41,7 @@ def api_key_from_env(alias: str, model: ModelSettings, source: str) -> str | Non
     return key
 
 
-def _transport_error(exc: BaseException, url: str) -> GatewayError:
+def _transport_error(exc: BaseException, url: str | URL) -> GatewayError:
     if isinstance(exc, aiohttp.ClientConnectorError):
         return Unavailable(
             f"cannot connect to the upstream at {url}: {exc.os_error or exc}", code="upstream_unreachable"
@@ -55,7 +56,7 @@ def _transport_error(exc: BaseException, url: str) -> GatewayError:
 @asynccontextmanager
 async def upstream_call(
     session: aiohttp.ClientSession,
-    url: str,
+    url: str | URL,
     body: dict[str, Any],
     headers: dict[str, str],
     timeouts: aiohttp.ClientTimeout,
@@ -78,7 +79,7 @@ async def upstream_call(
         raise _transport_error(exc, url) from None
 
 
-async def read_body(resp: aiohttp.ClientResponse, url: str) -> bytes:
+async def read_body(resp: aiohttp.ClientResponse, url: str | URL) -> bytes:
     """The whole response body, with transport errors mapped."""
     try:
         return await resp.read()
@@ -86,14 +87,24 @@ async def read_body(resp: aiohttp.ClientResponse, url: str) -> bytes:
         raise _transport_error(exc, url) from None
 
 
-async def sse_events(resp: aiohttp.ClientResponse, url: str) -> AsyncIterator[tuple[bytes | None, bytes]]:
-    """Server-sent events (event name, data) from a streamed response."""
+async def sse_event_batches(
+    resp: aiohttp.ClientResponse, url: str | URL
+) -> AsyncIterator[list[tuple[bytes | None, bytes]]]:
+    """Server-sent events (event name, data), in the batches that arrived together (never empty)."""
     decoder = SSEDecoder()
     try:
         async for chunk in resp.content.iter_any():
-            for event in decoder.feed(chunk):
-                yield event
+            events = decoder.feed(chunk)
+            if events:
+                yield events
     except (TimeoutError, aiohttp.ClientError, OSError) as exc:
         raise _transport_error(exc, url) from None
     if decoder.pending():
         raise UpstreamError("the upstream stream ended inside an event", code="upstream_truncated")
+
+
+async def sse_events(resp: aiohttp.ClientResponse, url: str | URL) -> AsyncIterator[tuple[bytes | None, bytes]]:
+    """Server-sent events (event name, data) from a streamed response, one at a time."""
+    async for events in sse_event_batches(resp, url):
+        for event in events:
+            yield event

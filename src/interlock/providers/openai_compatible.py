@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
+from yarl import URL
+
 from interlock.errors import UpstreamError
 from interlock.providers.base import Provider, ProviderContext
-from interlock.providers.http import api_key_from_env, client_timeout, read_body, sse_events, upstream_call
+from interlock.providers.http import api_key_from_env, client_timeout, read_body, sse_event_batches, upstream_call
 from interlock.settings import ModelSettings
 from interlock.translate.openai import (
     chat_payload,
@@ -27,13 +29,14 @@ class OpenAICompatibleProvider(Provider):
         super().__init__(alias, model)
         self._context = context
         self._base = (model.base_url or "").rstrip("/")
+        self._chat_url = URL(f"{self._base}/chat/completions")  # parsed once, not on every request
         key = api_key_from_env(alias, model, context.settings.source)
         self._headers = {**({"authorization": f"Bearer {key}"} if key else {}), **model.headers}
         self._timeout = client_timeout(context.settings.server)
 
     async def chat(self, request: ChatRequest) -> ChatResponse:
         """One upstream completion."""
-        url = f"{self._base}/chat/completions"
+        url = self._chat_url
         body = chat_payload(request, self.upstream_model, stream=False)
         async with upstream_call(self._context.http(), url, body, self._headers, self._timeout) as resp:
             raw = await read_body(resp, url)
@@ -41,14 +44,30 @@ class OpenAICompatibleProvider(Provider):
 
     async def stream(self, request: ChatRequest) -> AsyncIterator[ChatChunk]:
         """Upstream chunks as they arrive; a stream that ends without `[DONE]` is an error."""
-        url = f"{self._base}/chat/completions"
+        async for batch in self.stream_batches(request):
+            for chunk in batch:
+                yield chunk
+
+    async def stream_batches(self, request: ChatRequest) -> AsyncIterator[list[ChatChunk]]:
+        """Upstream chunks, batched by the read that brought them."""
+        url = self._chat_url
         body = chat_payload(request, self.upstream_model, stream=True)
         async with upstream_call(self._context.http(), url, body, self._headers, self._timeout) as resp:
-            async for _, data in sse_events(resp, url):
-                chunk = parse_chunk(data, self.alias)
-                if chunk is None:
-                    return
-                yield chunk
+            async for events in sse_event_batches(resp, url):
+                batch: list[ChatChunk] = []
+                for _, data in events:
+                    try:
+                        chunk = parse_chunk(data, self.alias)
+                    except UpstreamError:
+                        if batch:
+                            yield batch  # what came before the bad event still reaches the client
+                        raise
+                    if chunk is None:
+                        if batch:
+                            yield batch
+                        return
+                    batch.append(chunk)
+                yield batch
         raise UpstreamError("the upstream stream ended before [DONE]", code="upstream_truncated")
 
     async def embed(self, request: EmbeddingRequest) -> EmbeddingResponse:

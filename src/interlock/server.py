@@ -1,0 +1,59 @@
+"""The HTTP protocol `interlock serve` runs under uvicorn: httptools, with the response head and the
+first body bytes written together.
+
+uvicorn writes the status line and headers as soon as the app sends `http.response.start`, and the
+body with the next message: two socket writes per response where one would do. On loopback every
+write runs the receiver's TCP processing inside the sender's system call, so the extra write is a
+measurable share of the gateway's CPU per request (bench/RESULTS.md). Here the head waits in memory
+for the first body write (which the app sends right after it, without waiting on anything) and both
+leave in one write. A `100 Continue` answer and everything after the first body write pass straight
+through.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
+
+
+class _HeadWithBody:
+    """Wraps a cycle's transport: holds the response head until the first body write."""
+
+    __slots__ = ("_cycle", "_head", "_transport", "_writes")
+
+    def __init__(self, transport: asyncio.Transport, cycle: RequestResponseCycle) -> None:
+        self._transport = transport
+        self._cycle = cycle
+        self._head: bytes | None = None
+        self._writes = 0  # response writes seen: 0 before the head, 1 holding it, 2 passing through
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        """Hold the response head; prepend it to the first body write; pass the rest through."""
+        if self._writes == 0 and self._cycle.response_started:
+            self._head = bytes(data)
+            self._writes = 1
+            return
+        if self._head is not None:
+            data, self._head = self._head + bytes(data), None
+            self._writes = 2
+        self._transport.write(data)
+
+    def close(self) -> None:
+        """Send a held head (a response cut short still says what it was), then close."""
+        if self._head is not None:
+            self._transport.write(self._head)
+            self._head = None
+        self._transport.close()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
+
+
+class CoalescingHttpToolsProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol, writing each response's head together with its first body bytes."""
+
+    def _start_asgi_task(self, cycle: RequestResponseCycle, app: Any) -> None:
+        cycle.transport = _HeadWithBody(cycle.transport, cycle)  # type: ignore[assignment]
+        super()._start_asgi_task(cycle, app)
