@@ -1,6 +1,7 @@
 """MMLU benchmark of the learned router: train on <= 1,500 labelled prompts, evaluate on the rest.
 
 Usage: OPENBLAS_NUM_THREADS=1 .venv/bin/python bench/router/run.py [--embedder NAME] [--seeds 5] [--methods]
+With --methods it also compares features, classifiers and scores on the same splits (mean ± sd over seeds).
 Prints a markdown section for bench/RESULTS.md; writes the seed-0 router to bench/router/cache/.
 """
 
@@ -23,10 +24,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from embed_cache import CACHE, cached_embed
 
 from interlock.routing.router.data import LabelledSet, load_excluded, load_labelled
-from interlock.routing.router.features import MINILM_STATIC, load_embedder
+from interlock.routing.router.features import COMBINED_STATIC, MINILM_STATIC, SMOLLM2_STATIC, load_embedder
 from interlock.routing.router.metrics import SHARES, Summary, bootstrap, random_summary, routing_curve
 from interlock.routing.router.model import LearnedRouter
-from interlock.routing.router.train import cross_validate, default_candidates, gain_scores, train_router
+from interlock.routing.router.train import (
+    Candidate,
+    blend,
+    cross_validate,
+    default_candidates,
+    ensemble,
+    gain_scores,
+    train_router,
+)
 
 DATA = Path("/work/shared/data/routellm/mmlu")
 SPLIT_SEED = 0  # the fixed-seed split reported as the headline number
@@ -52,28 +61,58 @@ def summary(scores: np.ndarray, y: np.ndarray) -> Summary:
     return Summary.of(routing_curve(scores, y[:, 0], y[:, 1]))
 
 
-def methods_table(data: LabelledSet, emb: np.ndarray, seeds: int, name: str) -> list[str]:
-    """Each classifier family, hyper-parameters chosen by CV inside the training prompts, scored on the eval rows."""
-    rows: dict[str, list[float]] = {}
+def _cv_best_blend(x: np.ndarray, y: np.ndarray, seed: int) -> Candidate:
+    """The previous router: the CV-best kNN and the CV-best logistic model, averaged."""
+    results = cross_validate(default_candidates(), x, y, folds=5, repeats=2, seed=seed)
+    cands = {c.name: c for c in default_candidates()}
+    best = [max((r for r in results if r.name.startswith(f)), key=lambda r: r.apgr).name for f in ("knn", "log")]
+    return blend(cands[best[0]], cands[best[1]])
+
+
+def methods_table(data: LabelledSet, seeds: int) -> list[str]:
+    """Features and classifiers compared on the same splits; only the training prompts choose anything."""
+    views = {name: cached_embed(load_embedder(name), list(data.prompts)) for name in (MINILM_STATIC, SMOLLM2_STATIC)}
+    views["both"] = np.hstack([views[MINILM_STATIC], views[SMOLLM2_STATIC]]) / np.float32(np.sqrt(2))
+    rows: dict[str, list[Summary]] = {}
     for seed in range(seeds):
         train, test = split(data, seed)
-        x, y = emb[train], data.scores[train]
-        results = cross_validate(default_candidates(), x, y, folds=5, repeats=2, seed=seed)
-        cands = {c.name: c for c in default_candidates()}
-        for family in ("knn", "logistic"):
-            best = max((r for r in results if r.name.startswith(family)), key=lambda r: r.apgr)
-            q = cands[best.name].fit(x, y).predict(emb[test])
-            rows.setdefault(f"{family}, score = q_strong - q_cheap", []).append(
-                summary(gain_scores(q), data.scores[test]).apgr
-            )
-            rows.setdefault(f"{family}, score = P(cheap wrong)", []).append(
-                summary(1 - q[:, 0], data.scores[test]).apgr
-            )
-        model = train_router(data.subset(train), x, name, seed=seed)
-        rows.setdefault("shipped: mean of the CV-best knn and logistic", []).append(
-            summary(model.scores(emb[test]), data.scores[test]).apgr
+        y, yt = data.scores[train], data.scores[test]
+
+        def add(label: str, scores: np.ndarray, yt: np.ndarray = yt) -> None:
+            rows.setdefault(label, []).append(summary(scores, yt))
+
+        x = views[MINILM_STATIC]
+        add(
+            "MiniLM static; CV-best kNN + CV-best logistic (previous router)",
+            gain_scores(_cv_best_blend(x[train], y, seed).fit(x[train], y).predict(x[test])),
         )
-    return [f"| {name} | {np.mean(v):.3f} ± {np.std(v, ddof=1) if len(v) > 1 else 0:.3f} |" for name, v in rows.items()]
+        add("MiniLM static; ensemble", gain_scores(ensemble().fit(x[train], y).predict(x[test])))
+        x = views[SMOLLM2_STATIC]
+        add("SmolLM2 static; ensemble", gain_scores(ensemble().fit(x[train], y).predict(x[test])))
+        x = views["both"]
+        add(
+            "both; CV-best kNN + CV-best logistic",
+            gain_scores(_cv_best_blend(x[train], y, seed).fit(x[train], y).predict(x[test])),
+        )
+        model = train_router(data.subset(train), x[train], COMBINED_STATIC, seed=seed)
+        scores = model.scores(x[test])
+        add("both; ensemble, score = q_strong - q_cheap (shipped)", scores)
+        add("both; ensemble, score = calibrated P(cheap not good enough)", model.probability(scores))
+        only_strong = (y[:, 1] > y[:, 0]).astype(float)[:, None]
+        add(
+            "both; ensemble fitted to 'only the strong model right', score = its probability",
+            ensemble().fit(x[train], only_strong).predict(x[test])[:, 0],
+        )
+
+    def fmt(v: list[float], pct: bool) -> str:
+        m, sd = np.mean(v), np.std(v, ddof=1) if len(v) > 1 else 0.0
+        return f"{100 * m:.1f}% ± {100 * sd:.1f}%" if pct else f"{m:.3f} ± {sd:.3f}"
+
+    return [
+        f"| {label} | {fmt([r.apgr for r in rs], False)} | {fmt([r.cpt50 for r in rs], True)} | "
+        f"{fmt([r.cpt80 for r in rs], True)} | {rs[0].apgr:.3f} |"
+        for label, rs in rows.items()
+    ]
 
 
 def overhead(router: LearnedRouter, prompts: list[str], n: int = 300) -> tuple[float, float]:
@@ -88,7 +127,7 @@ def overhead(router: LearnedRouter, prompts: list[str], n: int = 300) -> tuple[f
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--embedder", default=MINILM_STATIC)
+    parser.add_argument("--embedder", default=COMBINED_STATIC)
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--methods", action="store_true", help="also print the method comparison table")
     args = parser.parse_args()
@@ -148,8 +187,8 @@ def main() -> None:
     print("\nPGR curve (seed 0): " + ", ".join(f"{s:.0%}: {v:.3f}" for s, v in zip(SHARES, point.pgr, strict=True)))
     print(f"\nRouter overhead, one prompt at a time (features + classifier): p50 {p50:.2f} ms, p99 {p99:.2f} ms")
     if args.methods:
-        print("\n| method (CV-chosen hyper-parameters) | eval APGR, seeds 0-4, mean ± sd |\n|---|---|")
-        print("\n".join(methods_table(data, emb, args.seeds, embedder.name)))
+        print("\n| features; classifier; score | APGR | CPT(50%) | CPT(80%) | APGR seed 0 |\n|---|---|---|---|---|")
+        print("\n".join(methods_table(data, args.seeds)))
     print(f"\n(run took {time.perf_counter() - started:.0f} s)", file=sys.stderr)
 
 

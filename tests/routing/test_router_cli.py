@@ -39,6 +39,7 @@ def test_train_score_eval(tmp_path: Path) -> None:
     scored = [json.loads(line) for line in out.read_text().splitlines()]
     assert [s["prompt"] for s in scored] == ["Integrate x^3 dx", "Name a red fruit"]
     assert scored[0]["score"] > scored[1]["score"]
+    assert 1 >= scored[0]["p_cheap_not_good_enough"] > scored[1]["p_cheap_not_good_enough"] >= 0
 
     result = runner.invoke(app, ["eval", "--router", str(router), "--input", str(data), "--resamples", "50", "--json"])
     assert result.exit_code == 0, result.output

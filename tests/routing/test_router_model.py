@@ -7,11 +7,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from interlock.routing.router.classifiers import KNN
 from interlock.routing.router.data import LabelledSet
-from interlock.routing.router.features import MiniLMEmbedder, StaticEmbedder
+from interlock.routing.router.features import COMBINED_STATIC, MiniLMEmbedder, StaticEmbedder, load_embedder
 from interlock.routing.router.metrics import routing_curve
 from interlock.routing.router.model import LearnedRouter, RouterFileError, RouterModel
-from interlock.routing.router.train import order_models, train_router
+from interlock.routing.router.train import isotonic, order_models, train_router
 
 
 def _synthetic(n: int = 400, seed: int = 0) -> tuple[LabelledSet, np.ndarray]:
@@ -49,12 +50,35 @@ def test_train_round_trip_and_choose(tmp_path: Path) -> None:
     again = RouterModel.read(path)
     np.testing.assert_allclose(again.scores(x[300:]), model.scores(x[300:]), atol=1e-5)
     assert again.training["chosen"] == model.training["chosen"]
+    # The probability rises with the score, stays in [0, 1] and is calibrated on the training outcomes:
+    # topic B (cheap right 20%, strong 90%) should come out near 0.9 * 0.8 = 0.72, topic A near 0.09.
+    p = again.probability(again.scores(x[300:]))
+    assert ((p >= 0) & (p <= 1)).all()
+    s = again.scores(x[300:])
+    assert (np.diff(p[np.argsort(s)]) >= -1e-12).all()
+    topic_b = x[300:, 0] > 0
+    assert p[topic_b].mean() > 0.5 > 0.25 > p[~topic_b].mean()
     # Half the (out-of-fold) training prompts sit above the default threshold.
     assert again.threshold == pytest.approx(again.threshold_for_share(0.5))
     assert again.threshold_for_share(0.2) > again.threshold_for_share(0.8)
     q = np.array([[0.2, 0.5, 0.9], [0.85, 0.9, 0.9], [0.2, 0.85, 0.9]])
     assert again.choose(q, 0.1) == ["strong", "cheap", "mid"]
     assert again.choose(q, -np.inf) == ["strong"] * 3
+
+
+def test_isotonic_pools_violators() -> None:
+    fit = isotonic(np.array([3.0, 1.0, 2.0, 4.0]), np.array([0.0, 1.0, 0.0, 1.0]))
+    np.testing.assert_allclose(fit, [1 / 3, 1 / 3, 1 / 3, 1.0])
+
+
+def test_multiscale_knn_is_the_mean_of_single_scales() -> None:
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(50, 8)).astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    y = rng.random((50, 2))
+    both = KNN.fit(x, y, ks=(5, 20), temperature=0.1).predict(x[:7])
+    each = [KNN.fit(x, y, ks=(k,), temperature=0.1).predict(x[:7]) for k in (5, 20)]
+    np.testing.assert_allclose(both, (each[0] + each[1]) / 2)
 
 
 def test_bad_router_file(tmp_path: Path) -> None:
@@ -76,6 +100,17 @@ def test_learned_router_with_static_embedder(tmp_path: Path) -> None:
     s = router.score(["Solve for x: 7 x + 1 = 3", "Which city is the capital of France?"])
     assert s[0] > s[1]
     assert router.route(["Solve for x: 7 x + 1 = 3"], threshold=0.0) == ["strong"]
+
+
+def test_combined_static_embedder_reads_smollm2() -> None:
+    embedder = load_embedder(COMBINED_STATIC, max_tokens=64)
+    e = embedder.embed(["What is the derivative of x^3?", "What is the derivative of x^4?", "Name a red fruit", ""])
+    assert e.shape == (4, 384 + 576)
+    np.testing.assert_allclose(np.linalg.norm(e[:3], axis=1), 1.0, atol=1e-5)
+    assert float(e[0] @ e[1]) > float(e[0] @ e[2])
+    # Both halves carry signal: the SmolLM2 half alone also puts the two derivatives closest.
+    smol = e[:, 384:] / np.linalg.norm(e[:, 384:], axis=1, keepdims=True).clip(1e-9)
+    assert float(smol[0] @ smol[1]) > float(smol[0] @ smol[2])
 
 
 def test_minilm_embedder_real_model() -> None:

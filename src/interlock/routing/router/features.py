@@ -1,4 +1,9 @@
-"""Prompt features for the router: MiniLM sentence vectors, or MiniLM's static token vectors (fast)."""
+"""Prompt features for the router: static token vectors (fast), or MiniLM sentence vectors (slow).
+
+The default concatenates two static views: the mean of MiniLM's input token vectors and the mean of the
+local chat model SmolLM2-135M's input token vectors. Neither runs a transformer; together they take well
+under a millisecond per prompt and tell MMLU subjects apart better than either alone (bench/router).
+"""
 
 from __future__ import annotations
 
@@ -9,15 +14,18 @@ from typing import Protocol
 import numpy as np
 import numpy.typing as npt
 from safetensors import safe_open
-from tokenizers import Tokenizer
+from tokenizers import Tokenizer, models, pre_tokenizers
 
 from interlock.engines.embeddings.minilm import SentenceEncoder, packaged_model_dir
+from interlock.engines.gguf import GgufFile, default_model_path
 
 Floats = npt.NDArray[np.float32]
 
 MINILM = "all-MiniLM-L6-v2"
 MINILM_STATIC = "all-MiniLM-L6-v2/static"
-EMBEDDERS = (MINILM, MINILM_STATIC)
+SMOLLM2_STATIC = "SmolLM2-135M/static"
+COMBINED_STATIC = "all-MiniLM-L6-v2+SmolLM2-135M/static"
+EMBEDDERS = (COMBINED_STATIC, MINILM_STATIC, SMOLLM2_STATIC, MINILM)
 # The router reads the end of a long prompt: the question usually comes last, after any context.
 DEFAULT_MAX_TOKENS = 256
 
@@ -41,12 +49,15 @@ def _unit_rows(x: Floats) -> Floats:
 
 
 class StaticEmbedder:
-    """The mean of MiniLM's input token vectors over the last `max_tokens` word pieces: no transformer, < 1 ms."""
+    """The mean of a model's input token vectors over the last `max_tokens` tokens: no transformer, < 1 ms."""
 
-    def __init__(self, tokenizer: Tokenizer, table: Floats, max_tokens: int = DEFAULT_MAX_TOKENS) -> None:
+    def __init__(
+        self, tokenizer: Tokenizer, table: Floats, max_tokens: int = DEFAULT_MAX_TOKENS, name: str = MINILM_STATIC
+    ) -> None:
         self._tokenizer = tokenizer
         self._table = table
         self._max_tokens = max_tokens
+        self._name = name
         self._special = {tokenizer.token_to_id(t) for t in ("[CLS]", "[SEP]", "[PAD]")} - {None}
 
     @classmethod
@@ -61,10 +72,24 @@ class StaticEmbedder:
             table = np.ascontiguousarray(f.get_tensor("embeddings.word_embeddings.weight"), dtype=np.float32)
         return cls(tokenizer, table, max_tokens)
 
+    @classmethod
+    def load_smollm2(cls, path: Path | None = None, max_tokens: int = DEFAULT_MAX_TOKENS) -> StaticEmbedder:
+        """SmolLM2's byte-level BPE tokenizer and its (Q8_0) token-embedding table, read from the GGUF file."""
+        gguf = GgufFile.open(Path(path) if path is not None else default_model_path())
+        tokens = gguf.metadata["tokenizer.ggml.tokens"]
+        merges = [tuple(m.split(" ", 1)) for m in gguf.metadata["tokenizer.ggml.merges"]]
+        tokenizer = Tokenizer(models.BPE({t: i for i, t in enumerate(tokens)}, merges))
+        # SmolLM2 splits digits one by one before byte-level BPE.
+        tokenizer.pre_tokenizer = pre_tokenizers.Sequence(
+            [pre_tokenizers.Digits(individual_digits=True), pre_tokenizers.ByteLevel(add_prefix_space=False)]
+        )
+        table = np.ascontiguousarray(gguf.tensor("token_embd.weight"), dtype=np.float32)
+        return cls(tokenizer, table, max_tokens, SMOLLM2_STATIC)
+
     @property
     def name(self) -> str:
         """See `Embedder.name`."""
-        return MINILM_STATIC
+        return self._name
 
     def embed(self, texts: Sequence[str]) -> Floats:
         """See `Embedder.embed`."""
@@ -74,6 +99,24 @@ class StaticEmbedder:
             if ids:
                 out[row] = self._table[ids].mean(0)
         return _unit_rows(out)
+
+
+class ConcatEmbedder:
+    """Several embedders side by side, each unit-norm and weighted equally; the result is unit-norm."""
+
+    def __init__(self, name: str, parts: Sequence[Embedder]) -> None:
+        self._name = name
+        self._parts = tuple(parts)
+
+    @property
+    def name(self) -> str:
+        """See `Embedder.name`."""
+        return self._name
+
+    def embed(self, texts: Sequence[str]) -> Floats:
+        """See `Embedder.embed`."""
+        joined = np.hstack([p.embed(texts) for p in self._parts]) / np.float32(np.sqrt(len(self._parts)))
+        return np.asarray(joined, dtype=np.float32)
 
 
 class MiniLMEmbedder:
@@ -115,4 +158,9 @@ def load_embedder(name: str, max_tokens: int = DEFAULT_MAX_TOKENS) -> Embedder:
         return MiniLMEmbedder.load(max_tokens)
     if name == MINILM_STATIC:
         return StaticEmbedder.load(max_tokens=max_tokens)
+    if name == SMOLLM2_STATIC:
+        return StaticEmbedder.load_smollm2(max_tokens=max_tokens)
+    if name == COMBINED_STATIC:
+        parts = (StaticEmbedder.load(max_tokens=max_tokens), StaticEmbedder.load_smollm2(max_tokens=max_tokens))
+        return ConcatEmbedder(COMBINED_STATIC, parts)
     raise ValueError(f"unknown router embedder {name!r}; known: {', '.join(EMBEDDERS)}")

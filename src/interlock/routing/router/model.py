@@ -3,6 +3,9 @@
 The classifier predicts every model's expected quality on a prompt. The routing score is the quality
 the strong model adds over the cheap one; a router sends a prompt to the cheapest model whose predicted
 shortfall against the strong model is below the threshold, so two or more models route the same way.
+The file also maps the score to a probability that the cheap model is not good enough (see
+`RouterModel.probability`). That map never decreases, but its isotonic steps tie prompts, so routing
+uses the score itself.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from interlock.routing.router.classifiers import KNN, Blend, Logistic, Predictor
 from interlock.routing.router.features import DEFAULT_MAX_TOKENS, Embedder, load_embedder
 
 FORMAT = "interlock-router"
-VERSION = 1
+VERSION = 2
 
 Floats = npt.NDArray[np.float64]
 Floats32 = npt.NDArray[np.float32]
@@ -46,7 +49,7 @@ def predictor_to_json(p: Predictor) -> dict[str, Any]:
     if isinstance(p, KNN):
         return {
             "kind": "knn",
-            "k": p.k,
+            "ks": list(p.ks),
             "temperature": p.temperature,
             "prior_weight": p.prior_weight,
             "points": _pack(p.points),
@@ -66,7 +69,7 @@ def predictor_from_json(obj: dict[str, Any]) -> Predictor:
         return KNN(
             _unpack(obj["points"]),
             _unpack(obj["targets"]).astype(np.float64),
-            int(obj["k"]),
+            tuple(int(k) for k in obj["ks"]),
             float(obj["temperature"]),
             float(obj["prior_weight"]),
         )
@@ -86,6 +89,7 @@ class RouterModel:
     predictor: Predictor
     threshold: float
     score_quantiles: tuple[float, ...]  # of out-of-fold training scores, at 0%, 1%, ..., 100%
+    shortfall_probabilities: tuple[float, ...]  # P(cheap not good enough) at each of those scores
     max_tokens: int = DEFAULT_MAX_TOKENS
     training: dict[str, Any] = field(default_factory=dict)
 
@@ -107,6 +111,15 @@ class RouterModel:
         """The routing score: predicted quality of the strong model minus that of the cheap one."""
         q = self.qualities(embeddings)
         return np.asarray(q[:, -1] - q[:, 0])
+
+    def probability(self, scores: Floats) -> Floats:
+        """P(the cheap model is not good enough where the strong one is), from routing scores.
+
+        For right/wrong labels, the probability that the cheap model fails and the strongest one succeeds;
+        for graded scores in [0, 1], the expected max(0, strong - cheap). It is the isotonic fit of that
+        outcome on the out-of-fold training scores, so it is calibrated on the training distribution.
+        """
+        return np.asarray(np.interp(scores, self.score_quantiles, self.shortfall_probabilities))
 
     def threshold_for_share(self, share: float) -> float:
         """The threshold that sent `share` of the training prompts (out of fold) past the cheap model."""
@@ -139,6 +152,7 @@ class RouterModel:
             "classifier": predictor_to_json(self.predictor),
             "threshold": self.threshold,
             "score_quantiles": list(self.score_quantiles),
+            "shortfall_probabilities": list(self.shortfall_probabilities),
             "training": self.training,
         }
 
@@ -148,7 +162,9 @@ class RouterModel:
         if obj.get("format") != FORMAT:
             raise RouterFileError("not an Interlock router file")
         if obj.get("version") != VERSION:
-            raise RouterFileError(f"router file version {obj.get('version')} is not supported (expected {VERSION})")
+            raise RouterFileError(
+                f"router file version {obj.get('version')} is not supported (expected {VERSION}); train it again"
+            )
         try:
             return cls(
                 embedder=str(obj["embedder"]["name"]),
@@ -157,6 +173,7 @@ class RouterModel:
                 predictor=predictor_from_json(obj["classifier"]),
                 threshold=float(obj["threshold"]),
                 score_quantiles=tuple(float(v) for v in obj["score_quantiles"]),
+                shortfall_probabilities=tuple(float(v) for v in obj["shortfall_probabilities"]),
                 training=dict(obj.get("training", {})),
             )
         except (KeyError, TypeError, ValueError) as exc:
@@ -214,6 +231,10 @@ class LearnedRouter:
     def score(self, texts: Sequence[str]) -> Floats:
         """Routing scores of prompts: predicted quality of the strong model minus that of the cheap one."""
         return self.score_embeddings(self.embed(texts))
+
+    def probability(self, texts: Sequence[str]) -> Floats:
+        """Per prompt, the estimated probability that the cheap model is not good enough (see `RouterModel`)."""
+        return self.model.probability(self.score(texts))
 
     def threshold_for_share(self, share: float) -> float:
         """The threshold expected to send `share` of calls past the cheap model."""
