@@ -20,6 +20,16 @@ class _Open(BaseModel):
     model_config = ConfigDict(extra="allow")
 
 
+class _Relayed(BaseModel):
+    """Answer objects keep fields we do not model, so what an upstream adds reaches the client.
+
+    For example `reasoning_content` in a delta (DeepSeek, vLLM's reasoning parsers), `system_fingerprint`,
+    `logprobs` or `usage.prompt_tokens_details`.
+    """
+
+    model_config = ConfigDict(extra="allow")
+
+
 class TextPart(BaseModel):
     """A text part of a multi-part message."""
 
@@ -195,7 +205,7 @@ class ChatRequest(_Open):
         return bool(self.stream_options and self.stream_options.include_usage)
 
 
-class Usage(BaseModel):
+class Usage(_Relayed):
     """Token counts of one request."""
 
     prompt_tokens: int = 0
@@ -208,7 +218,7 @@ class Usage(BaseModel):
         return cls(prompt_tokens=prompt, completion_tokens=completion, total_tokens=prompt + completion)
 
 
-class AssistantMessage(BaseModel):
+class AssistantMessage(_Relayed):
     """The message in a completion choice."""
 
     role: Literal["assistant"] = "assistant"
@@ -217,7 +227,7 @@ class AssistantMessage(BaseModel):
     refusal: str | None = None
 
 
-class Choice(BaseModel):
+class Choice(_Relayed):
     """One choice of a chat completion."""
 
     index: int = 0
@@ -226,7 +236,7 @@ class Choice(BaseModel):
     logprobs: Any = None
 
 
-class ChatResponse(BaseModel):
+class ChatResponse(_Relayed):
     """An OpenAI chat completion."""
 
     id: str
@@ -247,7 +257,7 @@ class ToolCallDelta(BaseModel):
     function: dict[str, str] | None = None
 
 
-class Delta(BaseModel):
+class Delta(_Relayed):
     """The increment carried by a streamed chunk."""
 
     role: Literal["assistant"] | None = None
@@ -255,7 +265,7 @@ class Delta(BaseModel):
     tool_calls: list[ToolCallDelta] | None = None
 
 
-class ChunkChoice(BaseModel):
+class ChunkChoice(_Relayed):
     """One choice of a streamed chunk."""
 
     index: int = 0
@@ -264,7 +274,7 @@ class ChunkChoice(BaseModel):
     logprobs: Any = None
 
 
-class ChatChunk(BaseModel):
+class ChatChunk(_Relayed):
     """An OpenAI chat completion chunk. A usage-only chunk has no choices."""
 
     id: str

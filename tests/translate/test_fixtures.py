@@ -132,3 +132,18 @@ def test_parsed_chunks_carry_the_alias() -> None:
     chunk = parse_chunk(raw, "my-alias")
     assert chunk is not None and chunk.model == "my-alias"
     assert '"model":"my-alias"' in chunk.model_dump_json()
+
+
+def test_fields_an_upstream_adds_are_relayed() -> None:
+    f = load("openai_upstream_extras.json")
+    chunk = parse_chunk(json.dumps(f["chunk"]).encode(), "alias")
+    assert chunk is not None
+    out = json.loads(chunk.model_dump_json())
+    assert out["model"] == "alias" and out["system_fingerprint"] == "fp_1"
+    assert out["choices"][0]["delta"]["reasoning_content"] == "First, "
+    response = parse_chat_response(json.dumps(f["response"]).encode(), "alias")
+    out = json.loads(response.model_dump_json())
+    assert out["model"] == "alias" and out["choices"][0]["message"]["reasoning_content"] == "2 + 2 is 4."
+    assert out["usage"]["prompt_tokens_details"] == {"cached_tokens": 8}
+    assert out["usage"]["completion_tokens_details"] == {"reasoning_tokens": 4}
+    assert response.usage is not None and response.usage.prompt_tokens == 10
