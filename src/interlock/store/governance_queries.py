@@ -1,4 +1,5 @@
-"""Queries for the governance tables (orgs, teams, budgets, rate limits) and spend reports, for every store.
+"""Queries for keys, the governance tables (orgs, teams, budgets, rate limits), ledger reads and spend
+reports, for every store.
 
 The SQL is written once, with `?` placeholders; each store supplies the few dialect pieces (`Dialect`) and
 runs the statements through its own `_query` / `_execute`. Results match row for row across stores (the
@@ -12,8 +13,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from interlock.store.records import (
+    KEY_COLUMNS,
+    USAGE_COLUMNS,
     BudgetRecord,
     DuplicateError,
+    KeyRecord,
     OrgRecord,
     Period,
     RateLimitRecord,
@@ -21,6 +25,7 @@ from interlock.store.records import (
     SpendGroup,
     SpendRow,
     TeamRecord,
+    UsageRecord,
 )
 
 _GROUP_EXPR = {
@@ -54,6 +59,47 @@ class GovernanceQueries:
 
     def _execute(self, sql: str, params: tuple[object, ...] = ()) -> int:
         raise NotImplementedError
+
+    async def usage_rows(self, limit: int = 1000) -> list[UsageRecord]:
+        """The newest ledger rows, newest first."""
+        rows = await asyncio.to_thread(
+            self._query, f"SELECT {USAGE_COLUMNS} FROM usage ORDER BY ts DESC LIMIT ?", (limit,)
+        )
+        return [UsageRecord(*r[:7], bool(r[7]), *r[8:]) for r in rows]  # type: ignore[call-arg]
+
+    # keys ------------------------------------------------------------------------------------
+
+    async def insert_key(self, key: KeyRecord) -> None:
+        """Store a new key."""
+        await asyncio.to_thread(
+            self._execute, f"INSERT INTO keys ({KEY_COLUMNS}) VALUES ({', '.join('?' * 15)})", key.to_row()
+        )
+
+    async def list_keys(self) -> list[KeyRecord]:
+        """Every key, oldest first."""
+        rows = await asyncio.to_thread(self._query, f"SELECT {KEY_COLUMNS} FROM keys ORDER BY created_at")
+        return [KeyRecord.from_row(r) for r in rows]
+
+    async def key_by_hash(self, hash_: str) -> KeyRecord | None:
+        """The key with this hash, if any."""
+        rows = await asyncio.to_thread(self._query, f"SELECT {KEY_COLUMNS} FROM keys WHERE hash = ?", (hash_,))
+        return KeyRecord.from_row(rows[0]) if rows else None
+
+    async def revoke_key(self, key_id: str, at: float) -> bool:
+        """Mark a key revoked; False if there is no such key or it was already revoked."""
+        n = await asyncio.to_thread(
+            self._execute, "UPDATE keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL", (at, key_id)
+        )
+        return n > 0
+
+    async def suspend_key(self, key_id: str, at: float | None, reason: str = "") -> bool:
+        """Suspend a key (at = None lifts the suspension); False if there is no such key."""
+        n = await asyncio.to_thread(
+            self._execute, "UPDATE keys SET suspended_at = ?, suspended_reason = ? WHERE id = ?", (at, reason, key_id)
+        )
+        return n > 0
+
+    # governance ------------------------------------------------------------------------------
 
     async def spend(self, group: SpendGroup, since: float | None = None) -> list[SpendRow]:
         """Spend grouped by org, team, key, model or day since `since` (epoch seconds), largest first."""

@@ -8,7 +8,6 @@ that is already stored, so a batch retried after a lost connection never duplica
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from importlib import resources
@@ -19,17 +18,12 @@ from psycopg_pool import ConnectionPool
 
 from interlock.store.batching import BatchedLedger, LedgerQueue
 from interlock.store.governance_queries import Dialect, GovernanceQueries
-from interlock.store.records import KEY_COLUMNS, KeyRecord, UsageRecord
+from interlock.store.records import USAGE_COLUMNS, UsageRecord
 
 log = logging.getLogger(__name__)
 
-_USAGE_COLUMNS = (
-    "request_id, ts, key_id, endpoint, alias, provider, upstream_model, stream, prompt_tokens, "
-    "completion_tokens, usage_source, cost_micros, price_version, latency_ms, ttft_ms, status, error, "
-    "deployment, attempts, team_id, org_id, reference_cost_micros"
-)
 _INSERT_USAGE = (
-    f"INSERT INTO usage ({_USAGE_COLUMNS}) VALUES ({', '.join(['%s'] * 22)}) ON CONFLICT (request_id) DO NOTHING"
+    f"INSERT INTO usage ({USAGE_COLUMNS}) VALUES ({', '.join(['%s'] * 22)}) ON CONFLICT (request_id) DO NOTHING"
 )
 # How long a batch is retried while the server is unreachable (a restart, a failover) before it is given up.
 _RETRY_FOR_S = 60.0
@@ -214,44 +208,3 @@ class PostgresStore(BatchedLedger, GovernanceQueries):
         assert self._pool is not None, "store is not open"
         with self._pool.connection() as conn:
             return conn.execute(_placeholders(sql), params).rowcount
-
-    async def usage_rows(self, limit: int = 1000) -> list[UsageRecord]:
-        """The newest ledger rows, newest first."""
-        rows = await asyncio.to_thread(
-            self._query, f"SELECT {_USAGE_COLUMNS} FROM usage ORDER BY ts DESC LIMIT %s", (limit,)
-        )
-        return [UsageRecord(*r[:7], bool(r[7]), *r[8:]) for r in rows]  # type: ignore[call-arg]
-
-    # keys ------------------------------------------------------------------------------------
-
-    async def insert_key(self, key: KeyRecord) -> None:
-        """Store a new key."""
-        await asyncio.to_thread(
-            self._execute, f"INSERT INTO keys ({KEY_COLUMNS}) VALUES ({', '.join(['%s'] * 15)})", key.to_row()
-        )
-
-    async def list_keys(self) -> list[KeyRecord]:
-        """Every key, oldest first."""
-        rows = await asyncio.to_thread(self._query, f"SELECT {KEY_COLUMNS} FROM keys ORDER BY created_at")
-        return [KeyRecord.from_row(r) for r in rows]
-
-    async def key_by_hash(self, hash_: str) -> KeyRecord | None:
-        """The key with this hash, if any."""
-        rows = await asyncio.to_thread(self._query, f"SELECT {KEY_COLUMNS} FROM keys WHERE hash = %s", (hash_,))
-        return KeyRecord.from_row(rows[0]) if rows else None
-
-    async def revoke_key(self, key_id: str, at: float) -> bool:
-        """Mark a key revoked; False if there is no such key or it was already revoked."""
-        n = await asyncio.to_thread(
-            self._execute, "UPDATE keys SET revoked_at = %s WHERE id = %s AND revoked_at IS NULL", (at, key_id)
-        )
-        return n > 0
-
-    async def suspend_key(self, key_id: str, at: float | None, reason: str = "") -> bool:
-        """Suspend a key (at = None lifts the suspension); False if there is no such key."""
-        n = await asyncio.to_thread(
-            self._execute,
-            "UPDATE keys SET suspended_at = %s, suspended_reason = %s WHERE id = %s",
-            (at, reason, key_id),
-        )
-        return n > 0

@@ -10,6 +10,11 @@ KEY_COLUMNS = (
     "id, name, owner, hash, prefix, models, created_at, expires_at, revoked_at, residency, cache_ttl_s, team_id, "
     "suspended_at, suspended_reason, role"
 )
+USAGE_COLUMNS = (
+    "request_id, ts, key_id, endpoint, alias, provider, upstream_model, stream, prompt_tokens, "
+    "completion_tokens, usage_source, cost_micros, price_version, latency_ms, ttft_ms, status, error, "
+    "deployment, attempts, team_id, org_id, reference_cost_micros"
+)
 SpendGroup = Literal["org", "team", "key", "model", "day"]
 Scope = Literal["org", "team", "key", "model"]
 Period = Literal["day", "month", "total"]

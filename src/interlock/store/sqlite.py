@@ -8,7 +8,6 @@ committed transaction; only a power loss can roll back the last transactions.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import sqlite3
 import threading
@@ -18,17 +17,12 @@ from typing import Any
 
 from interlock.store.batching import BatchedLedger, LedgerQueue
 from interlock.store.governance_queries import Dialect, GovernanceQueries
-from interlock.store.records import KEY_COLUMNS, KeyRecord, UsageRecord
+from interlock.store.records import USAGE_COLUMNS, UsageRecord
 
 log = logging.getLogger(__name__)
 
-_USAGE_COLUMNS = (
-    "request_id, ts, key_id, endpoint, alias, provider, upstream_model, stream, prompt_tokens, "
-    "completion_tokens, usage_source, cost_micros, price_version, latency_ms, ttft_ms, status, error, "
-    "deployment, attempts, team_id, org_id, reference_cost_micros"
-)
 _ROW = f"({', '.join('?' * 22)})"
-_INSERT_USAGE = f"INSERT INTO usage ({_USAGE_COLUMNS}) VALUES {_ROW}"
+_INSERT_USAGE = f"INSERT INTO usage ({USAGE_COLUMNS}) VALUES {_ROW}"
 # Rows per INSERT statement: 22 parameters each, under SQLite's 32,766-parameter limit.
 _ROWS_PER_INSERT = 500
 
@@ -36,7 +30,7 @@ _ROWS_PER_INSERT = 500
 def _insert_many(n: int) -> str:
     """One INSERT of `n` rows. `executemany` would run one statement per row, and Python's sqlite3
     releases and retakes the GIL around each, handing it back and forth with the event loop."""
-    return f"INSERT INTO usage ({_USAGE_COLUMNS}) VALUES {', '.join([_ROW] * n)}"
+    return f"INSERT INTO usage ({USAGE_COLUMNS}) VALUES {', '.join([_ROW] * n)}"
 
 
 def _connect(path: Path) -> sqlite3.Connection:
@@ -174,42 +168,3 @@ class SqliteStore(BatchedLedger, GovernanceQueries):
         with self._read_lock:
             cur = self._read.execute(sql, params)
             return cur.rowcount
-
-    async def usage_rows(self, limit: int = 1000) -> list[UsageRecord]:
-        """The newest ledger rows, newest first."""
-        rows = await asyncio.to_thread(
-            self._query, f"SELECT {_USAGE_COLUMNS} FROM usage ORDER BY ts DESC LIMIT ?", (limit,)
-        )
-        return [UsageRecord(*r[:7], bool(r[7]), *r[8:]) for r in rows]  # type: ignore[call-arg]
-
-    # keys ------------------------------------------------------------------------------------
-
-    async def insert_key(self, key: KeyRecord) -> None:
-        """Store a new key."""
-        await asyncio.to_thread(
-            self._execute, f"INSERT INTO keys ({KEY_COLUMNS}) VALUES ({', '.join('?' * 15)})", key.to_row()
-        )
-
-    async def list_keys(self) -> list[KeyRecord]:
-        """Every key, oldest first."""
-        rows = await asyncio.to_thread(self._query, f"SELECT {KEY_COLUMNS} FROM keys ORDER BY created_at")
-        return [KeyRecord.from_row(r) for r in rows]
-
-    async def key_by_hash(self, hash_: str) -> KeyRecord | None:
-        """The key with this hash, if any."""
-        rows = await asyncio.to_thread(self._query, f"SELECT {KEY_COLUMNS} FROM keys WHERE hash = ?", (hash_,))
-        return KeyRecord.from_row(rows[0]) if rows else None
-
-    async def revoke_key(self, key_id: str, at: float) -> bool:
-        """Mark a key revoked; False if there is no such key or it was already revoked."""
-        n = await asyncio.to_thread(
-            self._execute, "UPDATE keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL", (at, key_id)
-        )
-        return n > 0
-
-    async def suspend_key(self, key_id: str, at: float | None, reason: str = "") -> bool:
-        """Suspend a key (at = None lifts the suspension); False if there is no such key."""
-        n = await asyncio.to_thread(
-            self._execute, "UPDATE keys SET suspended_at = ?, suspended_reason = ? WHERE id = ?", (at, reason, key_id)
-        )
-        return n > 0
