@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import orjson
 
@@ -30,6 +30,7 @@ from interlock.types import (
     ChatChunk,
     ChatRequest,
     ChatResponse,
+    Delta,
     EmbeddingRequest,
     EmbeddingResponse,
     FinishReason,
@@ -265,6 +266,7 @@ class Gateway:
         ttft: float | None = None
         reported: Usage | None = None
         pieces: list[str] = []
+        thoughts: list[str] = []  # reasoning text: billed like output when the upstream reports no usage
         status, error = 200, None
         dep: Deployment | None = None
         stream: AsyncIterator[list[ChatChunk]] | None = None
@@ -278,6 +280,8 @@ class Gateway:
                 finish = choice.finish_reason or finish
                 if choice.delta.content:
                     pieces.append(choice.delta.content)
+                if choice.delta.model_extra:
+                    thoughts.append(_reasoning(choice.delta.model_extra))
                 for call in choice.delta.tool_calls or ():
                     key = None  # streamed tool calls are not cached
                     pieces.append((call.function or {}).get("arguments", ""))
@@ -295,7 +299,7 @@ class Gateway:
                     observe(chunk)
                     if ceiling is not None:
                         # Backstop for upstreams that ignore max_tokens: cut when the running cost passes the grant.
-                        text = "".join(c.delta.content or "" for c in chunk.choices)
+                        text = "".join(_delta_text(c.delta) for c in chunk.choices)
                         spent_estimate += dep.price.cost_micros(0, self.settlement.count(dep, text)[0]) if text else 0
                         if spent_estimate > ceiling:
                             if i:
@@ -320,7 +324,7 @@ class Gateway:
         finally:
             if dep is not None:
                 dep.outstanding -= 1
-                usage, source = self.settlement.usage(dep, request, reported, "".join(pieces))
+                usage, source = self.settlement.usage(dep, request, reported, "".join(thoughts) + "".join(pieces))
                 self.settlement.settle(ctx, usage, source, status=status, ttft=ttft, error=error, stream=True)
             if stream is not None:
                 await _close(stream)  # an abandoned or cut stream releases its upstream connection now
@@ -342,9 +346,23 @@ class Gateway:
         return response
 
 
+def _reasoning(extra: dict[str, Any]) -> str:
+    """The reasoning text an upstream sent alongside the answer (`reasoning_content`, DeepSeek and vLLM)."""
+    text = extra.get("reasoning_content")
+    return text if isinstance(text, str) else ""
+
+
+def _delta_text(delta: Delta) -> str:
+    """The generated text in a streamed delta, reasoning included."""
+    return (delta.content or "") + (_reasoning(delta.model_extra) if delta.model_extra else "")
+
+
 def _response_text(response: ChatResponse) -> str:
+    """The generated text of an answer (reasoning and tool-call arguments included), for counting tokens."""
     parts: list[str] = []
     for choice in response.choices:
+        if choice.message.model_extra:
+            parts.append(_reasoning(choice.message.model_extra))
         parts.append(choice.message.content or "")
         parts.extend(c.function.arguments for c in choice.message.tool_calls or ())
     return "".join(parts)

@@ -14,7 +14,7 @@ import pytest
 from tests.conftest import ADMIN_KEY
 from tests.e2e.conftest import Server
 
-FAULTS = ["500", "reset", "hang", "cut", "slow", "badjson", "badsse"]
+FAULTS = ["500", "reset", "hang", "cut", "slow", "badjson", "badsse", "nousage", "reasoning"]
 
 
 def _config(stub: str) -> str:
@@ -223,3 +223,18 @@ def test_budget_backstop_cuts_an_upstream_that_ignores_max_tokens(server: Server
     assert text and full.startswith(text) and text != full  # what the grant paid for arrived, not more
     status, _, _, completion, _ = _row(server, r.headers["x-request-id"])
     assert status == 429 and completion > 0
+
+
+def test_reasoning_is_relayed_and_counted_when_the_upstream_reports_no_usage(server: Server) -> None:
+    plain = _chat(server, "f-nousage", stream=True)
+    r = _chat(server, "f-reasoning", stream=True)
+    deltas = [c["delta"] for e in _events(r)[:-1] for c in orjson.loads(e).get("choices", [])]
+    thoughts = "".join(d.get("reasoning_content") or "" for d in deltas)
+    assert thoughts.startswith("The user") and "".join(d.get("content") or "" for d in deltas).startswith("Hello")
+    with_reasoning, without = _row(server, r.headers["x-request-id"]), _row(server, plain.headers["x-request-id"])
+    assert with_reasoning[0] == without[0] == 200
+    assert with_reasoning[3] > without[3] > 0  # the reasoning text is output the model produced: it is billed
+
+    answer = _chat(server, "f-reasoning")
+    assert answer.json()["choices"][0]["message"]["reasoning_content"].startswith("The user")
+    assert _row(server, answer.headers["x-request-id"])[3] == with_reasoning[3]

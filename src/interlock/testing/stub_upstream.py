@@ -14,6 +14,7 @@ fault, so a gateway config can point one alias at each behaviour:
     stub-badjson     a 200 whose body is not JSON (a stream frame that is not JSON)
     stub-badsse      a stream with a frame that is not a data line ever terminated
     stub-nousage     an answer without a usage report
+    stub-reasoning   a reasoning model's answer (DeepSeek / vLLM style `reasoning_content`), without usage
 
 Run it with `python -m interlock.testing.stub_upstream --port 9100`.
 """
@@ -36,6 +37,7 @@ Send = Callable[[Message], Awaitable[None]]
 
 WORDS = ["Hello", " from", " the", " stub", " upstream", "."]
 TEXT = "".join(WORDS)
+THOUGHTS = ["The user", " greets me;", " I should", " greet them", " back", " politely."]
 
 
 async def _body(receive: Receive) -> bytes:
@@ -68,6 +70,12 @@ def _openai_completion(model: str, usage: bool) -> bytes:
     return orjson.dumps(out)
 
 
+def _openai_reasoning_completion(model: str) -> bytes:
+    out = orjson.loads(_openai_completion(model, usage=False))
+    out["choices"][0]["message"]["reasoning_content"] = "".join(THOUGHTS)
+    return orjson.dumps(out)
+
+
 def _openai_chunk(model: str, delta: dict[str, Any], finish: str | None = None) -> bytes:
     data = {
         "id": "chatcmpl-stub",
@@ -82,9 +90,11 @@ def _openai_chunk(model: str, delta: dict[str, Any], finish: str | None = None) 
 async def _stream_openai(send: Send, model: str, fault: str) -> None:
     await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/event-stream")]})
     frames = [_openai_chunk(model, {"role": "assistant", "content": ""})]
+    if fault == "reasoning":
+        frames += [_openai_chunk(model, {"content": None, "reasoning_content": t}) for t in THOUGHTS]
     frames += [_openai_chunk(model, {"content": w}) for w in WORDS]
     frames.append(_openai_chunk(model, {}, "stop"))
-    if fault != "nousage":
+    if fault not in ("nousage", "reasoning"):
         usage = {
             "id": "chatcmpl-stub",
             "object": "chat.completion.chunk",
@@ -236,6 +246,8 @@ async def app(scope: Scope, receive: Receive, send: Send) -> None:
         await _stream_openai(send, model, fault)
     elif fault == "badjson":
         await _send(send, 200, b"<html>not json</html>")
+    elif fault == "reasoning":
+        await _send(send, 200, _openai_reasoning_completion(model))
     else:
         await _send(send, 200, _openai_completion(model, usage=fault != "nousage"))
 
