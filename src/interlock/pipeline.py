@@ -106,8 +106,7 @@ class Gateway:
             threshold = router.threshold_for_share(spec.strong_share)
         threshold = router.threshold if threshold is None else threshold
         prompt = "\n".join(m.text() for m in request.messages if m.role == "user")[-4000:]
-        score = float((await asyncio.to_thread(router.score, [prompt]))[0])
-        choice = (await asyncio.to_thread(router.route, [prompt], threshold))[0]
+        choice, score = await asyncio.to_thread(router.decide, prompt, threshold)
         order = [choice] + [m for m in router.models if m != choice]
         why = (
             "predicted gain of the stronger model is above the threshold"

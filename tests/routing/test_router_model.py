@@ -100,6 +100,13 @@ def test_learned_router_with_static_embedder(tmp_path: Path) -> None:
     s = router.score(["Solve for x: 7 x + 1 = 3", "Which city is the capital of France?"])
     assert s[0] > s[1]
     assert router.route(["Solve for x: 7 x + 1 = 3"], threshold=0.0) == ["strong"]
+    for text in ("Solve for x: 7 x + 1 = 3", "Which city is the capital of France?"):
+        for threshold in (-1.0, 0.0, float(np.median(s)), 2.0):
+            choice, score = router.decide(text, threshold)  # one pass: the same answers as route() and score()
+            assert (choice, score) == (
+                router.route([text], threshold)[0],
+                pytest.approx(float(router.score([text])[0])),
+            )
 
 
 def test_combined_static_embedder_reads_smollm2() -> None:

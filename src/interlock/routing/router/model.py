@@ -240,6 +240,11 @@ class LearnedRouter:
         """The threshold expected to send `share` of calls past the cheap model."""
         return self.model.threshold_for_share(share)
 
+    def decide(self, text: str, threshold: float | None = None) -> tuple[str, float]:
+        """For one prompt, the model to call and its routing score, embedding and scoring it once."""
+        q = self.model.qualities(self.embed([text]))
+        return self.model.choose(q, threshold)[0], float(q[0, -1] - q[0, 0])
+
     def route(self, texts: Sequence[str], threshold: float | None = None) -> list[str]:
         """The model to call for each prompt (the file's default threshold unless one is given)."""
         return self.model.choose(self.model.qualities(self.embed(texts)), threshold)
