@@ -153,6 +153,28 @@ class EventStreamResponse(Response, Generic[T]):
         encode = self._encode
         return b"".join([frame for item in batch for frame in encode(item)])
 
+    async def _send_batches(self, send: Send) -> bytes:
+        """Send each batch in one write, as soon as it is ready; return what ends the stream.
+
+        That is the closing frames, or an error event when the stream failed. A failed send (the client
+        is gone) propagates.
+        """
+        batch: list[T] | None = self._first
+        try:
+            while batch is not None:
+                data = self._frames(batch)
+                if data:
+                    await send({"type": "http.response.body", "body": data, "more_body": True})
+                batch = await anext(self._rest, None)
+        except GatewayError as exc:
+            return self._on_error(exc)
+        except OSError:
+            raise
+        except Exception:
+            log.exception("internal error while streaming")
+            return self._on_error(GatewayError("internal error while streaming; the answer is incomplete"))
+        return b"".join(self._closing())
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Send the frames until the stream ends or the client goes away."""
         sender = asyncio.current_task()
@@ -168,28 +190,7 @@ class EventStreamResponse(Response, Generic[T]):
         watcher = asyncio.create_task(watch())
         try:
             await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
-            batch: list[T] | None = self._first
-            tail = b""
-            while batch is not None:
-                try:
-                    data = self._frames(batch)
-                    batch = None
-                except Exception:
-                    log.exception("internal error while encoding a stream")
-                    tail = self._on_error(GatewayError("internal error while streaming; the answer is incomplete"))
-                    break
-                if data:  # sent at once: holding a batch back would delay the tokens in it
-                    await send({"type": "http.response.body", "body": data, "more_body": True})
-                try:
-                    batch = await anext(self._rest, None)
-                except GatewayError as exc:
-                    tail = self._on_error(exc)
-                except Exception:
-                    log.exception("internal error while streaming")
-                    tail = self._on_error(GatewayError("internal error while streaming; the answer is incomplete"))
-                else:
-                    if batch is None:
-                        tail = b"".join(self._closing())
+            tail = await self._send_batches(send)
             await send({"type": "http.response.body", "body": tail, "more_body": False})
         except asyncio.CancelledError:
             if not disconnected.is_set():
