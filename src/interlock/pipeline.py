@@ -33,7 +33,6 @@ from interlock.types import (
     Delta,
     EmbeddingRequest,
     EmbeddingResponse,
-    FinishReason,
     Usage,
 )
 
@@ -260,7 +259,7 @@ class Gateway:
         adm = ctx.admission
         ceiling = adm.granted_micros if adm is not None else None
         spent_estimate = 0
-        finish: FinishReason | None = None
+        finish: str | None = None
         usage = Usage()
         ttft: float | None = None
         reported: Usage | None = None

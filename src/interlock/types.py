@@ -232,7 +232,7 @@ class Choice(_Relayed):
 
     index: int = 0
     message: AssistantMessage
-    finish_reason: FinishReason | None = "stop"
+    finish_reason: FinishReason | str | None = "stop"  # an upstream's own reasons pass through
     logprobs: Any = None
 
 
@@ -270,7 +270,7 @@ class ChunkChoice(_Relayed):
 
     index: int = 0
     delta: Delta
-    finish_reason: FinishReason | None = None
+    finish_reason: FinishReason | str | None = None  # an upstream's own reasons pass through
     logprobs: Any = None
 
 

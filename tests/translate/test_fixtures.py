@@ -147,3 +147,8 @@ def test_fields_an_upstream_adds_are_relayed() -> None:
     assert out["usage"]["prompt_tokens_details"] == {"cached_tokens": 8}
     assert out["usage"]["completion_tokens_details"] == {"reasoning_tokens": 4}
     assert response.usage is not None and response.usage.prompt_tokens == 10
+
+
+def test_an_upstream_finish_reason_outside_openais_four_passes_through() -> None:
+    chunk = parse_chunk(json.dumps(load("openai_upstream_extras.json")["odd_finish_chunk"]).encode(), "alias")
+    assert chunk is not None and chunk.choices[0].finish_reason == "function_call"

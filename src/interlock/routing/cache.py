@@ -23,7 +23,6 @@ from interlock.types import (
     Choice,
     ChunkChoice,
     Delta,
-    FinishReason,
     ToolCallDelta,
     Usage,
 )
@@ -109,7 +108,7 @@ def open_cache(url: str, max_entries: int) -> ResponseCache:
 def replay_as_chunks(response: ChatResponse) -> list[ChatChunk]:
     """A cached answer as a stream: role, the whole text, the finish reason, then usage."""
 
-    def chunk(delta: Delta, finish: FinishReason | None = None) -> ChatChunk:
+    def chunk(delta: Delta, finish: str | None = None) -> ChatChunk:
         return ChatChunk(
             id=response.id,
             created=response.created,
@@ -132,7 +131,7 @@ def replay_as_chunks(response: ChatResponse) -> list[ChatChunk]:
     ]
 
 
-def assemble(first: ChatChunk, text: str, finish: FinishReason, usage: Usage) -> ChatResponse:
+def assemble(first: ChatChunk, text: str, finish: str, usage: Usage) -> ChatResponse:
     """A complete answer from a finished text stream, for the cache."""
     return ChatResponse(
         id=first.id,
