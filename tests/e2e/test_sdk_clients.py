@@ -124,3 +124,17 @@ def test_ledger_records_every_request_once_with_usage_source(server: Server) -> 
     assert rows[0][2:6] == (12, 6, 90, "provider")  # 12 x $2.5/M + 6 x $10/M = 30 + 60 micro-dollars
     assert rows[1][5].startswith("estimate") or rows[1][5].startswith("tokenizer")
     assert rows[2][6] == 1
+
+
+def test_openai_sdk_streams_from_an_anthropic_upstream(server: Server) -> None:
+    client = openai.OpenAI(base_url=server.url + "/v1", api_key=ADMIN_KEY, max_retries=0)
+    stream = client.chat.completions.create(
+        model="claude",
+        messages=[{"role": "user", "content": "hi"}],
+        stream=True,
+        stream_options={"include_usage": True},
+    )
+    chunks = list(stream)
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "Hello from the stub upstream."
+    assert [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason] == ["stop"]
+    assert chunks[-1].usage is not None and chunks[-1].usage.prompt_tokens == 12

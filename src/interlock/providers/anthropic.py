@@ -8,7 +8,7 @@ import orjson
 
 from interlock.errors import UpstreamError
 from interlock.providers.base import Provider, ProviderContext
-from interlock.providers.http import api_key_from_env, client_timeout, read_body, sse_events, upstream_call
+from interlock.providers.http import api_key_from_env, client_timeout, read_body, sse_event_batches, upstream_call
 from interlock.settings import ModelSettings
 from interlock.translate.anthropic_upstream import (
     AnthropicStreamReader,
@@ -50,21 +50,32 @@ class AnthropicProvider(Provider):
 
     async def stream(self, request: ChatRequest) -> AsyncIterator[ChatChunk]:
         """Messages API stream events as chat chunks; a stream without message_stop is an error."""
+        async for batch in self.stream_batches(request):
+            for chunk in batch:
+                yield chunk
+
+    async def stream_batches(self, request: ChatRequest) -> AsyncIterator[list[ChatChunk]]:
+        """The chat chunks of each upstream read together (events that yield no chunk are skipped)."""
         body = chat_request_to_anthropic(request.model_copy(update={"stream": True}), self.upstream_model)
         reader = AnthropicStreamReader(self.alias)
         async with upstream_call(self._context.http(), self._url, body, self._headers, self._timeout) as resp:
-            async for _, data in sse_events(resp, self._url):
-                try:
-                    event = orjson.loads(data)
-                    chunks = reader.feed(event)
-                except orjson.JSONDecodeError:
-                    raise UpstreamError(
-                        "upstream sent a malformed stream event", code="bad_upstream_response"
-                    ) from None
-                except ValueError as exc:
-                    raise UpstreamError(f"upstream error mid-stream: {exc}") from None
-                for chunk in chunks:
-                    yield chunk
+            async for events in sse_event_batches(resp, self._url):
+                batch: list[ChatChunk] = []
+                for _, data in events:
+                    try:
+                        batch += reader.feed(orjson.loads(data))
+                    except (orjson.JSONDecodeError, ValueError) as exc:
+                        if batch:
+                            yield batch  # what came before the bad event still reaches the client
+                        if isinstance(exc, orjson.JSONDecodeError):
+                            raise UpstreamError(
+                                "upstream sent a malformed stream event", code="bad_upstream_response"
+                            ) from None
+                        raise UpstreamError(f"upstream error mid-stream: {exc}") from None
+                    if reader.done:
+                        break
+                if batch:
+                    yield batch
                 if reader.done:
                     return
         raise UpstreamError("the upstream stream ended before message_stop", code="upstream_truncated")

@@ -101,10 +101,3 @@ async def sse_event_batches(
         raise _transport_error(exc, url) from None
     if decoder.pending():
         raise UpstreamError("the upstream stream ended inside an event", code="upstream_truncated")
-
-
-async def sse_events(resp: aiohttp.ClientResponse, url: str | URL) -> AsyncIterator[tuple[bytes | None, bytes]]:
-    """Server-sent events (event name, data) from a streamed response, one at a time."""
-    async for events in sse_event_batches(resp, url):
-        for event in events:
-            yield event
