@@ -55,7 +55,8 @@ class StaticEmbedder:
         self, tokenizer: Tokenizer, table: Floats, max_tokens: int = DEFAULT_MAX_TOKENS, name: str = MINILM_STATIC
     ) -> None:
         self._tokenizer = tokenizer
-        self._table = table
+        # Kept as float16 (half the memory: ~80 MB for both default tables); means are taken in float32.
+        self._table = np.ascontiguousarray(table, dtype=np.float16)
         self._max_tokens = max_tokens
         self._name = name
         self._special = {tokenizer.token_to_id(t) for t in ("[CLS]", "[SEP]", "[PAD]")} - {None}
@@ -69,7 +70,7 @@ class StaticEmbedder:
         tokenizer.no_truncation()
         # Only the word-embedding table: the transformer layers are not needed.
         with safe_open(str(model / "model.safetensors"), framework="numpy") as f:
-            table = np.ascontiguousarray(f.get_tensor("embeddings.word_embeddings.weight"), dtype=np.float32)
+            table = f.get_tensor("embeddings.word_embeddings.weight")
         return cls(tokenizer, table, max_tokens)
 
     @classmethod
@@ -83,8 +84,7 @@ class StaticEmbedder:
         tokenizer.pre_tokenizer = pre_tokenizers.Sequence(
             [pre_tokenizers.Digits(individual_digits=True), pre_tokenizers.ByteLevel(add_prefix_space=False)]
         )
-        table = np.ascontiguousarray(gguf.tensor("token_embd.weight"), dtype=np.float32)
-        return cls(tokenizer, table, max_tokens, SMOLLM2_STATIC)
+        return cls(tokenizer, gguf.tensor("token_embd.weight"), max_tokens, SMOLLM2_STATIC)
 
     @property
     def name(self) -> str:
@@ -97,7 +97,7 @@ class StaticEmbedder:
         for row, enc in enumerate(self._tokenizer.encode_batch(list(texts), add_special_tokens=False)):
             ids = [i for i in enc.ids if i not in self._special][-self._max_tokens :]
             if ids:
-                out[row] = self._table[ids].mean(0)
+                out[row] = self._table[ids].mean(0, dtype=np.float32)
         return _unit_rows(out)
 
 
