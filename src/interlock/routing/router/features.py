@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -52,7 +52,11 @@ class StaticEmbedder:
     """The mean of a model's input token vectors over the last `max_tokens` tokens: no transformer, < 1 ms."""
 
     def __init__(
-        self, tokenizer: Tokenizer, table: Floats, max_tokens: int = DEFAULT_MAX_TOKENS, name: str = MINILM_STATIC
+        self,
+        tokenizer: Tokenizer,
+        table: npt.NDArray[Any],
+        max_tokens: int = DEFAULT_MAX_TOKENS,
+        name: str = MINILM_STATIC,
     ) -> None:
         self._tokenizer = tokenizer
         # Kept as float16 (half the memory: ~80 MB for both default tables); means are taken in float32.
@@ -84,7 +88,7 @@ class StaticEmbedder:
         tokenizer.pre_tokenizer = pre_tokenizers.Sequence(
             [pre_tokenizers.Digits(individual_digits=True), pre_tokenizers.ByteLevel(add_prefix_space=False)]
         )
-        return cls(tokenizer, gguf.tensor("token_embd.weight"), max_tokens, SMOLLM2_STATIC)
+        return cls(tokenizer, gguf.tensor("token_embd.weight", np.float16), max_tokens, SMOLLM2_STATIC)
 
     @property
     def name(self) -> str:
