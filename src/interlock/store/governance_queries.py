@@ -65,7 +65,7 @@ class GovernanceQueries:
         rows = await asyncio.to_thread(
             self._query, f"SELECT {USAGE_COLUMNS} FROM usage ORDER BY ts DESC LIMIT ?", (limit,)
         )
-        return [UsageRecord(*r[:7], bool(r[7]), *r[8:]) for r in rows]  # type: ignore[call-arg]
+        return [UsageRecord.from_row(r) for r in rows]
 
     # keys ------------------------------------------------------------------------------------
 

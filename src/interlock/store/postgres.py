@@ -68,33 +68,6 @@ def migrate(url: str) -> int:
     return max(applied, default=0)
 
 
-def _usage_tuple(r: UsageRecord) -> tuple[object, ...]:
-    return (
-        r.request_id,
-        r.ts,
-        r.key_id,
-        r.endpoint,
-        r.alias,
-        r.provider,
-        r.upstream_model,
-        r.stream,
-        r.prompt_tokens,
-        r.completion_tokens,
-        r.usage_source,
-        r.cost_micros,
-        r.price_version,
-        r.latency_ms,
-        r.ttft_ms,
-        r.status,
-        r.error,
-        r.deployment,
-        r.attempts,
-        r.team_id,
-        r.org_id,
-        r.reference_cost_micros,
-    )
-
-
 # floor(), not a cast: a PostgreSQL cast rounds where SQLite's truncates. COLLATE "C" orders ties by bytes, as
 # SQLite does, whatever the database's collation.
 POSTGRES = Dialect(
@@ -164,7 +137,7 @@ class PostgresStore(BatchedLedger, GovernanceQueries):
         self, conn: psycopg.Connection[tuple[Any, ...]] | None, batch: list[UsageRecord]
     ) -> psycopg.Connection[tuple[Any, ...]] | None:
         """Insert one batch in one transaction; returns the writer connection to use next time."""
-        rows = [_usage_tuple(r) for r in batch]
+        rows = [r.to_row() for r in batch]
         give_up, attempt = time.monotonic() + _RETRY_FOR_S, 0
         while True:
             try:

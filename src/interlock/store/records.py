@@ -130,6 +130,38 @@ class UsageRecord:
     org_id: str | None = None
     reference_cost_micros: int = 0  # the same tokens at the reference (proprietary) model's price
 
+    def to_row(self) -> tuple[object, ...]:
+        """The values in `USAGE_COLUMNS` order (the field order), for every store."""
+        return (
+            self.request_id,
+            self.ts,
+            self.key_id,
+            self.endpoint,
+            self.alias,
+            self.provider,
+            self.upstream_model,
+            self.stream,
+            self.prompt_tokens,
+            self.completion_tokens,
+            self.usage_source,
+            self.cost_micros,
+            self.price_version,
+            self.latency_ms,
+            self.ttft_ms,
+            self.status,
+            self.error,
+            self.deployment,
+            self.attempts,
+            self.team_id,
+            self.org_id,
+            self.reference_cost_micros,
+        )
+
+    @classmethod
+    def from_row(cls, row: tuple[Any, ...]) -> UsageRecord:
+        """A record from a `SELECT {USAGE_COLUMNS}` row (SQLite stores `stream` as 0/1)."""
+        return cls(*row[:7], bool(row[7]), *row[8:])  # type: ignore[call-arg]
+
 
 @dataclass(frozen=True, slots=True)
 class SpendRow:

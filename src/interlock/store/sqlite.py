@@ -69,33 +69,6 @@ def migrate(conn: sqlite3.Connection) -> int:
     return max(applied, default=0)
 
 
-def _usage_tuple(r: UsageRecord) -> tuple[object, ...]:
-    return (
-        r.request_id,
-        r.ts,
-        r.key_id,
-        r.endpoint,
-        r.alias,
-        r.provider,
-        r.upstream_model,
-        int(r.stream),
-        r.prompt_tokens,
-        r.completion_tokens,
-        r.usage_source,
-        r.cost_micros,
-        r.price_version,
-        r.latency_ms,
-        r.ttft_ms,
-        r.status,
-        r.error,
-        r.deployment,
-        r.attempts,
-        r.team_id,
-        r.org_id,
-        r.reference_cost_micros,
-    )
-
-
 SQLITE = Dialect(
     day="date(u.ts, 'unixepoch')", minute="CAST(ts / 60 AS INTEGER)", collate="", duplicate=(sqlite3.IntegrityError,)
 )
@@ -141,7 +114,7 @@ class SqliteStore(BatchedLedger, GovernanceQueries):
         conn.close()
 
     def _commit(self, conn: sqlite3.Connection, batch: list[UsageRecord]) -> None:
-        rows = [_usage_tuple(r) for r in batch]
+        rows = [r.to_row() for r in batch]
         try:
             conn.execute("BEGIN IMMEDIATE")
             for i in range(0, len(rows), _ROWS_PER_INSERT):
