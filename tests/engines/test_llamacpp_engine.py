@@ -112,6 +112,36 @@ async def test_greedy_alone_equals_batched(engine: ChatEngine) -> None:
     assert engine.stats().max_batch_seqs > 1
 
 
+def _tokens(engine: ChatEngine, text: str) -> list[int]:
+    model = engine.model
+    assert model is not None
+    return model.tokenize(text, add_special=False, parse_special=False)
+
+
+def _most_repeated(engine: ChatEngine, text: str) -> int:
+    tokens = _tokens(engine, text)
+    return max(tokens.count(t) for t in set(tokens))
+
+
+async def test_frequency_penalty_cuts_repetition(engine: ChatEngine) -> None:
+    ask = "Repeat the word hello thirty times, separated by spaces."
+    plain, _ = await generate(engine, ask, max_tokens=40)
+    penalized, _ = await generate(engine, ask, max_tokens=40, frequency_penalty=2.0)
+    # Greedy decoding with no penalty repeats; a strong frequency penalty lowers a token's logit by 2
+    # for each time it was already generated, so no token can keep winning.
+    assert _most_repeated(engine, plain) >= 10
+    assert _most_repeated(engine, penalized) < _most_repeated(engine, plain) // 2
+
+
+async def test_negative_presence_penalty_favours_what_was_said(engine: ChatEngine) -> None:
+    ask = "Write a short poem about the sea."
+    plain, _ = await generate(engine, ask, max_tokens=40)
+    sticky, _ = await generate(engine, ask, max_tokens=40, presence_penalty=-2.0)
+    # Every token already said gets a bonus of 2, so the answer keeps to fewer distinct tokens.
+    assert sticky != plain
+    assert len(set(_tokens(engine, sticky))) < len(set(_tokens(engine, plain)))
+
+
 async def test_cancelled_request_frees_its_slot(engine: ChatEngine) -> None:
     await wait_idle(engine)
     generation = engine.submit(prompt_of(engine, "Write a long essay."), SamplingParams(max_tokens=400))

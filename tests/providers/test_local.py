@@ -208,3 +208,12 @@ def test_control_tokens_in_message_text_stay_text(provider: LocalChatProvider) -
     # Ordinary text tokenizes exactly as the whole rendered prompt would.
     rendered = provider._template.render([{"role": "user", "content": "hi"}])  # type: ignore[union-attr]
     assert plain.prompt == engine.model.tokenize(rendered, add_special=engine.model.adds_bos(), parse_special=True)
+
+
+async def test_frequency_penalty_reaches_the_engine(provider: LocalChatProvider) -> None:
+    ask = "Repeat the word hello thirty times, separated by spaces."
+    plain = await provider.chat(request(ask, max_tokens=40))
+    penalized = await provider.chat(request(ask, max_tokens=40, frequency_penalty=2.0))
+    words = (plain.choices[0].message.content or "").lower().split()
+    other = (penalized.choices[0].message.content or "").lower().split()
+    assert sum("hello" in w for w in words) > 2 * sum("hello" in w for w in other)

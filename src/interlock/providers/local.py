@@ -243,6 +243,8 @@ class LocalChatProvider(Provider):
             seed=request.seed,
             stop=tuple(request.stop_list()),
             grammar=rule,
+            presence_penalty=request.presence_penalty or 0.0,
+            frequency_penalty=request.frequency_penalty or 0.0,
         )
         return _Plan(prompt, params, mode)
 

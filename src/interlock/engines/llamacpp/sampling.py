@@ -21,6 +21,8 @@ class SamplingParams:
     seed: int | None = None
     stop: tuple[str, ...] = ()
     grammar: str | None = None
+    presence_penalty: float = 0.0
+    frequency_penalty: float = 0.0
 
 
 class GrammarError(ValueError):
@@ -54,6 +56,12 @@ class RequestSampler:
     Applying a grammar to the whole vocabulary every step is slow, so (like llama.cpp's own
     common sampler) we sample without it first and only resample through the grammar when the
     grammar rejects that token.
+
+    Presence and frequency penalties follow OpenAI's definition: before each step, the logit of
+    every token already generated in this answer is lowered by `count * frequency_penalty +
+    presence_penalty` (negative values favour repetition). They are applied to the logits
+    themselves, so both chains see them, and they count the token actually chosen, grammar
+    resample included; llama.cpp's own penalty stage would remember the rejected token instead.
     """
 
     def __init__(self, vocab: Any, params: SamplingParams) -> None:
@@ -68,6 +76,8 @@ class RequestSampler:
             self._full = _chain([grammar, *_stages(params)])
             self._grammar = grammar
         self._fast = _chain(_stages(params))
+        self._presence, self._frequency = params.presence_penalty, params.frequency_penalty
+        self._counts: dict[int, int] | None = {} if (self._presence or self._frequency) else None
         self._one: Any = llama_cpp.llama_token_data()
         self._candidates: Any = llama_cpp.llama_token_data_array(
             data=ctypes.pointer(self._one), size=1, selected=-1, sorted=False
@@ -75,6 +85,15 @@ class RequestSampler:
 
     def sample(self, ctx: Any, index: int) -> int:
         """Sample from the logits at batch `index` and advance the grammar."""
+        counts = self._counts
+        if counts:
+            self._penalize(ctx, index, counts)
+        token = self._choose(ctx, index)
+        if counts is not None:
+            counts[token] = counts.get(token, 0) + 1
+        return token
+
+    def _choose(self, ctx: Any, index: int) -> int:
         token = int(llama_cpp.llama_sampler_sample(self._fast, ctx, index))
         if self._grammar is None:
             return token
@@ -85,6 +104,12 @@ class RequestSampler:
             llama_cpp.llama_sampler_accept(self._grammar, token)
             return token
         return int(llama_cpp.llama_sampler_sample(self._full, ctx, index))
+
+    def _penalize(self, ctx: Any, index: int, counts: dict[int, int]) -> None:
+        logits = llama_cpp.llama_get_logits_ith(ctx, index)
+        presence, frequency = self._presence, self._frequency
+        for token, n in counts.items():
+            logits[token] -= n * frequency + presence
 
     def free(self) -> None:
         """Free the chains and the samplers they own."""
