@@ -27,6 +27,7 @@ from interlock.routing.failover import Failover
 from interlock.settings import RoutingSettings
 from interlock.settlement import RequestContext, Settlement
 from interlock.types import (
+    Batch,
     ChatChunk,
     ChatRequest,
     ChatResponse,
@@ -253,7 +254,7 @@ class Gateway:
         key = self._cache_key(ctx, route, request)
         hit = await self._cached(ctx, request, key)
         if hit is not None:
-            yield replay_as_chunks(hit)
+            yield Batch.final(replay_as_chunks(hit))
             return
         request = await self._admit_chat(ctx, route, plan, request)
         adm = ctx.admission

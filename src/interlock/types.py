@@ -285,6 +285,23 @@ class ChatChunk(_Relayed):
     usage: Usage | None = None
 
 
+class Batch(list[ChatChunk]):
+    """Stream chunks that are ready together (they arrived in one upstream read).
+
+    `last` is set when the provider knows that nothing follows (the upstream's end marker came in the
+    same read), so the client's closing frames can leave in the same write.
+    """
+
+    last: bool = False
+
+    @classmethod
+    def final(cls, chunks: list[ChatChunk]) -> Batch:
+        """`chunks` as the stream's last batch."""
+        batch = cls(chunks)
+        batch.last = True
+        return batch
+
+
 class EmbeddingRequest(_Open):
     """An OpenAI embeddings request."""
 

@@ -14,7 +14,7 @@ import pytest
 from tests.conftest import ADMIN_KEY
 from tests.e2e.conftest import Server
 
-FAULTS = ["500", "reset", "hang", "cut", "slow", "badjson", "badsse", "nousage", "reasoning"]
+FAULTS = ["500", "reset", "hang", "cut", "slow", "badjson", "badsse", "nousage", "reasoning", "burst"]
 
 
 def _config(stub: str) -> str:
@@ -151,6 +151,27 @@ def test_slow_stream_completes(server: Server) -> None:
     events = _events(r)
     assert r.status_code == 200 and events[-1] == b"[DONE]"
     assert _row(server, r.headers["x-request-id"])[0] == 200
+
+
+def test_a_stream_that_arrives_in_one_read_is_complete_and_settled(server: Server) -> None:
+    # The provider marks that batch last, so [DONE] leaves in the same write, before the ledger row.
+    body = {
+        "model": "f-burst",
+        "messages": [{"role": "user", "content": "hi"}],
+        "stream": True,
+        "stream_options": {"include_usage": True},
+    }
+    with _client(server) as c:
+        r = c.post("/v1/chat/completions", json=body)
+    events = _events(r)
+    assert r.status_code == 200 and events[-1] == b"[DONE]"
+    chunks = [orjson.loads(e) for e in events[:-1]]
+    assert "".join(c["delta"].get("content") or "" for e in chunks for c in e["choices"]) == (
+        "Hello from the stub upstream."
+    )
+    assert chunks[-1]["usage"]["completion_tokens"] == 6 and all(e["model"] == "f-burst" for e in chunks)
+    status, attempts, _, completion, error = _row(server, r.headers["x-request-id"])
+    assert (status, attempts, completion, error) == (200, 1, 6, None)
 
 
 def test_malformed_json(server: Server) -> None:

@@ -15,7 +15,7 @@ from interlock.translate.anthropic_upstream import (
     anthropic_response_to_chat,
     chat_request_to_anthropic,
 )
-from interlock.types import ChatChunk, ChatRequest, ChatResponse
+from interlock.types import Batch, ChatChunk, ChatRequest, ChatResponse
 
 API_VERSION = "2023-06-01"
 
@@ -75,7 +75,7 @@ class AnthropicProvider(Provider):
                     if reader.done:
                         break
                 if batch:
-                    yield batch
+                    yield Batch.final(batch) if reader.done else batch
                 if reader.done:
                     return
         raise UpstreamError("the upstream stream ended before message_stop", code="upstream_truncated")

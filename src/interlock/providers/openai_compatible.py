@@ -17,7 +17,7 @@ from interlock.translate.openai import (
     parse_chunk,
     parse_embedding_response,
 )
-from interlock.types import ChatChunk, ChatRequest, ChatResponse, EmbeddingRequest, EmbeddingResponse
+from interlock.types import Batch, ChatChunk, ChatRequest, ChatResponse, EmbeddingRequest, EmbeddingResponse
 
 
 class OpenAICompatibleProvider(Provider):
@@ -64,7 +64,7 @@ class OpenAICompatibleProvider(Provider):
                         raise
                     if chunk is None:
                         if batch:
-                            yield batch
+                            yield Batch.final(batch)
                         return
                     batch.append(chunk)
                 yield batch

@@ -11,6 +11,7 @@ fault, so a gateway config can point one alias at each behaviour:
     stub-hang        nothing is sent until the client gives up
     stub-cut         a stream that stops after two chunks, without [DONE]
     stub-slow        a stream with 0.2 s between chunks
+    stub-burst       a stream sent in one write, so it arrives in one read ([DONE] included)
     stub-badjson     a 200 whose body is not JSON (a stream frame that is not JSON)
     stub-badsse      a stream with a frame that is not a data line ever terminated
     stub-nousage     an answer without a usage report
@@ -111,6 +112,8 @@ async def _stream_openai(send: Send, model: str, fault: str) -> None:
         frames = [*frames[:2], b"data: {not json\n\n", *frames[2:]]
     elif fault == "badsse":
         frames = [*frames[:2], b'data: {"unterminated']
+    if fault == "burst":
+        frames = [b"".join(frames)]
     for i, frame in enumerate(frames):
         if fault == "slow" and i:
             await asyncio.sleep(0.2)
@@ -177,8 +180,10 @@ async def _anthropic(send: Send, req: dict[str, Any], fault: str) -> None:
     events = _anthropic_events(model)
     if fault == "cut":
         events = events[:4]
-    for name, data in events:
-        frame = b"event: " + name.encode() + b"\ndata: " + orjson.dumps(data) + b"\n\n"
+    frames = [b"event: " + name.encode() + b"\ndata: " + orjson.dumps(data) + b"\n\n" for name, data in events]
+    if fault == "burst":
+        frames = [b"".join(frames)]
+    for frame in frames:
         await send({"type": "http.response.body", "body": frame, "more_body": True})
     await send({"type": "http.response.body", "body": b""})
 
