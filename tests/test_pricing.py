@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 from decimal import ROUND_CEILING, Decimal
 
-from interlock.pricing import Price
+from interlock.types import Price
 
 
 def _reference(price: Price, prompt: int, completion: int) -> int:

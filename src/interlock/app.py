@@ -24,20 +24,21 @@ from interlock.api.http import JSONResponse, error_response
 from interlock.api.openapi import openapi_document
 from interlock.api.state import AppState
 from interlock.errors import BadRequest, GatewayError, NotFound
-from interlock.pipeline import Gateway
-from interlock.policy.audit import AuditLog
-from interlock.policy.counters import open_counters
-from interlock.policy.governance import Governance
-from interlock.policy.keys import Keys, load_admin_key
-from interlock.policy.velocity import VelocityGuard
-from interlock.pricing import reference_price
+from interlock.gateway.pipeline import Gateway
+from interlock.audit.log import AuditLog
+from interlock.governance.counters import open_counters
+from interlock.governance.admission import Governance
+from interlock.auth.keys import Keys, load_admin_key
+from interlock.governance.velocity import VelocityGuard
+from interlock.gateway.pricing import reference_price
 from interlock.providers.base import Provider, ProviderContext
-from interlock.providers.registry import build_routes
+from interlock.gateway.routes import build_routes
 from interlock.routing.cache import open_cache
 from interlock.routing.deployments import ModelRoute
 from interlock.settings import Settings
-from interlock.settlement import Settlement
-from interlock.store import open_audit_store, open_store
+from interlock.gateway.settlement import Settlement
+from interlock.audit.stores import open_audit_store
+from interlock.store import open_store
 
 log = logging.getLogger(__name__)
 

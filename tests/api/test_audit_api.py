@@ -6,9 +6,9 @@ from pathlib import Path
 
 from starlette.testclient import TestClient
 
-from interlock.policy.audit import verify_home
+from interlock.audit.log import verify_home
 from interlock.settings import Settings
-from interlock.store.audit import SqliteAuditStore
+from interlock.audit.sqlite_store import SqliteAuditStore
 
 
 def _entries(client: TestClient) -> list:  # type: ignore[type-arg]

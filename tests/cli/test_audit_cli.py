@@ -11,8 +11,8 @@ import pytest
 from typer.testing import CliRunner
 
 from interlock.cli.main import app
-from interlock.policy.audit import AuditEvent, AuditLog
-from interlock.store.audit import SqliteAuditStore
+from interlock.audit.log import AuditEvent, AuditLog
+from interlock.audit.sqlite_store import SqliteAuditStore
 
 runner = CliRunner()
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from interlock.policy.audit import (
+from interlock.audit.log import (
     HEAD_FILE,
     KEY_FILE,
     PUBLIC_KEY_FILE,
@@ -30,7 +30,7 @@ from interlock.policy.audit import (
     verify_home,
     verify_log,
 )
-from interlock.store.audit import SqliteAuditStore
+from interlock.audit.sqlite_store import SqliteAuditStore
 
 N_ENTRIES = 300
 MUTATIONS = 2000

@@ -9,8 +9,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from interlock.policy.counters import Bucket, Counters, Grant, LocalCounters, Missing
-from interlock.policy.redis_counters import RedisCounters
+from interlock.governance.counters import Bucket, Counters, Grant, LocalCounters, Missing
+from interlock.governance.redis_counters import RedisCounters
 
 REDIS = os.environ.get("INTERLOCK_TEST_REDIS", "redis://127.0.0.1:6379/15")
 

@@ -6,7 +6,7 @@ import time
 
 from starlette.testclient import TestClient
 
-from interlock.policy.velocity import VelocityGuard, find_spikes
+from interlock.governance.velocity import VelocityGuard, find_spikes
 
 
 def test_find_spikes_against_the_norm() -> None:

@@ -9,7 +9,7 @@ from decimal import Decimal
 import pytest
 
 from interlock.errors import BadRequest, RateLimited, Unavailable, UpstreamError
-from interlock.pricing import Price
+from interlock.types import Price
 from interlock.providers.base import Provider
 from interlock.routing.balancer import order_deployments
 from interlock.routing.breaker import CircuitBreaker

@@ -26,11 +26,11 @@ from typer.testing import CliRunner
 
 from interlock.app import create_app
 from interlock.cli.main import app as cli
-from interlock.policy.audit import AuditEvent, AuditLog, verify_home
+from interlock.audit.log import AuditEvent, AuditLog, verify_home
 from interlock.settings import load_settings
 from interlock.store import Store
 from interlock.store.postgres import PostgresStore, migrate
-from interlock.store.postgres_audit import PostgresAuditStore
+from interlock.audit.postgres_store import PostgresAuditStore
 from interlock.store.records import (
     BudgetRecord,
     DuplicateError,

@@ -13,9 +13,9 @@ from starlette.responses import Response
 from interlock.api.http import JSONResponse, bearer_token, error_response, parse_json, read_body, validate
 from interlock.api.state import AppState
 from interlock.errors import BadRequest, GatewayError, NotFound
-from interlock.policy.audit import AuditEvent
-from interlock.policy.keys import require_admin
-from interlock.pricing import savings_summary
+from interlock.audit.log import AuditEvent
+from interlock.auth.keys import require_admin
+from interlock.gateway.pricing import savings_summary
 from interlock.store.records import KeyRecord
 
 

@@ -18,7 +18,7 @@ from interlock.api.http import (
 from interlock.api.openai import authenticate, fail
 from interlock.api.state import AppState
 from interlock.errors import GatewayError
-from interlock.settlement import RequestContext
+from interlock.gateway.settlement import RequestContext
 from interlock.translate.anthropic import (
     AnthropicRequest,
     AnthropicStreamWriter,

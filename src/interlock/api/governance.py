@@ -15,7 +15,7 @@ from starlette.responses import Response
 from interlock.api.admin import admin_state, audit_admin
 from interlock.api.http import JSONResponse, error_response, parse_json, read_body, validate
 from interlock.errors import BadRequest, GatewayError, NotFound
-from interlock.policy.governance import period_start
+from interlock.governance.admission import period_start
 from interlock.store.records import BudgetRecord, DuplicateError, OrgRecord, RateLimitRecord, TeamRecord
 
 MAX_BODY = 64 * 1024

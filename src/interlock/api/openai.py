@@ -24,8 +24,8 @@ from interlock.api.http import (
 )
 from interlock.api.state import AppState
 from interlock.errors import BadRequest, GatewayError
-from interlock.policy.audit import AuditEvent
-from interlock.settlement import RequestContext
+from interlock.audit.log import AuditEvent
+from interlock.gateway.settlement import RequestContext
 from interlock.types import ChatChunk, ChatRequest, EmbeddingRequest
 
 log = logging.getLogger(__name__)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from interlock.pipeline import Gateway
-from interlock.policy.audit import AuditLog
-from interlock.policy.governance import Governance
-from interlock.policy.keys import Keys
+from interlock.gateway.pipeline import Gateway
+from interlock.audit.log import AuditLog
+from interlock.governance.admission import Governance
+from interlock.auth.keys import Keys
 from interlock.providers.base import Provider
 from interlock.settings import Settings
 from interlock.store import Store

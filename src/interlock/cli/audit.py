@@ -12,10 +12,10 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from interlock.policy.audit import verify_home
-from interlock.policy.audit_chain import AuditStore
+from interlock.audit.log import verify_home
+from interlock.audit.chain import AuditStore
 from interlock.settings import Settings
-from interlock.store import open_audit_store
+from interlock.audit.stores import open_audit_store
 
 app = typer.Typer(help="Verify and list the tamper-evident audit log.", no_args_is_help=True)
 ConfigOption = Annotated[Path | None, typer.Option("--config", "-c", help="TOML config file")]

@@ -20,7 +20,7 @@ def _api_key(explicit: str | None) -> str:
         return explicit
     if os.environ.get("INTERLOCK_API_KEY"):
         return os.environ["INTERLOCK_API_KEY"]
-    from interlock.policy.keys import load_admin_key
+    from interlock.auth.keys import load_admin_key
 
     home = Path(os.environ.get("INTERLOCK_HOME", "~/.interlock")).expanduser()
     return load_admin_key(home, os.environ.get("INTERLOCK_ADMIN_KEY"))

@@ -16,10 +16,11 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from interlock.policy.audit import AuditEvent, AuditLog
-from interlock.policy.keys import Keys
+from interlock.audit.log import AuditEvent, AuditLog
+from interlock.auth.keys import Keys
 from interlock.settings import Settings
-from interlock.store import Store, open_audit_store, open_store
+from interlock.audit.stores import open_audit_store
+from interlock.store import Store, open_store
 
 app = typer.Typer(help="Create, list and revoke virtual keys.", no_args_is_help=True)
 ConfigOption = Annotated[Path | None, typer.Option("--config", "-c", help="TOML config file")]

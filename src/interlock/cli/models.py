@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from interlock.pricing import resolve_price
+from interlock.gateway.pricing import resolve_price
 
 
 def models(

@@ -14,7 +14,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from interlock.pricing import savings_summary
+from interlock.gateway.pricing import savings_summary
 from interlock.store import open_store
 from interlock.store.records import SpendRow
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from interlock.pricing import Price
+from interlock.types import Price
 from interlock.providers.base import Provider
 from interlock.routing.breaker import CircuitBreaker
 from interlock.routing.router import LearnedRouter

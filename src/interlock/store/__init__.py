@@ -1,4 +1,4 @@
-"""Persistence: keys, the usage ledger and the audit log behind small interfaces, selected by URL."""
+"""Persistence: keys, the usage ledger and the governance tables behind small interfaces, selected by URL."""
 
 from __future__ import annotations
 
@@ -6,19 +6,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TypeAlias
 
 from interlock.settings import ConfigError, Settings
-from interlock.store.audit import SqliteAuditStore
 from interlock.store.sqlite import SqliteStore
 
 if TYPE_CHECKING:
-    from interlock.policy.audit_chain import AuditStore
     from interlock.store.postgres import PostgresStore
 
 # The backends share one API; psycopg is imported only when a postgresql:// URL asks for it.
 Store: TypeAlias = "SqliteStore | PostgresStore"
-_POSTGRES_SCHEMES = ("postgresql://", "postgres://")
+POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 
 
-def _unsupported(settings: Settings, url: str) -> ConfigError:
+def unsupported_url(settings: Settings, url: str) -> ConfigError:
     return ConfigError(
         f"invalid config in {settings.source}: store.url: unsupported scheme in {url!r} "
         "(use sqlite:///PATH or postgresql://...)"
@@ -34,22 +32,10 @@ def open_store(settings: Settings) -> Store:
             flush_interval_ms=settings.store.flush_interval_ms,
             flush_max_rows=settings.store.flush_max_rows,
         )
-    if url.startswith(_POSTGRES_SCHEMES):
+    if url.startswith(POSTGRES_SCHEMES):
         from interlock.store.postgres import PostgresStore
 
         return PostgresStore(
             url, flush_interval_ms=settings.store.flush_interval_ms, flush_max_rows=settings.store.flush_max_rows
         )
-    raise _unsupported(settings, url)
-
-
-def open_audit_store(settings: Settings) -> AuditStore:
-    """The audit log's store in the database that `settings.store.url` names (not yet opened)."""
-    url = settings.store_url()
-    if url.startswith("sqlite:///"):
-        return SqliteAuditStore.from_settings(settings)
-    if url.startswith(_POSTGRES_SCHEMES):
-        from interlock.store.postgres_audit import PostgresAuditStore
-
-        return PostgresAuditStore(url)
-    raise _unsupported(settings, url)
+    raise unsupported_url(settings, url)

@@ -1,4 +1,4 @@
--- Tamper-evident audit log (policy/audit.py): admin actions and denials, each chained to the previous
+-- Tamper-evident audit log (audit/log.py): admin actions and denials, each chained to the previous
 -- entry by hash. Rows are only ever inserted; seq runs 1, 2, 3, ... with no gaps.
 CREATE TABLE audit (
     seq         INTEGER PRIMARY KEY,

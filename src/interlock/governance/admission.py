@@ -33,9 +33,9 @@ from datetime import UTC, datetime
 from typing import Protocol
 
 from interlock.errors import BudgetExceeded, RateLimited
-from interlock.policy.counters import Bucket, Counters, Grant, Missing, Window
-from interlock.policy.keys import Principal
-from interlock.pricing import Price
+from interlock.governance.counters import Bucket, Counters, Grant, Missing, Window
+from interlock.auth.keys import Principal
+from interlock.types import Price
 from interlock.store.records import BudgetRecord, Period, RateLimitRecord, Scope
 
 log = logging.getLogger(__name__)

@@ -14,8 +14,8 @@ from typing import Any
 
 import psycopg
 
-from interlock.policy.audit_chain import GENESIS, AuditEntry, Checkpoint
-from interlock.store.audit import CHECKPOINT_COLUMNS, ENTRY_COLUMNS, checkpoint_row, entry_row
+from interlock.audit.chain import GENESIS, AuditEntry, Checkpoint
+from interlock.audit.sqlite_store import CHECKPOINT_COLUMNS, ENTRY_COLUMNS, checkpoint_row, entry_row
 from interlock.store.postgres import connect, lock_key, migrate
 
 _STREAM_ROWS = 1000

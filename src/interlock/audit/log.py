@@ -47,7 +47,7 @@ from cryptography.hazmat.primitives.serialization import (
     load_pem_private_key,
 )
 
-from interlock.policy.audit_chain import (
+from interlock.audit.chain import (
     GENESIS,
     AuditEntry,
     AuditEvent,

@@ -12,7 +12,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
-from interlock.policy.audit_chain import GENESIS, AuditEntry, Checkpoint
+from interlock.audit.chain import GENESIS, AuditEntry, Checkpoint
 from interlock.settings import ConfigError, Settings
 from interlock.store.sqlite import migrate
 

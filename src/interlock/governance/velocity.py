@@ -17,8 +17,8 @@ import time
 from dataclasses import dataclass
 from typing import Protocol
 
-from interlock.policy.audit import AuditEvent, AuditLog
-from interlock.policy.keys import Keys
+from interlock.audit.log import AuditEvent, AuditLog
+from interlock.auth.keys import Keys
 
 log = logging.getLogger(__name__)
 

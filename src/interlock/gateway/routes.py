@@ -6,7 +6,7 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from interlock.pricing import resolve_price
+from interlock.gateway.pricing import resolve_price
 from interlock.providers.base import ProviderContext, ProviderFactory
 from interlock.routing.breaker import CircuitBreaker
 from interlock.routing.deployments import Deployment, ModelRoute

@@ -15,7 +15,7 @@ from typing import Any
 
 import redis.asyncio as redis
 
-from interlock.policy.counters import WINDOW_S, Bucket, Grant, Missing, Window
+from interlock.governance.counters import WINDOW_S, Bucket, Grant, Missing, Window
 
 _RESERVE = """
 local rid, amount, minimum = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])

@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from interlock.errors import GatewayError
-from interlock.policy.governance import Admission, Governance
-from interlock.policy.keys import Principal
-from interlock.pricing import Price
+from interlock.governance.admission import Admission, Governance
+from interlock.auth.keys import Principal
+from interlock.types import Price
 from interlock.routing.deployments import Deployment
 from interlock.store.records import UsageRecord
 from interlock.types import ChatRequest, Usage

@@ -151,7 +151,7 @@ class LocalCounters:
 def open_counters(redis_url: str, prefix: str = "interlock:") -> Counters:
     """Redis counters for a redis:// URL (several replicas), else counters in this process."""
     if redis_url:
-        from interlock.policy.redis_counters import RedisCounters
+        from interlock.governance.redis_counters import RedisCounters
 
         return RedisCounters(redis_url, prefix)
     return LocalCounters()

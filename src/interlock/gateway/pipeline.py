@@ -19,13 +19,13 @@ from interlock.errors import (
     UpstreamError,
     UpstreamTimeout,
 )
-from interlock.policy.governance import Governance, prompt_token_bound
-from interlock.pricing import Price
+from interlock.governance.admission import Governance, prompt_token_bound
+from interlock.types import Price
 from interlock.routing.cache import ResponseCache, assemble, cache_key, replay_as_chunks
 from interlock.routing.deployments import Deployment, ModelRoute
 from interlock.routing.failover import Failover
 from interlock.settings import RoutingSettings
-from interlock.settlement import RequestContext, Settlement
+from interlock.gateway.settlement import RequestContext, Settlement
 from interlock.types import (
     Batch,
     ChatChunk,

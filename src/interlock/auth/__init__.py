@@ -1,0 +1,1 @@
+"""Who is calling: virtual keys, the admin key, principals and their scopes."""

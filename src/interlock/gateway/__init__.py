@@ -1,0 +1,1 @@
+"""The request path: one request from admission to settlement, its hooks, pricing and token counting."""

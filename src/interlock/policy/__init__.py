@@ -1,1 +1,0 @@
-"""Who may do what: virtual keys, scopes and, later, budgets, rate limits and audit."""
