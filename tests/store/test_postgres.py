@@ -1,23 +1,18 @@
 """The PostgreSQL store against a running server: migrations, keys, ledger, spend parity, governance, audit.
 
-Every test works in a fresh schema (dropped afterwards) of the database at INTERLOCK_TEST_POSTGRES. The tests
-fail, never skip, when the server is unreachable. Sessions run in a far-off time zone so that nothing depends
-on the server's.
+Every test works in a fresh schema (dropped afterwards, `pg_url` in conftest.py) of the database at
+INTERLOCK_TEST_POSTGRES.
 """
 
 from __future__ import annotations
 
 import asyncio
 import inspect
-import os
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
-from importlib import resources
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 import psycopg
 import pytest
@@ -25,12 +20,13 @@ from starlette.testclient import TestClient
 from typer.testing import CliRunner
 
 from interlock.app import create_app
-from interlock.cli.main import app as cli
 from interlock.audit.log import AuditEvent, AuditLog, verify_home
+from interlock.audit.postgres_store import PostgresAuditStore
+from interlock.cli.main import app as cli
 from interlock.settings import load_settings
 from interlock.store import Store
+from interlock.store.migrations import MIGRATIONS
 from interlock.store.postgres import PostgresStore, migrate
-from interlock.audit.postgres_store import PostgresAuditStore
 from interlock.store.records import (
     BudgetRecord,
     DuplicateError,
@@ -43,29 +39,10 @@ from interlock.store.records import (
 )
 from interlock.store.sqlite import SqliteStore
 from tests.conftest import ADMIN_KEY, FAKE_CONFIG
+from tests.store.conftest import pg_admin
 
-POSTGRES = os.environ.get("INTERLOCK_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
 DAY = 86400.0
 T0 = 1_767_225_600.0  # 2026-01-01 00:00:00 UTC
-
-
-def _admin() -> psycopg.Connection[tuple[Any, ...]]:
-    return psycopg.connect(POSTGRES, autocommit=True, connect_timeout=5)
-
-
-@pytest.fixture
-def pg_url() -> Iterator[str]:
-    """A URL whose sessions use a fresh, empty schema."""
-    schema = f"interlock_test_{uuid.uuid4().hex[:12]}"
-    with _admin() as conn:
-        conn.execute(f"CREATE SCHEMA {schema}")
-    options = quote(f"-csearch_path={schema} -ctimezone=Pacific/Chatham")
-    try:
-        # The application name tells this test's sessions apart, for the test that terminates them.
-        yield f"{POSTGRES}{'&' if '?' in POSTGRES else '?'}options={options}&application_name={schema}"
-    finally:
-        with _admin() as conn:
-            conn.execute(f"DROP SCHEMA {schema} CASCADE")
 
 
 @pytest.fixture
@@ -99,11 +76,8 @@ def _key(i: int, team_id: str | None = None) -> KeyRecord:
                      team_id=team_id)  # fmt: skip
 
 
-def test_migrations_match_sqlite_and_are_idempotent_and_concurrent(pg_url: str) -> None:
-    names = {f.name for f in resources.files("interlock.store.migrations_pg").iterdir() if f.name.endswith(".sql")}
-    sqlite_names = {f.name for f in resources.files("interlock.store.migrations").iterdir() if f.name.endswith(".sql")}
-    assert names == sqlite_names  # the dialects stay in step, number for number
-    latest = max(int(n.split("_", 1)[0]) for n in names)
+def test_migrations_are_idempotent_and_concurrent(pg_url: str) -> None:
+    latest = MIGRATIONS[-1].number
     # Three replicas starting at once: the advisory lock lets one migrate while the others wait.
     with ThreadPoolExecutor(3) as pool:
         assert list(pool.map(lambda _: migrate(pg_url), range(3))) == [latest] * 3
@@ -175,7 +149,7 @@ async def test_the_writer_and_the_pool_survive_lost_connections(pg: PostgresStor
     pg.record_usage(_usage(1))
     await pg.flush()
     app = _rows(pg_url, "SELECT current_setting('application_name')")[0][0]
-    with _admin() as conn:  # a database restart, as the store sees it
+    with pg_admin() as conn:  # a database restart, as the store sees it
         killed = conn.execute(
             "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = %s", (app,)
         ).fetchall()
@@ -374,7 +348,7 @@ def test_both_stores_have_the_same_api() -> None:
             if not name.startswith("_")
         }
 
-    lite, pg = api(SqliteStore), api(PostgresStore)
-    assert lite.keys() == pg.keys()
+    lite, pg, protocol = api(SqliteStore), api(PostgresStore), api(Store)
+    assert lite.keys() == pg.keys() == protocol.keys()
     for name in lite:
-        assert str(lite[name]) == str(pg[name]), name
+        assert str(lite[name]) == str(pg[name]) == str(protocol[name]), name

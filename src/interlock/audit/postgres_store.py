@@ -3,7 +3,7 @@
 Replicas append to one chain: `transaction()` takes a transaction-level advisory lock before `AuditLog` reads
 the tail, so seq and prev_hash are assigned by one process at a time, and the lock is released by the
 commit that makes the new entries visible to the next holder (READ COMMITTED reads after the lock see them).
-The tables are append-only through triggers installed by migration 0003.
+The tables are append-only through the triggers of migration 0003.
 """
 
 from __future__ import annotations

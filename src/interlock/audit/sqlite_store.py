@@ -14,7 +14,8 @@ from pathlib import Path
 
 from interlock.audit.chain import GENESIS, AuditEntry, Checkpoint
 from interlock.settings import ConfigError, Settings
-from interlock.store.sqlite import migrate
+from interlock.store.schema import migrate
+from interlock.store.sqlite import DEFAULT_BUSY_TIMEOUT_MS, connect
 
 ENTRY_COLUMNS = "seq, ts, actor_id, actor_name, action, target, decision, reason, metadata, prev_hash, hash"
 CHECKPOINT_COLUMNS = "id, ts, seq, hash, count, prev, key, signature"
@@ -42,21 +43,12 @@ def checkpoint_row(c: Checkpoint) -> tuple[object, ...]:
     return (c.id, c.ts, c.seq, c.hash, c.count, c.prev, c.key, c.signature)
 
 
-# Installed here rather than in the migration: the runner splits statements on ';', which trigger bodies contain.
-# They stop accidents and naive edits only; anyone with the file can drop them, which is what verify is for.
-_TRIGGERS = [
-    f"CREATE TRIGGER IF NOT EXISTS {table}_no_{op.lower()} BEFORE {op} ON {table} "
-    f"BEGIN SELECT RAISE(ABORT, '{table} is append-only'); END"
-    for table in ("audit", "audit_checkpoints")
-    for op in ("UPDATE", "DELETE")
-]
-
-
 class SqliteAuditStore:
     """The audit tables in SQLite; blocking, used by one thread at a time."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS) -> None:
         self.path = path
+        self.busy_timeout_ms = busy_timeout_ms
         self._conn: sqlite3.Connection | None = None
 
     @classmethod
@@ -65,7 +57,7 @@ class SqliteAuditStore:
         url = settings.store_url()
         if not url.startswith("sqlite:///"):
             raise ConfigError(f"invalid config in {settings.source}: store.url: the audit log needs sqlite:///PATH")
-        return cls(Path(url[len("sqlite:///") :]).expanduser())
+        return cls(Path(url[len("sqlite:///") :]).expanduser(), busy_timeout_ms=settings.store.busy_timeout_ms)
 
     @classmethod
     def over(cls, conn: sqlite3.Connection) -> SqliteAuditStore:
@@ -76,17 +68,12 @@ class SqliteAuditStore:
         return store
 
     def open(self) -> None:
-        """Connect, apply migrations and install the append-only triggers."""
+        """Connect and apply migrations (which make the tables append-only)."""
         if self._conn is not None:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=FULL")
-        conn.execute("PRAGMA busy_timeout=30000")
-        migrate(conn)
-        for trigger in _TRIGGERS:
-            conn.execute(trigger)
+        conn = connect(self.path, busy_timeout_ms=self.busy_timeout_ms, synchronous="FULL")
+        migrate(conn, "sqlite")
         self._conn = conn
 
     def close(self) -> None:

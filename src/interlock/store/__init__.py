@@ -3,20 +3,19 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeAlias
 
 from interlock.settings import ConfigError, Settings
+from interlock.store.base import Store
 from interlock.store.sqlite import SqliteStore
 
-if TYPE_CHECKING:
-    from interlock.store.postgres import PostgresStore
+__all__ = ["POSTGRES_SCHEMES", "Store", "open_store", "unsupported_url"]
 
-# The backends share one API; psycopg is imported only when a postgresql:// URL asks for it.
-Store: TypeAlias = "SqliteStore | PostgresStore"
+# psycopg is imported only when a postgresql:// URL asks for it.
 POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 
 
 def unsupported_url(settings: Settings, url: str) -> ConfigError:
+    """The error for a store URL whose scheme no store serves."""
     return ConfigError(
         f"invalid config in {settings.source}: store.url: unsupported scheme in {url!r} "
         "(use sqlite:///PATH or postgresql://...)"
@@ -31,6 +30,7 @@ def open_store(settings: Settings) -> Store:
             Path(url[len("sqlite:///") :]).expanduser(),
             flush_interval_ms=settings.store.flush_interval_ms,
             flush_max_rows=settings.store.flush_max_rows,
+            busy_timeout_ms=settings.store.busy_timeout_ms,
         )
     if url.startswith(POSTGRES_SCHEMES):
         from interlock.store.postgres import PostgresStore

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import logging
 import time
-from importlib import resources
 from typing import Any
 
 import psycopg
 from psycopg_pool import ConnectionPool
 
+from interlock.store import schema
 from interlock.store.batching import BatchedLedger, LedgerQueue
 from interlock.store.governance_queries import Dialect, GovernanceQueries
 from interlock.store.records import USAGE_COLUMNS, UsageRecord
@@ -44,28 +44,9 @@ def lock_key(conn: psycopg.Connection[tuple[Any, ...]], name: str) -> int:
 
 def migrate(url: str) -> int:
     """Apply the numbered migrations that are not applied yet; return the schema version."""
-    # A session advisory lock serialises replicas that start at once: the others wait, then find every migration
-    # applied. Each migration commits with its schema_version row, so a crash leaves no half-applied one.
-    # Closing the connection releases the lock, also when a migration fails.
+    # Closing the connection releases the advisory lock `schema.migrate` holds, also when a migration fails.
     with connect(url) as conn:
-        conn.execute("SELECT pg_advisory_lock(%s)", (lock_key(conn, "interlock.migrate"),))
-        # Created under the lock: concurrent CREATE TABLE IF NOT EXISTS can still collide in the catalog.
-        conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
-        applied = {int(r[0]) for r in conn.execute("SELECT version FROM schema_version")}
-        files = sorted(
-            (f for f in resources.files("interlock.store.migrations_pg").iterdir() if f.name.endswith(".sql")),
-            key=lambda f: f.name,
-        )
-        for f in files:
-            number = int(f.name.split("_", 1)[0])
-            if number in applied:
-                continue
-            with conn.transaction():
-                # Without parameters the whole file is sent at once, so dollar-quoted bodies need no splitting.
-                conn.execute(f.read_text(encoding="utf-8"))
-                conn.execute("INSERT INTO schema_version (version) VALUES (%s)", (number,))
-            applied.add(number)
-    return max(applied, default=0)
+        return schema.migrate(conn, "postgresql")
 
 
 # floor(), not a cast: a PostgreSQL cast rounds where SQLite's truncates. COLLATE "C" orders ties by bytes, as

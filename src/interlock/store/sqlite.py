@@ -11,13 +11,13 @@ from __future__ import annotations
 import logging
 import sqlite3
 import threading
-from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from interlock.store.batching import BatchedLedger, LedgerQueue
 from interlock.store.governance_queries import Dialect, GovernanceQueries
 from interlock.store.records import USAGE_COLUMNS, UsageRecord
+from interlock.store.schema import migrate
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +25,7 @@ _ROW = f"({', '.join('?' * 22)})"
 _INSERT_USAGE = f"INSERT INTO usage ({USAGE_COLUMNS}) VALUES {_ROW}"
 # Rows per INSERT statement: 22 parameters each, under SQLite's 32,766-parameter limit.
 _ROWS_PER_INSERT = 500
+DEFAULT_BUSY_TIMEOUT_MS = 30_000
 
 
 def _insert_many(n: int) -> str:
@@ -33,40 +34,18 @@ def _insert_many(n: int) -> str:
     return f"INSERT INTO usage ({USAGE_COLUMNS}) VALUES {', '.join([_ROW] * n)}"
 
 
-def _connect(path: Path) -> sqlite3.Connection:
-    conn = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
+def connect(
+    path: Path, *, busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS, synchronous: Literal["NORMAL", "FULL"] = "NORMAL"
+) -> sqlite3.Connection:
+    """A WAL connection to `path` that waits up to `busy_timeout_ms` for another writer's lock."""
+    conn = sqlite3.connect(path, timeout=busy_timeout_ms / 1000, isolation_level=None, check_same_thread=False)
     conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA synchronous=NORMAL")
-    conn.execute("PRAGMA busy_timeout=30000")
+    conn.execute(f"PRAGMA synchronous={synchronous}")
+    conn.execute(f"PRAGMA busy_timeout={busy_timeout_ms}")
     return conn
 
 
-def migrate(conn: sqlite3.Connection) -> int:
-    """Apply the numbered migrations that are not applied yet; return the schema version."""
-    conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
-    applied = {int(r[0]) for r in conn.execute("SELECT version FROM schema_version")}
-    files = sorted(
-        (f for f in resources.files("interlock.store.migrations").iterdir() if f.name.endswith(".sql")),
-        key=lambda f: f.name,
-    )
-    for f in files:
-        number = int(f.name.split("_", 1)[0])
-        if number in applied:
-            continue
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            # executescript() would commit on its own; split statements to keep one transaction.
-            lines = [ln for ln in f.read_text(encoding="utf-8").splitlines() if not ln.lstrip().startswith("--")]
-            for statement in "\n".join(lines).split(";"):
-                if statement.strip():
-                    conn.execute(statement)
-            conn.execute("INSERT INTO schema_version (version) VALUES (?)", (number,))
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        applied.add(number)
-    return max(applied, default=0)
+_connect = connect  # bench/ledger opens its connections the way the store does
 
 
 SQLITE = Dialect(
@@ -79,8 +58,16 @@ class SqliteStore(BatchedLedger, GovernanceQueries):
 
     dialect = SQLITE
 
-    def __init__(self, path: Path, *, flush_interval_ms: int = 100, flush_max_rows: int = 512) -> None:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        flush_interval_ms: int = 100,
+        flush_max_rows: int = 512,
+        busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS,
+    ) -> None:
         self.path = path
+        self.busy_timeout_ms = busy_timeout_ms
         self.flush_interval = flush_interval_ms / 1000
         self.flush_max_rows = flush_max_rows
         self._rows = LedgerQueue(self.flush_interval, self.flush_max_rows)
@@ -89,13 +76,16 @@ class SqliteStore(BatchedLedger, GovernanceQueries):
 
     # lifecycle -------------------------------------------------------------------------------
 
+    def _connection(self) -> sqlite3.Connection:
+        return connect(self.path, busy_timeout_ms=self.busy_timeout_ms)
+
     def open_sync(self) -> None:
         """Create the database and apply migrations (blocking)."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        conn = _connect(self.path)
-        migrate(conn)
+        conn = self._connection()
+        migrate(conn, "sqlite")
         conn.close()
-        self._read = _connect(self.path)
+        self._read = self._connection()
         self._start_writer()
 
     def close_sync(self) -> None:
@@ -108,7 +98,7 @@ class SqliteStore(BatchedLedger, GovernanceQueries):
     # ledger ----------------------------------------------------------------------------------
 
     def _write_loop(self) -> None:
-        conn = _connect(self.path)
+        conn = self._connection()
         for batch in self._rows.batches():
             self._commit(conn, batch)
         conn.close()

@@ -1,0 +1,131 @@
+"""`Store`: what the code above asks of a store, whichever database holds it (SqliteStore, PostgresStore)."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from interlock.store.records import (
+    BudgetRecord,
+    KeyRecord,
+    OrgRecord,
+    Period,
+    RateLimitRecord,
+    Scope,
+    SpendGroup,
+    SpendRow,
+    TeamRecord,
+    UsageRecord,
+)
+
+
+class Store(Protocol):
+    """Keys, the usage ledger and the governance tables. Ledger writes are queued, never blocking a request."""
+
+    # lifecycle: the async pair for the server, the blocking pair for the command line
+    async def open(self) -> None:
+        """Apply migrations, connect and start the ledger writer."""
+        ...
+
+    async def close(self) -> None:
+        """Flush every queued row, then stop."""
+        ...
+
+    def open_sync(self) -> None:
+        """`open`, blocking."""
+        ...
+
+    def close_sync(self) -> None:
+        """`close`, blocking."""
+        ...
+
+    def is_open(self) -> bool:
+        """Whether the ledger writer is running."""
+        ...
+
+    # ledger
+    def record_usage(self, row: UsageRecord) -> None:
+        """Queue one ledger row; it is committed within the flush interval. Never blocks."""
+        ...
+
+    async def flush(self) -> None:
+        """Wait until every row queued so far is committed."""
+        ...
+
+    async def usage_rows(self, limit: int = 1000) -> list[UsageRecord]:
+        """The newest ledger rows, newest first."""
+        ...
+
+    async def spend(self, group: SpendGroup, since: float | None = None) -> list[SpendRow]:
+        """Spend grouped by org, team, key, model or day since `since` (epoch seconds), largest first."""
+        ...
+
+    async def spent_since(self, scope: Scope, scope_id: str, since: float) -> int:
+        """Micro-dollars spent by one org, team, key or model since `since`."""
+        ...
+
+    async def key_spend_by_minute(self, since: float) -> list[tuple[str, int, int]]:
+        """(key id, minute index, micro-dollars) since `since`."""
+        ...
+
+    # keys
+    async def insert_key(self, key: KeyRecord) -> None:
+        """Store a new key."""
+        ...
+
+    async def list_keys(self) -> list[KeyRecord]:
+        """Every key, oldest first."""
+        ...
+
+    async def key_by_hash(self, hash_: str) -> KeyRecord | None:
+        """The key with this hash, if any."""
+        ...
+
+    async def revoke_key(self, key_id: str, at: float) -> bool:
+        """Mark a key revoked; False if there is no such key or it was already revoked."""
+        ...
+
+    async def suspend_key(self, key_id: str, at: float | None, reason: str = "") -> bool:
+        """Suspend a key (at = None lifts the suspension); False if there is no such key."""
+        ...
+
+    # organisations and teams
+    async def insert_org(self, org: OrgRecord) -> None:
+        """Store a new organisation; DuplicateError if the name is taken."""
+        ...
+
+    async def list_orgs(self) -> list[OrgRecord]:
+        """Every organisation."""
+        ...
+
+    async def insert_team(self, team: TeamRecord) -> None:
+        """Store a new team; DuplicateError if its organisation has a team of that name."""
+        ...
+
+    async def list_teams(self) -> list[TeamRecord]:
+        """Every team."""
+        ...
+
+    # budgets and rate limits
+    async def upsert_budget(self, b: BudgetRecord) -> None:
+        """Create or change a budget."""
+        ...
+
+    async def delete_budget(self, scope: Scope, scope_id: str, period: Period) -> bool:
+        """Remove a budget; False if there was none."""
+        ...
+
+    async def list_budgets(self) -> list[BudgetRecord]:
+        """Every budget."""
+        ...
+
+    async def upsert_rate_limit(self, r: RateLimitRecord) -> None:
+        """Create or change a rate limit."""
+        ...
+
+    async def delete_rate_limit(self, scope: Scope, scope_id: str) -> bool:
+        """Remove a rate limit; False if there was none."""
+        ...
+
+    async def list_rate_limits(self) -> list[RateLimitRecord]:
+        """Every rate limit."""
+        ...

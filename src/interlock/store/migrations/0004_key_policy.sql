@@ -1,4 +1,0 @@
--- Per-key policy: data residency ('restricted' keeps requests on local/sovereign deployments)
--- and an opt-in response cache TTL (0 = off).
-ALTER TABLE keys ADD COLUMN residency TEXT NOT NULL DEFAULT '';
-ALTER TABLE keys ADD COLUMN cache_ttl_s INTEGER NOT NULL DEFAULT 0;

@@ -1,3 +1,0 @@
--- A key can be suspended (reversibly) by the spend-velocity guard or an admin.
-ALTER TABLE keys ADD COLUMN suspended_at REAL;
-ALTER TABLE keys ADD COLUMN suspended_reason TEXT NOT NULL DEFAULT '';
