@@ -7,8 +7,16 @@ from collections.abc import AsyncIterator
 import orjson
 
 from interlock.errors import UpstreamError
+from interlock.plugins import Plugin, ProviderFactory
 from interlock.providers.base import Provider, ProviderContext
-from interlock.providers.http import api_key_from_env, client_timeout, read_body, sse_event_batches, upstream_call
+from interlock.providers.http import (
+    RemoteOptions,
+    api_key_from_env,
+    client_timeout,
+    read_body,
+    sse_event_batches,
+    upstream_call,
+)
 from interlock.settings import ModelSettings
 from interlock.translate.anthropic_upstream import (
     AnthropicStreamReader,
@@ -20,17 +28,24 @@ from interlock.types import Batch, ChatChunk, ChatRequest, ChatResponse
 API_VERSION = "2023-06-01"
 
 
+class Options(RemoteOptions):
+    """`anthropic`: `base_url` without `/v1` (such as https://api.anthropic.com); the key goes in `x-api-key`."""
+
+
 class AnthropicProvider(Provider):
     """Translates chat requests to the Messages API and back."""
 
     kind = "anthropic"
 
-    def __init__(self, alias: str, model: ModelSettings, context: ProviderContext) -> None:
+    def __init__(
+        self, alias: str, model: ModelSettings, context: ProviderContext, options: Options | None = None
+    ) -> None:
         super().__init__(alias, model)
+        options = options or model.plugin_options(Options)
         self._context = context
-        self._url = (model.base_url or "").rstrip("/") + "/v1/messages"
-        self._headers = {"anthropic-version": API_VERSION, **model.headers}
-        key = api_key_from_env(alias, model, context.settings.source)
+        self._url = options.base_url.rstrip("/") + "/v1/messages"
+        self._headers = {"anthropic-version": API_VERSION, **options.headers}
+        key = api_key_from_env(alias, options, context.settings.source)
         if key:
             self._headers["x-api-key"] = key
         self._timeout = client_timeout(context.settings.server)
@@ -81,6 +96,10 @@ class AnthropicProvider(Provider):
         raise UpstreamError("the upstream stream ended before message_stop", code="upstream_truncated")
 
 
-def create(alias: str, model: ModelSettings, context: ProviderContext) -> Provider:
-    """Entry point for the `anthropic` provider."""
-    return AnthropicProvider(alias, model, context)
+def create(alias: str, model: ModelSettings, context: ProviderContext, options: Options | None = None) -> Provider:
+    """The `anthropic` provider for one deployment (options read from `model` when not given)."""
+    return AnthropicProvider(alias, model, context, options)
+
+
+PLUGIN: Plugin[ProviderFactory] = Plugin("anthropic", Options, create)
+"""Published as the `anthropic` entry point of `interlock.providers`."""

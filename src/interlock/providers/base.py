@@ -1,9 +1,10 @@
 """The one interface every provider implements, and the context providers are built with.
 
 A provider talks to one model: it translates the gateway's typed request, calls the model, and
-reports usage. It knows nothing of HTTP serving, keys or budgets. Providers register under the
-`interlock.providers` entry-point group as a factory `create(alias, model, context) -> Provider`;
-the built-ins register the same way third-party packages do.
+reports usage. It knows nothing of HTTP serving, keys or budgets. Providers are plugins in
+`interlock.plugins.PROVIDERS` (the `interlock.providers` entry-point group): a name, an `Options`
+model and a factory `create(alias, model, context, options) -> Provider`; the built-ins register the
+same way third-party packages do.
 """
 
 from __future__ import annotations
@@ -76,6 +77,3 @@ class Provider:
     def count_tokens(self, text: str) -> int | None:
         """Count tokens with the model's own tokenizer, or None if this provider has none."""
         return None
-
-
-ProviderFactory = Callable[[str, "ModelSettings", ProviderContext], Provider]

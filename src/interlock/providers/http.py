@@ -14,11 +14,28 @@ from typing import Any
 
 import aiohttp
 import orjson
+from pydantic import Field, field_validator
 from yarl import URL
 
 from interlock.errors import GatewayError, Unavailable, UpstreamError, UpstreamTimeout
-from interlock.settings import ConfigError, ModelSettings, ServerSettings
+from interlock.plugins import PluginOptions
+from interlock.settings import ConfigError, ServerSettings
 from interlock.translate.openai import SSEDecoder, error_from_upstream
+
+
+class RemoteOptions(PluginOptions):
+    """The options of a provider that calls an upstream over HTTP."""
+
+    base_url: str = Field(min_length=1)  # also a shared key: pricing reads it to find the catalog entry
+    api_key_env: str | None = None  # the *name* of the variable holding the key
+    headers: dict[str, str] = Field(default_factory=dict)  # sent with every upstream request
+
+    @field_validator("api_key_env")
+    @classmethod
+    def _env_name(cls, v: str | None) -> str | None:
+        if v is not None and (not v or not v.replace("_", "").isalnum()):
+            raise ValueError("must be the *name* of an environment variable, such as OPENAI_API_KEY")
+        return v
 
 
 def client_timeout(server: ServerSettings) -> aiohttp.ClientTimeout:
@@ -28,15 +45,15 @@ def client_timeout(server: ServerSettings) -> aiohttp.ClientTimeout:
     )
 
 
-def api_key_from_env(alias: str, model: ModelSettings, source: str) -> str | None:
+def api_key_from_env(alias: str, options: RemoteOptions, source: str) -> str | None:
     """The upstream API key from the env var the config names; a missing variable stops the start."""
-    if not model.api_key_env:
+    if not options.api_key_env:
         return None
-    key = os.environ.get(model.api_key_env)
+    key = os.environ.get(options.api_key_env)
     if not key:
         raise ConfigError(
             f"invalid config in {source}: models.{alias}.api_key_env: environment variable "
-            f"{model.api_key_env} is not set"
+            f"{options.api_key_env} is not set"
         )
     return key
 

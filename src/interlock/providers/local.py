@@ -24,6 +24,7 @@ from interlock.engines.llamacpp.sampling import SamplingParams
 from interlock.engines.llamacpp.slots import Finish
 from interlock.engines.llamacpp.template import ChatTemplate, TemplateRenderError
 from interlock.errors import BadRequest, Unavailable
+from interlock.plugins import Plugin, PluginOptions, ProviderFactory
 from interlock.providers.base import Provider, ProviderContext
 from interlock.types import (
     AssistantMessage,
@@ -49,13 +50,24 @@ if TYPE_CHECKING:
 ToolMode = Literal["none", "auto", "required"]
 
 
-def create(alias: str, model: ModelSettings, context: ProviderContext) -> Provider:
-    """Entry point: a chat provider on the embedded engine, or the local embedding provider."""
+class Options(PluginOptions):
+    """`local`: the model file; the engine's capacity is shared by all local models (`[engine]`)."""
+
+    path: str | None = None  # a GGUF file (chat) or a sentence-transformers folder (embeddings); default: packaged
+
+
+def create(alias: str, model: ModelSettings, context: ProviderContext, options: Options | None = None) -> Provider:
+    """A chat provider on the embedded engine, or the local embedding provider (options from `model` if not given)."""
+    options = options or model.plugin_options(Options)
     if model.mode == "embedding":
         from interlock.providers.local_embeddings import LocalEmbeddingProvider
 
-        return LocalEmbeddingProvider(alias, model, context)
-    return LocalChatProvider(alias, model, context.settings.engine)
+        return LocalEmbeddingProvider(alias, model, context, options.path)
+    return LocalChatProvider(alias, model, context.settings.engine, options)
+
+
+PLUGIN: Plugin[ProviderFactory] = Plugin("local", Options, create)
+"""Published as the `local` entry point of `interlock.providers`."""
 
 
 @dataclass(frozen=True)
@@ -156,8 +168,11 @@ class LocalChatProvider(Provider):
 
     kind = "local"
 
-    def __init__(self, alias: str, model: ModelSettings, engine: EngineSettings) -> None:
+    def __init__(
+        self, alias: str, model: ModelSettings, engine: EngineSettings, options: Options | None = None
+    ) -> None:
         super().__init__(alias, model)
+        self._path = (options or model.plugin_options(Options)).path
         self.engine_settings = engine
         self._engine: ChatEngine | None = None
         self._template: ChatTemplate | None = None
@@ -175,7 +190,7 @@ class LocalChatProvider(Provider):
             raise
 
     def _load(self) -> None:
-        path = Path(self.model.path).expanduser() if self.model.path else default_model_path()
+        path = Path(self._path).expanduser() if self._path else default_model_path()
         engine = ChatEngine(path, self.engine_settings)
         engine.load()
         gguf = engine.model

@@ -44,9 +44,13 @@ class LocalEmbeddingProvider(Provider):
 
     kind = "local"
 
-    def __init__(self, alias: str, model: ModelSettings, context: ProviderContext) -> None:
+    def __init__(self, alias: str, model: ModelSettings, context: ProviderContext, path: str | None = None) -> None:
         super().__init__(alias, model)
-        self._path = Path(model.path).expanduser() if model.path else None
+        if path is None:  # built directly, not by the `local` plugin: the path is an option in `model`
+            from interlock.providers.local import Options
+
+            path = model.plugin_options(Options).path
+        self._path = Path(path).expanduser() if path else None
         self._encoder: SentenceEncoder | None = None
         # One worker: encodes run one at a time, and a cancelled request cannot start a second
         # encode beside one that is still running (as releasing a lock on cancellation would).

@@ -7,8 +7,16 @@ from collections.abc import AsyncIterator
 from yarl import URL
 
 from interlock.errors import UpstreamError
+from interlock.plugins import Plugin, ProviderFactory
 from interlock.providers.base import Provider, ProviderContext
-from interlock.providers.http import api_key_from_env, client_timeout, read_body, sse_event_batches, upstream_call
+from interlock.providers.http import (
+    RemoteOptions,
+    api_key_from_env,
+    client_timeout,
+    read_body,
+    sse_event_batches,
+    upstream_call,
+)
 from interlock.settings import ModelSettings
 from interlock.translate.openai import (
     chat_payload,
@@ -20,18 +28,25 @@ from interlock.translate.openai import (
 from interlock.types import Batch, ChatChunk, ChatRequest, ChatResponse, EmbeddingRequest, EmbeddingResponse
 
 
+class Options(RemoteOptions):
+    """`openai_compatible`: `base_url` ends where OpenAI's `/v1` does; the key is sent as a bearer token."""
+
+
 class OpenAICompatibleProvider(Provider):
     """Relays chat and embeddings to an OpenAI-compatible `base_url`."""
 
     kind = "openai_compatible"
 
-    def __init__(self, alias: str, model: ModelSettings, context: ProviderContext) -> None:
+    def __init__(
+        self, alias: str, model: ModelSettings, context: ProviderContext, options: Options | None = None
+    ) -> None:
         super().__init__(alias, model)
+        options = options or model.plugin_options(Options)
         self._context = context
-        self._base = (model.base_url or "").rstrip("/")
+        self._base = options.base_url.rstrip("/")
         self._chat_url = URL(f"{self._base}/chat/completions")  # parsed once, not on every request
-        key = api_key_from_env(alias, model, context.settings.source)
-        self._headers = {**({"authorization": f"Bearer {key}"} if key else {}), **model.headers}
+        key = api_key_from_env(alias, options, context.settings.source)
+        self._headers = {**({"authorization": f"Bearer {key}"} if key else {}), **options.headers}
         self._timeout = client_timeout(context.settings.server)
 
     async def chat(self, request: ChatRequest) -> ChatResponse:
@@ -84,6 +99,10 @@ class OpenAICompatibleProvider(Provider):
         return parse_embedding_response(raw, self.alias)
 
 
-def create(alias: str, model: ModelSettings, context: ProviderContext) -> Provider:
-    """Entry point for the `openai_compatible` provider."""
-    return OpenAICompatibleProvider(alias, model, context)
+def create(alias: str, model: ModelSettings, context: ProviderContext, options: Options | None = None) -> Provider:
+    """The `openai_compatible` provider for one deployment (options read from `model` when not given)."""
+    return OpenAICompatibleProvider(alias, model, context, options)
+
+
+PLUGIN: Plugin[ProviderFactory] = Plugin("openai_compatible", Options, create)
+"""Published as the `openai_compatible` entry point of `interlock.providers`."""

@@ -3,6 +3,9 @@
 It reports usage as word counts, answers tool requests with a call to the first tool, and answers
 JSON requests with a JSON object. Two markers in the last user message inject failures:
 `[[fail]]` fails before the first byte, `[[fail-mid]]` fails after two chunks.
+
+It is no production entry point: importing this module registers it as the `fake` provider, so a
+config that wants it says `[plugins] modules = ["interlock.testing.fake"]`.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from collections.abc import AsyncIterator
 import orjson
 
 from interlock.errors import UpstreamError
+from interlock.plugins import PROVIDERS, Plugin, PluginOptions, ProviderFactory
 from interlock.providers.base import Provider, ProviderContext
 from interlock.settings import ModelSettings
 from interlock.types import (
@@ -135,6 +139,14 @@ class FakeProvider(Provider):
         return _words(text)
 
 
-def create(alias: str, model: ModelSettings, context: ProviderContext) -> Provider:
-    """Entry point for the `fake` provider."""
+class Options(PluginOptions):
+    """`fake` takes no options."""
+
+
+def create(alias: str, model: ModelSettings, context: ProviderContext, options: Options | None = None) -> Provider:
+    """The `fake` provider for one deployment."""
     return FakeProvider(alias, model)
+
+
+PLUGIN: Plugin[ProviderFactory] = PROVIDERS.register(Plugin("fake", Options, create))
+"""Registered in-process on import (see the module docstring)."""
