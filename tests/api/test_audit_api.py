@@ -7,8 +7,8 @@ from pathlib import Path
 from starlette.testclient import TestClient
 
 from interlock.audit.log import verify_home
-from interlock.settings import Settings
 from interlock.audit.sqlite_store import SqliteAuditStore
+from interlock.settings import Settings
 
 
 def _entries(client: TestClient) -> list:  # type: ignore[type-arg]
@@ -51,3 +51,16 @@ def test_admin_actions_and_denials_are_audited(client: TestClient, settings: Set
     finally:
         store.close()
     assert report.ok, report
+
+
+def test_refused_admin_calls_are_audited_before_their_body_is_read(client: TestClient) -> None:
+    reader = client.post("/admin/keys", json={"name": "auditor", "role": "admin_read"}).json()
+    anonymous = client.get("/admin/budgets", headers={"authorization": ""})
+    assert anonymous.status_code == 401 and anonymous.json()["error"]["code"] == "missing_api_key"
+    read_only = client.post("/admin/orgs", content=b"not json", headers={"authorization": f"Bearer {reader['key']}"})
+    assert read_only.status_code == 403 and read_only.json()["error"]["code"] == "admin_read_only"
+    denials = [(e.action, e.actor_id, e.actor_name, e.metadata_dict()["status"]) for e in _entries(client)[1:]]
+    assert denials == [
+        ("GET /admin/budgets", None, "anonymous", 401),
+        ("POST /admin/orgs", reader["id"], "auditor", 403),
+    ]

@@ -14,6 +14,9 @@ from interlock.settings import load_settings
 from tests.conftest import ADMIN_KEY
 
 CONFIG = """
+[plugins]
+modules = ["interlock.testing.fake"]  # the fake provider is not a production entry point
+
 [store]
 flush_interval_ms = 5
 
@@ -146,3 +149,12 @@ def test_savings_line(app: TestClient) -> None:
     summary = app.get("/admin/spend?group=model").json()["summary"]
     assert summary["reference_model"] == "gpt-4o" and summary["reference_cost_micros"] > 0
     assert "would have cost" in summary["text"]
+
+
+def test_deletes_need_a_whole_reference(app: TestClient) -> None:
+    for path in ("/admin/budgets?scope=team&scope_id=x", "/admin/budgets?scope=nope&scope_id=x&period=day"):
+        r = app.delete(path)
+        assert r.status_code == 400 and r.json()["error"]["type"] == "invalid_request_error", path
+    assert app.delete("/admin/budgets?scope=team&scope_id=x&period=day").json()["error"]["code"] == "budget_not_found"
+    assert app.delete("/admin/rate-limits?scope=model").status_code == 400
+    assert app.delete("/admin/rate-limits?scope=model&scope_id=echo").status_code == 404

@@ -115,3 +115,18 @@ def test_read_only_admin_key(client: TestClient) -> None:
         r = client.request(method, path, json=body, headers=auth)
         assert r.status_code == 403 and r.json()["error"]["code"] == "admin_read_only"
     assert client.post("/admin/keys", json={"name": "x", "role": "superuser"}).status_code == 400
+
+
+def test_suspend_and_resume(client: TestClient) -> None:
+    created = _create(client)
+    path = f"/admin/keys/{created['id']}"
+    assert client.post(f"{path}/suspend", json={"reason": "looping"}).json() == {"id": created["id"], "suspended": True}
+    r = _chat(client, created["key"])
+    assert r.status_code == 403 and "looping" in r.json()["error"]["message"]  # type: ignore[attr-defined]
+    assert client.get("/admin/keys").json()["data"][0]["status"] == "suspended"
+    assert client.post(f"{path}/resume").json() == {"id": created["id"], "suspended": False}
+    assert _chat(client, created["key"]).status_code == 200  # type: ignore[attr-defined]
+    assert client.post(f"{path}/suspend").status_code == 200  # the body is optional
+    assert client.post(f"{path}/suspend", json={"reason": 5}).status_code == 400
+    missing = client.post("/admin/keys/key_nope/resume")
+    assert missing.status_code == 404 and missing.json()["error"]["code"] == "key_not_found"

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from interlock.cli.main import app
 from interlock.audit.log import AuditEvent, AuditLog
 from interlock.audit.sqlite_store import SqliteAuditStore
+from interlock.cli.main import app
 
 runner = CliRunner()
 

@@ -7,24 +7,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 from typer.testing import CliRunner
 
 from interlock.cli.main import app
-from tests.conftest import ADMIN_KEY, FAKE_CONFIG, free_port, wait_http
+from tests.conftest import free_port, wait_http
 
 runner = CliRunner()
-
-
-@pytest.fixture
-def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    config = tmp_path / "c.toml"
-    config.write_text(FAKE_CONFIG)
-    monkeypatch.setenv("INTERLOCK_HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("INTERLOCK_CONFIG", str(config))
-    monkeypatch.setenv("INTERLOCK_ADMIN_KEY", ADMIN_KEY)
-    monkeypatch.setenv("COLUMNS", "200")
-    return config
 
 
 def test_version() -> None:

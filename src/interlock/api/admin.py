@@ -1,59 +1,44 @@
-"""Admin endpoints: virtual keys and spend. Every call needs the admin key."""
+"""Admin endpoints for virtual keys and spend, and what every admin endpoint shares.
+
+A handler authenticates the caller (`caller`: a refused call is audited there), parses, calls an
+`interlock.admin` service and renders the result. A `GatewayError` it raises becomes the error JSON in
+`gateway_error`, the app's one exception handler for them.
+"""
 
 from __future__ import annotations
 
-import time
 from dataclasses import asdict
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import BaseModel, Field
 from starlette.requests import Request
 from starlette.responses import Response
 
+from interlock import admin as services
+from interlock.admin import AdminContext, KeySuspend, SpendQuery
+from interlock.admin import KeyCreate as KeyCreate  # api/openapi.py documents the body from here
 from interlock.api.http import JSONResponse, bearer_token, error_response, parse_json, read_body, validate
 from interlock.api.state import AppState
-from interlock.errors import BadRequest, GatewayError, NotFound
 from interlock.audit.log import AuditEvent
-from interlock.auth.keys import require_admin
-from interlock.gateway.pricing import savings_summary
+from interlock.auth.keys import Principal, require_admin
+from interlock.errors import GatewayError
 from interlock.store.records import KeyRecord
 
-
-class KeyCreate(BaseModel):
-    """Body of POST /admin/keys."""
-
-    name: str = Field(min_length=1, max_length=200)
-    owner: str = Field(default="", max_length=200)
-    models: list[str] = Field(default_factory=list)
-    expires_at: float | None = Field(default=None, description="expiry as epoch seconds")
-    expires_in_days: float | None = Field(default=None, gt=0)
-    restricted: bool = Field(default=False, description="data residency: only local/sovereign deployments")
-    cache_ttl_s: int = Field(default=0, ge=0, le=30 * 86400, description="response cache TTL; 0 = off")
-    team_id: str | None = Field(default=None, description="the team the key belongs to (budgets roll up)")
-    role: Literal["", "admin_read"] = Field(default="", description="'admin_read': may read the admin API")
+MAX_BODY = 64 * 1024
 
 
-def key_view(key: KeyRecord) -> dict[str, Any]:
-    """A key as shown to admins: never the hash."""
-    view = asdict(key)
-    del view["hash"]
-    view["models"] = list(key.models)
-    view["status"] = (
-        "revoked"
-        if key.revoked_at is not None
-        else "expired"
-        if key.expires_at is not None and key.expires_at <= time.time()
-        else "active"
-    )
-    return view
+async def gateway_error(request: Request, exc: Exception) -> Response:
+    """The exception handler for `GatewayError`: the error as OpenAI's JSON, with its status and headers."""
+    assert isinstance(exc, GatewayError)
+    return error_response(exc)
 
 
-async def admin_state(request: Request) -> AppState:
-    """The app state, after checking that the caller is the admin."""
+async def caller(request: Request) -> tuple[AdminContext, Principal]:
+    """The admin services and the caller, once it may use this endpoint; a refusal (401, 403) is audited."""
     state: AppState = request.app.state.interlock
     principal = None
     try:
         principal = await state.keys.authenticate(bearer_token(request))
+        # Checked before the body is read, so a caller without the right role never gets its input parsed.
         require_admin(principal, write=request.method != "GET")
     except GatewayError as exc:
         state.audit.record(
@@ -66,105 +51,72 @@ async def admin_state(request: Request) -> AppState:
             )
         )
         raise
-    return state
+    return AdminContext(state.settings, state.store, state.keys, state.governance, state.audit), principal
 
 
-async def audit_admin(state: AppState, action: str, target: str, **metadata: str | int | float | bool) -> None:
-    """Record an admin action; returns once it is committed and covered by a signed checkpoint."""
-    await state.audit.append(AuditEvent.admin(action, actor_id=None, actor_name="admin", target=target, **metadata))
+async def body(request: Request) -> dict[str, Any]:
+    """The JSON object in the body of an admin call."""
+    return parse_json(await read_body(request, MAX_BODY))
+
+
+def query(request: Request) -> dict[str, Any]:
+    """The query parameters of an admin call; an empty one counts as absent."""
+    return {name: value for name, value in request.query_params.items() if value}
+
+
+def key_view(key: KeyRecord) -> dict[str, Any]:
+    """A key as shown to admins: never the hash."""
+    view = asdict(key)
+    del view["hash"]
+    view["models"] = list(key.models)
+    view["status"] = services.key_status(key)
+    return view
+
+
+def listing(items: list[Any]) -> Response:
+    """A list of records as `{"object": "list", "data": [...]}`."""
+    return JSONResponse({"object": "list", "data": [asdict(i) for i in items]})
 
 
 async def create_key(request: Request) -> Response:
     """POST /admin/keys: create a key; the plaintext is in this response only."""
-    try:
-        state = await admin_state(request)
-        body = validate(KeyCreate, parse_json(await read_body(request, 64 * 1024)))
-        unknown = [m for m in body.models if not m.startswith("tag:") and m not in state.gateway.routes]
-        if unknown:
-            raise BadRequest(f"unknown model(s) in 'models': {', '.join(unknown)}", param="models")
-        expires = body.expires_at
-        if body.expires_in_days is not None:
-            expires = time.time() + body.expires_in_days * 86400
-        record, token = await state.keys.create(
-            body.name,
-            body.owner,
-            tuple(body.models),
-            expires,
-            restricted=body.restricted,
-            cache_ttl_s=body.cache_ttl_s,
-            team_id=body.team_id,
-            role=body.role,
-        )
-        await audit_admin(
-            state,
-            "key.create",
-            record.id,
-            name=record.name,
-            models=",".join(record.models),
-            team_id=record.team_id or "",
-            restricted=bool(record.residency),
-        )
-    except GatewayError as exc:
-        return error_response(exc)
-    return JSONResponse({**key_view(record), "key": token}, status_code=201)
+    ctx, actor = await caller(request)
+    created = await services.create_key(ctx, actor, validate(KeyCreate, await body(request)))
+    return JSONResponse({**key_view(created.record), "key": created.token}, status_code=201)
 
 
 async def list_keys(request: Request) -> Response:
     """GET /admin/keys."""
-    try:
-        state = await admin_state(request)
-    except GatewayError as exc:
-        return error_response(exc)
-    return JSONResponse({"object": "list", "data": [key_view(k) for k in await state.keys.list()]})
+    ctx, actor = await caller(request)
+    return JSONResponse({"object": "list", "data": [key_view(k) for k in await services.list_keys(ctx, actor)]})
 
 
 async def revoke_key(request: Request) -> Response:
     """POST /admin/keys/{key_id}/revoke."""
-    key_id = request.path_params["key_id"]
-    try:
-        state = await admin_state(request)
-        if not await state.keys.revoke(key_id):
-            raise NotFound(f"no active key with id '{key_id}'", code="key_not_found")
-        await audit_admin(state, "key.revoke", key_id)
-    except GatewayError as exc:
-        return error_response(exc)
+    ctx, actor = await caller(request)
+    await services.revoke_key(ctx, actor, key_id := request.path_params["key_id"])
     return JSONResponse({"id": key_id, "revoked": True})
 
 
 async def suspend_key(request: Request) -> Response:
-    """POST /admin/keys/{key_id}/suspend (body: {"reason": "..."}) and /resume: reversible."""
-    key_id, action = request.path_params["key_id"], request.url.path.rsplit("/", 1)[1]
-    try:
-        state = await admin_state(request)
-        if action == "suspend":
-            raw = await read_body(request, 64 * 1024)
-            reason = str(parse_json(raw).get("reason", "")) if raw else ""
-            done = await state.keys.suspend(key_id, reason or "by an admin")
-        else:
-            done = await state.keys.resume(key_id)
-        if not done:
-            raise NotFound(f"no key with id '{key_id}'", code="key_not_found")
-        await audit_admin(state, f"key.{action}", key_id)
-    except GatewayError as exc:
-        return error_response(exc)
-    return JSONResponse({"id": key_id, "suspended": action == "suspend"})
+    """POST /admin/keys/{key_id}/suspend (body, optional: {"reason": "..."}): reversible."""
+    ctx, actor = await caller(request)
+    raw = await read_body(request, MAX_BODY)
+    spec = validate(KeySuspend, parse_json(raw)) if raw else KeySuspend()
+    await services.suspend_key(ctx, actor, key_id := request.path_params["key_id"], spec)
+    return JSONResponse({"id": key_id, "suspended": True})
+
+
+async def resume_key(request: Request) -> Response:
+    """POST /admin/keys/{key_id}/resume: lift a suspension."""
+    ctx, actor = await caller(request)
+    await services.resume_key(ctx, actor, key_id := request.path_params["key_id"])
+    return JSONResponse({"id": key_id, "suspended": False})
 
 
 async def spend(request: Request) -> Response:
-    """GET /admin/spend?group=key|model|day&since=EPOCH."""
-    try:
-        state = await admin_state(request)
-        group = request.query_params.get("group", "model")
-        if group not in ("org", "team", "key", "model", "day"):
-            raise BadRequest("'group' must be one of: org, team, key, model, day", param="group")
-        since_raw = request.query_params.get("since")
-        try:
-            since = float(since_raw) if since_raw else None
-        except ValueError:
-            raise BadRequest("'since' must be epoch seconds", param="since") from None
-        await state.store.flush()
-        rows = await state.store.spend(group, since)  # type: ignore[arg-type]
-    except GatewayError as exc:
-        return error_response(exc)
-    summary = savings_summary(rows, state.settings.governance.reference_model)
-    return JSONResponse({"object": "list", "group": group, "data": [asdict(r) for r in rows], "summary": summary})
+    """GET /admin/spend?group=org|team|key|model|day&since=EPOCH."""
+    ctx, actor = await caller(request)
+    report = await services.spend_report(ctx, actor, validate(SpendQuery, query(request)))
+    data = [asdict(r) for r in report.rows]
+    return JSONResponse({"object": "list", "group": report.group, "data": data, "summary": report.summary})

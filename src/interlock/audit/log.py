@@ -60,6 +60,7 @@ from interlock.audit.chain import (
     redact,
     verify_log,
 )
+from interlock.background import Periodic
 
 __all__ = [
     "GENESIS",
@@ -179,7 +180,12 @@ class AuditLog:
         self._clock = clock
         self._key: Ed25519PrivateKey | None = None
         self._executor: ThreadPoolExecutor | None = None
-        self._timer: asyncio.Task[None] | None = None
+        self._timer = Periodic(
+            self.checkpoint,
+            checkpoint_interval_s,
+            name="interlock-audit-checkpoints",
+            failure="audit checkpoint failed",
+        )
         self._lock = threading.Lock()
         self._pending: list[tuple[AuditEvent, Future[AuditEntry]]] = []
 
@@ -192,8 +198,7 @@ class AuditLog:
             self._executor.shutdown()
             self._executor = None
             raise
-        if self._interval > 0:
-            self._timer = asyncio.create_task(self._tick(), name="interlock-audit-checkpoints")
+        self._timer.start()  # none with an interval of 0: checkpoints then come by count, admin action and close
 
     async def append(self, event: AuditEvent) -> AuditEntry:
         """Write `event` as the next entry; an admin action is also checkpointed before this returns."""
@@ -224,11 +229,7 @@ class AuditLog:
         """Write a final checkpoint and close the store."""
         if self._executor is None:
             return
-        if self._timer is not None:
-            self._timer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._timer
-            self._timer = None
+        await self._timer.close()
         try:
             await self._run(self._checkpoint_sync)
         finally:
@@ -245,14 +246,6 @@ class AuditLog:
 
     async def _run(self, fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
         return await asyncio.wrap_future(self._require_open().submit(fn, *args, **kwargs))
-
-    async def _tick(self) -> None:
-        while True:
-            await asyncio.sleep(self._interval)
-            try:
-                await self.checkpoint()
-            except Exception:
-                log.exception("audit checkpoint failed")
 
     def _open_sync(self) -> None:
         self._store.open()

@@ -8,8 +8,6 @@ revocations through this process's admin API take effect at once.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import hashlib
 import hmac
 import logging
@@ -20,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from interlock.background import Periodic
 from interlock.errors import BadRequest, Forbidden, Unauthorized
 from interlock.store.records import KeyRecord, TeamRecord
 
@@ -110,33 +109,25 @@ class Keys:
         self._admin_hash = hash_key(admin_token)
         self._by_hash: dict[str, KeyRecord] = {}
         self._team_org: dict[str, str] = {}
-        self._refresh_interval = refresh_interval
-        self._task: asyncio.Task[None] | None = None
+        self._refresher = Periodic(
+            self.refresh,
+            refresh_interval,
+            name="interlock-key-refresh",
+            failure="key cache refresh failed; keeping the previous cache",
+        )
 
     async def start(self) -> None:
         """Load the cache and keep it fresh."""
-        await self.refresh()
-        self._task = asyncio.create_task(self._refresh_loop(), name="interlock-key-refresh")
+        await self._refresher.begin()
 
     async def close(self) -> None:
         """Stop refreshing."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await self._refresher.close()
 
     async def refresh(self) -> None:
         """Reload every key (and which org each team belongs to) from the store."""
         self._team_org = {t.id: t.org_id for t in await self._store.list_teams()}
         self._by_hash = {k.hash: k for k in await self._store.list_keys()}
-
-    async def _refresh_loop(self) -> None:
-        while True:
-            await asyncio.sleep(self._refresh_interval)
-            try:
-                await self.refresh()
-            except Exception:
-                log.exception("key cache refresh failed; keeping the previous cache")
 
     async def authenticate(self, token: str | None) -> Principal:
         """The principal for a presented token; 401 if missing, unknown, expired or revoked."""

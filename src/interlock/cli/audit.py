@@ -12,18 +12,16 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from interlock.audit.log import verify_home
 from interlock.audit.chain import AuditStore
-from interlock.settings import Settings
+from interlock.audit.log import verify_home
 from interlock.audit.stores import open_audit_store
+from interlock.cli.options import ConfigOption, settings_or_exit
+from interlock.settings import Settings
 
 app = typer.Typer(help="Verify and list the tamper-evident audit log.", no_args_is_help=True)
-ConfigOption = Annotated[Path | None, typer.Option("--config", "-c", help="TOML config file")]
 
 
 def _open(config: Path | None) -> tuple[Settings, AuditStore]:
-    from interlock.cli.main import settings_or_exit
-
     settings = settings_or_exit(config)
     store = open_audit_store(settings)
     store.open()

@@ -1,50 +1,21 @@
-"""`interlock keys create|list|revoke`: virtual keys, managed in the store directly.
-
-A running server sees new keys at once and revocations within `store.key_refresh_interval_s`.
-"""
+"""`interlock keys create|list|revoke|suspend|resume`: virtual keys, through the admin services."""
 
 from __future__ import annotations
 
-import asyncio
-import getpass
-import time
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from interlock.audit.log import AuditEvent, AuditLog
-from interlock.auth.keys import Keys
-from interlock.settings import Settings
-from interlock.audit.stores import open_audit_store
-from interlock.store import Store, open_store
+from interlock import admin
+from interlock.admin import KeyCreate, KeySuspend
+from interlock.cli.options import ConfigOption, spec
+from interlock.cli.services import call
 
-app = typer.Typer(help="Create, list and revoke virtual keys.", no_args_is_help=True)
-ConfigOption = Annotated[Path | None, typer.Option("--config", "-c", help="TOML config file")]
-
-
-def _keys(config: Path | None) -> tuple[Keys, Store, Settings]:
-    from interlock.cli.main import settings_or_exit
-
-    settings = settings_or_exit(config)
-    store = open_store(settings)
-    store.open_sync()
-    # The admin token is irrelevant here: the CLI never authenticates callers.
-    return Keys(store, admin_token=""), store, settings
-
-
-async def _audited(settings: Settings, action: str, target: str, **metadata: str | bool) -> None:
-    """Record a key change made from the command line in the audit log."""
-    log = AuditLog(open_audit_store(settings), settings.audit_dir())
-    await log.open()
-    try:
-        actor = f"cli:{getpass.getuser()}"
-        await log.append(AuditEvent.admin(action, actor_id=None, actor_name=actor, target=target, **metadata))
-    finally:
-        await log.close()
+app = typer.Typer(help="Create, list, revoke and suspend virtual keys.", no_args_is_help=True)
+KeyId = Annotated[str, typer.Argument(help="The key's id (key_...)")]
 
 
 def _when(ts: float | None) -> str:
@@ -62,72 +33,74 @@ def create(
     expires_in_days: Annotated[float | None, typer.Option(help="Expire after this many days")] = None,
     restricted: Annotated[bool, typer.Option(help="Data residency: only local/sovereign deployments")] = False,
     cache_ttl: Annotated[int, typer.Option(help="Cache identical requests for this many seconds (0 = off)")] = 0,
+    team: Annotated[str | None, typer.Option(help="The team the key belongs to (team_...; budgets roll up)")] = None,
     admin_read: Annotated[
         bool, typer.Option(help="May read the admin API (keys, spend, budgets); not change it")
     ] = False,
     config: ConfigOption = None,
 ) -> None:
     """Create a key and print it (it is shown only once)."""
-    keys, store, settings = _keys(config)
-    expires = time.time() + expires_in_days * 86400 if expires_in_days else None
-    try:
-        record, token = asyncio.run(
-            keys.create(
-                name,
-                owner,
-                tuple(model or ()),
-                expires,
-                restricted=restricted,
-                cache_ttl_s=cache_ttl,
-                role="admin_read" if admin_read else "",
-            )
-        )
-        asyncio.run(_audited(settings, "key.create", record.id, name=name, models=",".join(record.models)))
-    finally:
-        store.close_sync()
-    console = Console()
-    console.print(f"Created key [bold]{record.id}[/bold] ({record.name}). Store it now; it is not shown again:")
-    typer.echo(token)
+    body = spec(
+        KeyCreate,
+        name=name,
+        owner=owner,
+        models=model or [],
+        expires_in_days=expires_in_days,
+        restricted=restricted,
+        cache_ttl_s=cache_ttl,
+        team_id=team,
+        role="admin_read" if admin_read else "",
+    )
+    created = call(config, lambda ctx, actor: admin.create_key(ctx, actor, body))
+    Console().print(
+        f"Created key [bold]{created.record.id}[/bold] ({created.record.name}). Store it now; it is not shown again:"
+    )
+    typer.echo(created.token)
 
 
 @app.command("list")
 def list_keys(config: ConfigOption = None) -> None:
     """List keys (never the keys themselves)."""
-    keys, store, _ = _keys(config)
-    try:
-        records = asyncio.run(keys.list())
-    finally:
-        store.close_sync()
+    records = call(config, admin.list_keys)
     table = Table(title="Virtual keys")
-    for col in ("id", "name", "owner", "prefix", "models", "created", "expires", "status"):
+    for col in ("id", "name", "owner", "team", "prefix", "models", "created", "expires", "status"):
         table.add_column(col)
-    now = time.time()
     for k in records:
-        status = "revoked" if k.revoked_at else "expired" if k.expires_at and k.expires_at <= now else "active"
         table.add_row(
             k.id,
             k.name,
             k.owner,
+            k.team_id or "-",
             k.prefix + "...",
             ", ".join(k.models) or "all",
             _when(k.created_at),
             _when(k.expires_at),
-            status,
+            admin.key_status(k),
         )
     Console().print(table)
 
 
 @app.command()
-def revoke(key_id: Annotated[str, typer.Argument(help="The key's id (key_...)")], config: ConfigOption = None) -> None:
+def revoke(key_id: KeyId, config: ConfigOption = None) -> None:
     """Revoke a key."""
-    keys, store, settings = _keys(config)
-    try:
-        done = asyncio.run(keys.revoke(key_id))
-        if done:
-            asyncio.run(_audited(settings, "key.revoke", key_id))
-    finally:
-        store.close_sync()
-    if not done:
-        Console(stderr=True).print(f"[red]no active key with id {key_id}[/red]")
-        raise typer.Exit(1)
+    call(config, lambda ctx, actor: admin.revoke_key(ctx, actor, key_id))
     Console().print(f"Revoked {key_id}.")
+
+
+@app.command()
+def suspend(
+    key_id: KeyId,
+    reason: Annotated[str, typer.Option(help="Why (shown to the key's callers)")] = "",
+    config: ConfigOption = None,
+) -> None:
+    """Suspend a key until it is resumed."""
+    body = spec(KeySuspend, reason=reason)
+    call(config, lambda ctx, actor: admin.suspend_key(ctx, actor, key_id, body))
+    Console().print(f"Suspended {key_id}.")
+
+
+@app.command()
+def resume(key_id: KeyId, config: ConfigOption = None) -> None:
+    """Lift a key's suspension."""
+    call(config, lambda ctx, actor: admin.resume_key(ctx, actor, key_id))
+    Console().print(f"Resumed {key_id}.")

@@ -1,39 +1,29 @@
-"""The `interlock` command: serve, chat, keys, models, spend, version."""
+"""The `interlock` command: serve, chat, keys, orgs, teams, budgets, limits, models, spend, audit, version."""
 
 from __future__ import annotations
 
 import logging
 import os
-from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
 from interlock import __version__
-from interlock.cli import audit, chat, keys, models, router, spend
-from interlock.settings import ConfigError, Settings, load_settings
+from interlock.cli import audit, chat, keys, limits, models, orgs, router, spend
+from interlock.cli.options import ConfigOption, fail, settings_or_exit
+from interlock.settings import ConfigError
 
 app = typer.Typer(help="Interlock: a self-hosted AI gateway.", no_args_is_help=True, add_completion=False)
 app.add_typer(keys.app, name="keys")
+app.add_typer(orgs.orgs, name="orgs")
+app.add_typer(orgs.teams, name="teams")
+app.add_typer(limits.budgets, name="budgets")
+app.add_typer(limits.limits, name="limits")
 app.add_typer(audit.app, name="audit")
 app.add_typer(router.app, name="router")
 app.command("chat")(chat.chat)
 app.command("models")(models.models)
 app.command("spend")(spend.spend)
-
-ConfigOption = Annotated[
-    Path | None, typer.Option("--config", "-c", help="TOML config file (default: $INTERLOCK_CONFIG)")
-]
-
-
-def settings_or_exit(config: Path | None) -> Settings:
-    """Load settings, or print the config error and exit 2."""
-    try:
-        return load_settings(config)
-    except ConfigError as exc:
-        Console(stderr=True).print(f"[red]{exc}[/red]", highlight=False)
-        raise typer.Exit(2) from None
 
 
 @app.command()
@@ -58,8 +48,7 @@ def serve(
     try:
         application = create_app(settings)
     except ConfigError as exc:
-        Console(stderr=True).print(f"[red]{exc}[/red]", highlight=False)
-        raise typer.Exit(2) from None
+        raise fail(str(exc), 2) from None
     uvicorn.run(
         application,
         host=host or settings.server.host,

@@ -2,22 +2,17 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Annotated
-
-import typer
 from rich.console import Console
 from rich.table import Table
 
+from interlock.cli.options import ConfigOption, settings_or_exit
 from interlock.gateway.pricing import resolve_price
 
 
 def models(
-    config: Annotated[Path | None, typer.Option("--config", "-c", help="TOML config file")] = None,
+    config: ConfigOption = None,
 ) -> None:
     """List model aliases with provider, tags and price per 1M tokens."""
-    from interlock.cli.main import settings_or_exit
-
     settings = settings_or_exit(config)
     table = Table(title=f"Models ({settings.source})")
     for col in (

@@ -1,22 +1,21 @@
-"""`interlock spend`: the ledger as a table by key, model or day, or as JSON."""
+"""`interlock spend`: the ledger as a table by org, team, key, model or day, or as JSON."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 from dataclasses import asdict
 from decimal import Decimal
-from pathlib import Path
 from typing import Annotated, Literal
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from interlock.gateway.pricing import savings_summary
-from interlock.store import open_store
-from interlock.store.records import SpendRow
+from interlock import admin
+from interlock.admin import SpendQuery
+from interlock.cli.options import ConfigOption
+from interlock.cli.services import call
 
 
 def dollars(micros: int) -> str:
@@ -31,22 +30,14 @@ def spend(
     ] = "model",
     days: Annotated[float | None, typer.Option(help="Only the last N days")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table")] = False,
-    config: Annotated[Path | None, typer.Option("--config", "-c", help="TOML config file")] = None,
+    config: ConfigOption = None,
 ) -> None:
     """Show spend from the ledger."""
-    from interlock.cli.main import settings_or_exit
-
-    settings = settings_or_exit(config)
-    store = open_store(settings)
-    store.open_sync()
-    try:
-        since = time.time() - days * 86400 if days else None
-        rows: list[SpendRow] = asyncio.run(store.spend(by, since))
-    finally:
-        store.close_sync()
+    query = SpendQuery(group=by, since=time.time() - days * 86400 if days else None)
+    report = call(config, lambda ctx, actor: admin.spend_report(ctx, actor, query))
+    rows = report.rows
     if as_json:
-        summary = savings_summary(rows, settings.governance.reference_model)
-        typer.echo(json.dumps({"group": by, "data": [asdict(r) for r in rows], "summary": summary}, indent=2))
+        typer.echo(json.dumps({"group": by, "data": [asdict(r) for r in rows], "summary": report.summary}, indent=2))
         return
     table = Table(title=f"Spend by {by}")
     for col in (by, "requests", "errors", "prompt tokens", "completion tokens", "cost"):
@@ -61,7 +52,6 @@ def spend(
             f"{r.completion_tokens:,}",
             dollars(r.cost_micros),
         )
-    total = sum(r.cost_micros for r in rows)
     table.add_section()
     table.add_row(
         "total",
@@ -69,8 +59,8 @@ def spend(
         str(sum(r.errors for r in rows)),
         f"{sum(r.prompt_tokens for r in rows):,}",
         f"{sum(r.completion_tokens for r in rows):,}",
-        dollars(total),
+        dollars(sum(r.cost_micros for r in rows)),
     )
     console = Console()
     console.print(table)
-    console.print(savings_summary(rows, settings.governance.reference_model)["text"])
+    console.print(report.summary["text"])

@@ -10,8 +10,6 @@ per replica.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import time
 from dataclasses import dataclass
@@ -19,6 +17,7 @@ from typing import Protocol
 
 from interlock.audit.log import AuditEvent, AuditLog
 from interlock.auth.keys import Keys
+from interlock.background import Periodic
 
 log = logging.getLogger(__name__)
 
@@ -72,28 +71,18 @@ class VelocityGuard:
     ) -> None:
         self._store, self._keys, self._audit = store, keys, audit
         self.factor, self.min_micros, self.history, self.suspend = factor, min_micros, history_min, suspend
-        self._interval = interval_s
         self._alerted: set[tuple[str, int]] = set()
-        self._task: asyncio.Task[None] | None = None
+        self._checker = Periodic(
+            self.check, interval_s, name="interlock-velocity-guard", failure="spend-velocity check failed"
+        )
 
     def start(self) -> None:
         """Run checks in the background."""
-        self._task = asyncio.create_task(self._loop(), name="interlock-velocity-guard")
+        self._checker.start()
 
     async def close(self) -> None:
         """Stop checking."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-
-    async def _loop(self) -> None:
-        while True:
-            await asyncio.sleep(self._interval)
-            try:
-                await self.check()
-            except Exception:
-                log.exception("spend-velocity check failed")
+        await self._checker.close()
 
     async def check(self, now: float | None = None) -> list[Alert]:
         """Look at the last complete minute; audit (and suspend) every spiking key."""

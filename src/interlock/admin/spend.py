@@ -1,0 +1,37 @@
+"""The spend report: the ledger grouped by org, team, key, model or day, with the savings summary."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from interlock.admin.context import AdminContext
+from interlock.auth.keys import Principal, require_admin
+from interlock.gateway.pricing import savings_summary
+from interlock.store.records import SpendGroup, SpendRow
+
+
+class SpendQuery(BaseModel):
+    """What to report (the query of GET /admin/spend)."""
+
+    group: SpendGroup = "model"
+    since: float | None = Field(default=None, description="only requests from this epoch second on")
+
+
+@dataclass(frozen=True, slots=True)
+class SpendReport:
+    """Spend per group, most expensive first, and what the same traffic would have cost at the reference model."""
+
+    group: SpendGroup
+    rows: list[SpendRow]
+    summary: dict[str, Any]
+
+
+async def spend_report(ctx: AdminContext, actor: Principal, query: SpendQuery) -> SpendReport:
+    """Spend from the ledger, counting every request answered so far."""
+    require_admin(actor, write=False)
+    await ctx.store.flush()
+    rows = await ctx.store.spend(query.group, query.since)
+    return SpendReport(query.group, rows, savings_summary(rows, ctx.settings.governance.reference_model))
