@@ -47,6 +47,9 @@ def wait_http(
 
 
 FAKE_CONFIG = """
+[plugins]
+modules = ["interlock.testing.fake"]  # the fake provider is not a production entry point
+
 [store]
 flush_interval_ms = 5
 

@@ -29,7 +29,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("engines",),
     ("store",),
 ]
-GROUND = ("types", "errors", "settings", "plugins", "__init__")
+GROUND = ("types", "errors", "settings", "plugins", "background", "__init__")
 
 
 def _rank() -> dict[str, int]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from interlock.gateway.settlement import new_request_id
+from interlock.gateway.context import new_request_id
 
 
 def test_request_ids_are_unique_and_fixed_width() -> None:

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import aiohttp
@@ -23,21 +23,24 @@ from interlock.api.hotpaths import HotPaths
 from interlock.api.http import JSONResponse, error_response
 from interlock.api.openapi import openapi_document
 from interlock.api.state import AppState
-from interlock.errors import BadRequest, GatewayError, NotFound
-from interlock.gateway.pipeline import Gateway
 from interlock.audit.log import AuditLog
-from interlock.governance.counters import open_counters
-from interlock.governance.admission import Governance
+from interlock.audit.stores import open_audit_store
 from interlock.auth.keys import Keys, load_admin_key
-from interlock.governance.velocity import VelocityGuard
+from interlock.errors import BadRequest, GatewayError, NotFound
+from interlock.gateway.context import RequestContext
+from interlock.gateway.gateway import Gateway
 from interlock.gateway.pricing import reference_price
-from interlock.providers.base import Provider, ProviderContext
 from interlock.gateway.routes import build_routes
+from interlock.gateway.settlement import TokenCounter
+from interlock.gateway.stages import Admission, Background, Cache, DenialAudit, Ledger, Residency
+from interlock.governance.admission import Governance
+from interlock.governance.counters import open_counters
+from interlock.governance.velocity import VelocityGuard
+from interlock.plugins.hooks import Hook
+from interlock.providers.base import Provider, ProviderContext
 from interlock.routing.cache import open_cache
 from interlock.routing.deployments import ModelRoute
 from interlock.settings import Settings
-from interlock.gateway.settlement import Settlement
-from interlock.audit.stores import open_audit_store
 from interlock.store import open_store
 
 log = logging.getLogger(__name__)
@@ -110,7 +113,9 @@ class _HttpSessions:
             await self.session.close()
 
 
-def _lifespan(settings: Settings, routes: dict[str, ModelRoute], http: _HttpSessions) -> Any:
+def _lifespan(
+    settings: Settings, routes: dict[str, ModelRoute], http: _HttpSessions, hooks: Sequence[Hook[RequestContext]]
+) -> Any:
     providers = {d.name: d.provider for r in routes.values() for d in r.deployments}
 
     @contextlib.asynccontextmanager
@@ -130,20 +135,29 @@ def _lifespan(settings: Settings, routes: dict[str, ModelRoute], http: _HttpSess
         cache = open_cache(settings.cache.url, settings.cache.max_entries)
         governance = Governance(
             store,
-            open_counters(settings.governance.redis_url, settings.governance.redis_prefix),
+            open_counters(
+                settings.governance.redis_url, settings.governance.redis_prefix, settings.governance.rate_limit_window_s
+            ),
             refresh_s=settings.governance.refresh_s,
             reservation_ttl_s=settings.governance.reservation_ttl_s,
             default_output_cap=settings.governance.output_cap,
         )
         await governance.start()
-        settlement = Settlement(store.record_usage, _fallback_counter(routes), reference_price(settings), governance)
+        background = Background()
+        counter = TokenCounter(_fallback_counter(routes))
         gateway = Gateway(
             routes,
             settings.routing,
-            settlement,
+            counter,
+            input_hooks=[h for h in hooks if h.phase == "input"],
+            policy_hooks=[
+                Residency(),
+                *(h for h in hooks if h.phase == "policy"),
+                Cache(cache, background),
+                Admission(governance, counter, background),
+            ],
+            output_hooks=[Ledger(store.record_usage, reference_price(settings)), DenialAudit(audit)],
             first_token_timeout=settings.server.first_token_timeout,
-            cache=cache,
-            governance=governance,
         )
         g = settings.governance
         velocity = VelocityGuard(
@@ -168,7 +182,7 @@ def _lifespan(settings: Settings, routes: dict[str, ModelRoute], http: _HttpSess
             await asyncio.gather(*(p.close() for p in providers.values()), return_exceptions=True)
             await velocity.close()
             await http.close()
-            await settlement.drain()
+            await background.drain()
             await governance.close()
             await cache.close()
             await keys.close()
@@ -194,8 +208,13 @@ async def _server_error(request: Request, exc: Exception) -> Response:
     return error_response(GatewayError("internal error; the details are in the server log"))
 
 
-def create_app(settings: Settings) -> HotPaths:
-    """The gateway as an ASGI app. Config errors raise here; services start in the lifespan."""
+def create_app(settings: Settings, hooks: Sequence[Hook[RequestContext]] = ()) -> HotPaths:
+    """The gateway as an ASGI app. Config errors raise here; services start in the lifespan.
+
+    `hooks` join the request path of every model endpoint (see `interlock.plugins.hooks`): those of
+    phase "input" first, before routing and residency; those of phase "policy" after residency and
+    before the cache and governance. Their `on_batch`, `after` and `finish` run in the same order.
+    """
     http = _HttpSessions()
     models = build_routes(settings, ProviderContext(settings=settings, http=http))
     endpoints = [
@@ -208,7 +227,7 @@ def create_app(settings: Settings) -> HotPaths:
         Route("/admin/keys", admin.list_keys, methods=["GET"]),
         Route("/admin/keys/{key_id}/revoke", admin.revoke_key, methods=["POST"]),
         Route("/admin/keys/{key_id}/suspend", admin.suspend_key, methods=["POST"]),
-        Route("/admin/keys/{key_id}/resume", admin.suspend_key, methods=["POST"]),
+        Route("/admin/keys/{key_id}/resume", admin.resume_key, methods=["POST"]),
         Route("/admin/spend", admin.spend, methods=["GET"]),
         Route("/admin/orgs", governance_api.create_org, methods=["POST"]),
         Route("/admin/orgs", governance_api.list_orgs, methods=["GET"]),
@@ -226,8 +245,8 @@ def create_app(settings: Settings) -> HotPaths:
     ]
     app = Starlette(
         routes=endpoints,
-        lifespan=_lifespan(settings, models, http),
-        exception_handlers={HTTPException: _http_error, Exception: _server_error},
+        lifespan=_lifespan(settings, models, http, hooks),
+        exception_handlers={HTTPException: _http_error, GatewayError: admin.gateway_error, Exception: _server_error},
     )
     hot = {
         ("POST", "/v1/chat/completions"): openai.chat_completions,

@@ -11,6 +11,21 @@ from typing import Any
 
 from pydantic import ValidationError
 
+__all__ = [
+    "BadRequest",
+    "BudgetExceeded",
+    "Forbidden",
+    "GatewayError",
+    "NotFound",
+    "PayloadTooLarge",
+    "RateLimited",
+    "Unauthorized",
+    "Unavailable",
+    "UpstreamError",
+    "UpstreamTimeout",
+    "describe_validation_error",
+]
+
 # Anthropic names its error types differently; map by HTTP status.
 _ANTHROPIC_TYPES = {
     400: "invalid_request_error",

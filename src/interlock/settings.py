@@ -3,24 +3,46 @@
 Precedence: built-in defaults < the TOML file (`--config` or `INTERLOCK_CONFIG`) < environment
 variables of the form `INTERLOCK_<SECTION>__<KEY>` (for example `INTERLOCK_SERVER__PORT=9000`).
 An invalid config stops the start with a message naming the file, the key and the problem.
+
+A model's table holds the keys every deployment has (this module's `ModelSettings`) and the options of
+its provider plugin, which this module keeps as data: `interlock.plugins` validates them at startup
+against the plugin's own `Options` model. Nothing here knows a plugin by name.
 """
 
 from __future__ import annotations
 
 import os
 import tomllib
+from collections.abc import Sequence
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 
 DEFAULT_CHAT_ALIAS = "smollm2"
 DEFAULT_EMBEDDING_ALIAS = "minilm"
 
+OptionsT = TypeVar("OptionsT", bound=BaseModel)
+
 
 class ConfigError(Exception):
     """The configuration cannot be used; the message names the source, the key and the problem."""
+
+    @classmethod
+    def of(cls, source: str, problems: Sequence[str]) -> ConfigError:
+        """`invalid config in SOURCE:`, then one indented `key.path: problem` line per problem."""
+        return cls("\n".join([f"invalid config in {source}:", *(f"  {p}" for p in problems)]))
+
+
+def describe_errors(exc: ValidationError, at: Sequence[str | int] = ()) -> list[str]:
+    """One `key.path: problem` per error in `exc`, its keys under `at` (the table that was validated)."""
+    lines = []
+    for err in exc.errors(include_url=False):
+        key = ".".join(str(p) for p in (*at, *err["loc"])) or "(top level)"
+        problem = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
+        lines.append(f"{key}: {problem}")
+    return lines
 
 
 class _Strict(BaseModel):
@@ -40,12 +62,14 @@ class ServerSettings(_Strict):
 
 
 class StoreSettings(_Strict):
-    """Where keys and the ledger live, and how often the ledger is flushed."""
+    """Where keys and the ledger live, how often the ledger is flushed, and how long SQLite waits for a lock."""
 
     url: str = ""  # empty: sqlite:///<home>/interlock.db
     flush_interval_ms: int = Field(default=100, ge=1, le=10_000)
     flush_max_rows: int = Field(default=512, ge=1)
     key_refresh_interval_s: float = Field(default=2.0, gt=0)
+    # How long a SQLite connection waits for another writer's lock before it fails ("database is locked").
+    busy_timeout_ms: int = Field(default=30_000, ge=0)
 
 
 class EngineSettings(_Strict):
@@ -75,6 +99,7 @@ class GovernanceSettings(_Strict):
     redis_prefix: str = "interlock:"  # key prefix, so several deployments can share one Redis
     output_cap: int = Field(default=4096, ge=1)  # max_tokens assumed (and enforced) when a budgeted request sets none
     reservation_ttl_s: int = Field(default=900, ge=1)  # a reservation held by a dead replica expires after this
+    rate_limit_window_s: float = Field(default=60.0, gt=0)  # RPM/TPM windows; shorter only for tests
     refresh_s: float = Field(default=2.0, gt=0)  # how often budgets and limits are re-read from the store
     reference_model: str = "gpt-4o"  # priced with genai-prices for the savings report; "" to turn off
     velocity_factor: float = Field(default=10.0, gt=1)  # alert when a key's minute is this many times its norm
@@ -120,53 +145,56 @@ class RouterSettings(_Strict):
         return self
 
 
-class DeploymentSettings(_Strict):
-    """One place an alias is served; unset fields inherit from the alias."""
+class DeploymentSettings(BaseModel):
+    """One place an alias is served; unset fields inherit from the alias.
+
+    Keys not defined here are the provider's options (validated by its plugin at startup).
+    """
+
+    model_config = ConfigDict(extra="allow", frozen=True)
 
     provider: str
     model: str = ""
     base_url: str | None = None
-    api_key_env: str | None = None
-    path: str | None = None
-    headers: dict[str, str] = Field(default_factory=dict)
     price_input_per_mtok: Decimal | None = Field(default=None, ge=0)
     price_output_per_mtok: Decimal | None = Field(default=None, ge=0)
     tags: list[str] = Field(default_factory=list)
     weight: float = Field(default=1.0, gt=0)
     priority: int = Field(default=0, ge=0)  # lower is preferred; higher priorities are fallbacks
 
+    @model_validator(mode="after")
+    def _no_alias_keys(self) -> DeploymentSettings:
+        # A key of the alias (mode, fallbacks, ...) would otherwise pass as a provider option unchecked.
+        alias_only = sorted(set(self.model_extra or ()) & set(ModelSettings.model_fields))
+        if alias_only:
+            raise ValueError(f"set {', '.join(map(repr, alias_only))} on the model, not on one deployment")
+        return self
 
-class ModelSettings(_Strict):
+
+class ModelSettings(BaseModel):
     """One model alias: where it runs, what it costs, what it can do.
 
     An alias is served by its own `provider` fields, or by a list of `deployments` (balanced, with
-    failover), and may name `fallbacks`: other aliases tried when all its deployments fail.
+    failover), and may name `fallbacks`: other aliases tried when all its deployments fail. Keys not
+    defined here are provider options: `plugin_options()` reads them through the provider plugin's model.
     """
+
+    model_config = ConfigDict(extra="allow", frozen=True)
 
     provider: str = ""
     model: str = ""  # upstream model name; defaults to the alias
     mode: Literal["chat", "embedding"] = "chat"
-    base_url: str | None = None
-    api_key_env: str | None = None
-    path: str | None = None  # GGUF file (local chat) or model folder (local embeddings)
+    base_url: str | None = None  # the upstream's address; pricing also reads it to find the catalog entry
     price_input_per_mtok: Decimal | None = Field(default=None, ge=0)
     price_output_per_mtok: Decimal | None = Field(default=None, ge=0)
     context_window: int | None = Field(default=None, ge=1)
     tags: list[str] = Field(default_factory=list)
-    headers: dict[str, str] = Field(default_factory=dict)
     deployments: list[DeploymentSettings] = Field(default_factory=list)
     fallbacks: list[str] = Field(default_factory=list)
     weight: float = Field(default=1.0, gt=0)
     priority: int = Field(default=0, ge=0)
     cache_ttl_s: int = Field(default=0, ge=0)  # response cache for this alias; 0 = off
     router: RouterSettings | None = None
-
-    @field_validator("api_key_env")
-    @classmethod
-    def _env_name(cls, v: str | None) -> str | None:
-        if v is not None and (not v or not v.replace("_", "").isalnum()):
-            raise ValueError("must be the *name* of an environment variable, such as OPENAI_API_KEY")
-        return v
 
     @model_validator(mode="after")
     def _check_target(self) -> ModelSettings:
@@ -175,26 +203,45 @@ class ModelSettings(_Strict):
             raise ValueError("needs 'provider', a list of 'deployments', or a 'router'")
         if targets > 1:
             raise ValueError("set one of 'provider', 'deployments' or 'router'")
-        if self.router is not None:
-            return self
-        for d in self.deployment_settings():
-            if d.provider in ("openai_compatible", "anthropic") and not d.base_url:
-                raise ValueError(f"provider '{d.provider}' needs 'base_url'")
         return self
 
     def deployment_settings(self) -> list[ModelSettings]:
-        """Each deployment as a self-contained ModelSettings (the alias's own fields when it has none)."""
+        """Each deployment as a self-contained ModelSettings (the alias's own fields when it has none).
+
+        A deployment inherits what it leaves unset; its tags add to the alias's, and a table-valued
+        provider option (such as `headers`) merges with the alias's, the deployment's entries winning.
+        """
         if self.router is not None:
             return []
         if not self.deployments:
             return [self]
         out = []
+        inherited = self.model_extra or {}
         for d in self.deployments:
             fields = d.model_dump(exclude_unset=True)
             fields["tags"] = [*self.tags, *d.tags]
-            fields["headers"] = {**self.headers, **d.headers}
+            for key, value in (d.model_extra or {}).items():
+                if isinstance(value, dict) and isinstance(inherited.get(key), dict):
+                    fields[key] = {**inherited[key], **value}
             out.append(self.model_copy(update={**fields, "deployments": [], "fallbacks": []}))
         return out
+
+    def plugin_options(self, schema: type[OptionsT]) -> OptionsT:
+        """This deployment's provider options, validated by the provider plugin's `schema`.
+
+        `schema` sees the keys the shared model does not define, and any shared key it declares itself
+        and the table sets (so a provider can require `base_url`, which pricing reads too).
+        """
+        data = dict(self.model_extra or {})
+        for name in schema.model_fields.keys() & type(self).model_fields.keys() & self.model_fields_set:
+            data[name] = getattr(self, name)
+        return schema.model_validate(data)
+
+
+class PluginSettings(_Strict):
+    """Python modules imported at startup, before plugin options are validated, so they can register plugins."""
+
+    modules: list[str] = Field(default_factory=list)
 
 
 def _default_models() -> dict[str, ModelSettings]:
@@ -228,6 +275,7 @@ class Settings(_Strict):
     cache: CacheSettings = Field(default_factory=CacheSettings)
     governance: GovernanceSettings = Field(default_factory=GovernanceSettings)
     audit: AuditSettings = Field(default_factory=AuditSettings)
+    plugins: PluginSettings = Field(default_factory=PluginSettings)
     models: dict[str, ModelSettings] = Field(default_factory=_default_models)
     source: str = "<defaults>"
     # From INTERLOCK_ADMIN_KEY only (never from the file); unset: generated under `home`.
@@ -281,15 +329,6 @@ def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _format_error(source: str, exc: ValidationError) -> str:
-    lines = [f"invalid config in {source}:"]
-    for err in exc.errors(include_url=False):
-        key = ".".join(str(p) for p in err["loc"]) or "(top level)"
-        problem = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
-        lines.append(f"  {key}: {problem}")
-    return "\n".join(lines)
-
-
 def load_settings(path: str | os.PathLike[str] | None = None, environ: dict[str, str] | None = None) -> Settings:
     """Load settings from `path` (or `INTERLOCK_CONFIG`), then apply environment overrides."""
     env = dict(os.environ if environ is None else environ)
@@ -318,4 +357,4 @@ def load_settings(path: str | os.PathLike[str] | None = None, environ: dict[str,
     try:
         return Settings.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(_format_error(source, exc)) from None
+        raise ConfigError.of(source, describe_errors(exc)) from None

@@ -12,6 +12,39 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+__all__ = [
+    "SCALE",
+    "AssistantMessage",
+    "Batch",
+    "ChatChunk",
+    "ChatRequest",
+    "ChatResponse",
+    "Choice",
+    "ChunkChoice",
+    "ContentPart",
+    "Delta",
+    "Embedding",
+    "EmbeddingRequest",
+    "EmbeddingResponse",
+    "FinishReason",
+    "FunctionCall",
+    "FunctionDef",
+    "ImagePart",
+    "JsonSchemaSpec",
+    "Message",
+    "NamedToolChoice",
+    "Price",
+    "ResponseFormat",
+    "Role",
+    "StreamOptions",
+    "TextPart",
+    "Tool",
+    "ToolCall",
+    "ToolCallDelta",
+    "ToolChoice",
+    "Usage",
+]
+
 Role = Literal["system", "developer", "user", "assistant", "tool"]
 FinishReason = Literal["stop", "length", "tool_calls", "content_filter"]
 
@@ -382,5 +415,3 @@ class Price:
             return -(-(self._in * prompt_tokens + self._out * completion_tokens) // SCALE)
         total = self.input_per_mtok * prompt_tokens + self.output_per_mtok * completion_tokens
         return int(total.to_integral_value(rounding=ROUND_CEILING))
-
-

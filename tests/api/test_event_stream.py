@@ -1,14 +1,22 @@
-"""EventStreamResponse at the ASGI level: one write per batch, and the closing frames with a `last` batch."""
+"""The exchange at the ASGI level: one write per batch, the closing frames with a `last` batch, and the
+gateway settling only after the client has the whole answer (or has gone)."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, ClassVar
 
-from interlock.api.http import EventStreamResponse
+from starlette.requests import Request
+
+from interlock.api.exchange import Exchange
+from interlock.auth.keys import ADMIN
 from interlock.errors import GatewayError, UpstreamError
-from interlock.types import Batch, ChatChunk
+from interlock.gateway.context import RequestContext
+from interlock.plugins.hooks import ModelRequest, ModelResponse
+from interlock.types import Batch, ChatChunk, ChatRequest
+
+BODY = b'{"model": "m", "messages": [{"role": "user", "content": "hi"}], "stream": true}'
 
 
 def _chunk(text: str) -> ChatChunk:
@@ -17,69 +25,109 @@ def _chunk(text: str) -> ChatChunk:
     )
 
 
-class Recorder:
-    """ASGI send/receive: records what is sent; the client never leaves."""
+class Wire:
+    flavor: ClassVar[str] = "openai"
+
+    def __init__(self, ctx: RequestContext) -> None:
+        pass
+
+    def parse(self, data: dict[str, Any]) -> ModelRequest:
+        return ChatRequest.model_validate(data)
+
+    def render(self, response: ModelResponse) -> bytes:
+        return b"{}"
+
+    def frames(self, chunk: ChatChunk) -> list[bytes]:
+        return [f"[{chunk.choices[0].delta.content}]".encode()]
+
+    def closing(self) -> list[bytes]:
+        return [b"<done>"]
+
+    def error_event(self, exc: GatewayError) -> bytes:
+        return f"<error {exc.message}>".encode()
+
+
+class Client:
+    """ASGI send/receive: sends the body, then waits (or disconnects when told); records what is sent."""
 
     def __init__(self) -> None:
         self.sent: list[dict[str, Any]] = []
+        self.leave = asyncio.Event()
+        self._body_sent = False
 
     async def send(self, message: dict[str, Any]) -> None:
         self.sent.append(message)
 
     async def receive(self) -> dict[str, Any]:
-        await asyncio.Event().wait()
-        raise AssertionError("unreachable")
+        if not self._body_sent:
+            self._body_sent = True
+            return {"type": "http.request", "body": BODY, "more_body": False}
+        await self.leave.wait()
+        return {"type": "http.disconnect"}
 
     def bodies(self) -> list[tuple[bytes, bool]]:
         return [(m["body"], m["more_body"]) for m in self.sent if m["type"] == "http.response.body"]
 
 
-def _response(first: list[ChatChunk], rest: AsyncIterator[list[ChatChunk]]) -> EventStreamResponse[ChatChunk]:
-    def encode(chunk: ChatChunk) -> list[bytes]:
-        return [f"[{chunk.choices[0].delta.content}]".encode()]
+class Gateway:
+    """Runs the exchange like the real gateway: parse, stream into the sink, fail into it, settle last."""
 
-    def on_error(exc: GatewayError) -> bytes:
-        return f"<error {exc.message}>".encode()
+    def __init__(self, client: Client, first: list[ChatChunk], rest: AsyncIterator[list[ChatChunk]]) -> None:
+        self.client, self.first, self.rest = client, first, rest
+        self.settled_after: list[int] = []
+        self.outcome = ""
 
-    return EventStreamResponse(first, rest, encode, on_error, lambda: [b"<done>"])
-
-
-async def _serve(response: EventStreamResponse[ChatChunk]) -> Recorder:
-    recorder = Recorder()
-    await response({"type": "http"}, recorder.receive, recorder.send)
-    return recorder
-
-
-async def test_a_last_batch_carries_the_closing_frames_and_the_stream_is_run_out_afterwards() -> None:
-    recorder = Recorder()
-    finished_after: list[int] = []
-
-    async def rest() -> AsyncIterator[list[ChatChunk]]:
+    async def handle(self, ctx: RequestContext, parse: Callable[[], Awaitable[ModelRequest]], sink: Any) -> None:
         try:
-            yield Batch.final([_chunk("b"), _chunk("c")])
+            await parse()
+            await sink.stream(ctx, self.first, self.rest)
+            self.outcome = "ok"
+        except GatewayError as exc:
+            self.outcome = exc.message
+            await sink.fail(ctx, exc)
+        except asyncio.CancelledError:
+            self.outcome = "client left"
+            raise
         finally:
-            finished_after.append(len(recorder.sent))  # the pipeline settles here
+            self.settled_after.append(len(self.client.sent))
 
-    await _response([_chunk("a")], rest())({"type": "http"}, recorder.receive, recorder.send)
-    assert recorder.bodies() == [(b"[a]", True), (b"[b][c]<done>", False)]
-    assert finished_after == [len(recorder.sent)]  # after the client had the whole answer
+
+async def _serve(first: list[ChatChunk], rest: AsyncIterator[list[ChatChunk]]) -> tuple[Client, Gateway]:
+    client = Client()
+    gateway = Gateway(client, first, rest)
+    scope = {"type": "http", "method": "POST", "path": "/", "headers": [], "query_string": b""}
+    ctx = RequestContext(principal=ADMIN, endpoint="chat")
+    exchange = Exchange(gateway, ctx, Request(scope, client.receive), Wire(ctx), 1 << 20)  # type: ignore[arg-type]
+    await exchange(scope, client.receive, client.send)
+    return client, gateway
+
+
+async def _nothing() -> AsyncIterator[list[ChatChunk]]:
+    return
+    yield
+
+
+async def test_a_last_batch_carries_the_closing_frames_and_settling_comes_after() -> None:
+    async def rest() -> AsyncIterator[list[ChatChunk]]:
+        yield Batch.final([_chunk("b"), _chunk("c")])
+
+    client, gateway = await _serve([_chunk("a")], rest())
+    assert client.bodies() == [(b"[a]", True), (b"[b][c]<done>", False)]
+    assert gateway.settled_after == [len(client.sent)]  # after the client had the whole answer
 
 
 async def test_without_a_last_batch_the_closing_frames_follow_the_end_of_the_stream() -> None:
     async def rest() -> AsyncIterator[list[ChatChunk]]:
         yield [_chunk("b")]
 
-    recorder = await _serve(_response([_chunk("a")], rest()))
-    assert recorder.bodies() == [(b"[a]", True), (b"[b]", True), (b"<done>", False)]
+    client, _ = await _serve([_chunk("a")], rest())
+    assert client.bodies() == [(b"[a]", True), (b"[b]", True), (b"<done>", False)]
 
 
 async def test_a_first_batch_that_is_last_is_the_whole_answer_in_one_write() -> None:
-    async def rest() -> AsyncIterator[list[ChatChunk]]:
-        return
-        yield  # an async generator with nothing more
-
-    recorder = await _serve(_response(Batch.final([_chunk("a"), _chunk("b")]), rest()))
-    assert recorder.bodies() == [(b"[a][b]<done>", False)]
+    client, _ = await _serve(Batch.final([_chunk("a"), _chunk("b")]), _nothing())
+    assert client.bodies() == [(b"[a][b]<done>", False)]
+    assert [m["status"] for m in client.sent if m["type"] == "http.response.start"] == [200]
 
 
 async def test_a_failure_mid_stream_ends_with_the_error_event_not_the_closing_frames() -> None:
@@ -87,12 +135,13 @@ async def test_a_failure_mid_stream_ends_with_the_error_event_not_the_closing_fr
         yield [_chunk("b")]
         raise UpstreamError("the upstream cut the response short")
 
-    recorder = await _serve(_response([_chunk("a")], rest()))
-    assert recorder.bodies() == [
+    client, gateway = await _serve([_chunk("a")], rest())
+    assert client.bodies() == [
         (b"[a]", True),
         (b"[b]", True),
         (b"<error the upstream cut the response short>", False),
     ]
+    assert gateway.outcome == "the upstream cut the response short"
 
 
 async def test_a_stream_that_goes_on_after_its_last_batch_is_cut_there() -> None:
@@ -100,5 +149,27 @@ async def test_a_stream_that_goes_on_after_its_last_batch_is_cut_there() -> None
         yield Batch.final([_chunk("b")])
         yield [_chunk("late")]
 
-    recorder = await _serve(_response([_chunk("a")], rest()))
-    assert recorder.bodies() == [(b"[a]", True), (b"[b]<done>", False)]
+    client, _ = await _serve([_chunk("a")], rest())
+    assert client.bodies() == [(b"[a]", True), (b"[b]<done>", False)]
+
+
+async def test_a_client_that_leaves_mid_stream_cancels_the_request_and_it_still_settles() -> None:
+    holder: list[Client] = []
+
+    async def rest() -> AsyncIterator[list[ChatChunk]]:
+        yield [_chunk("b")]
+        holder[0].leave.set()
+        await asyncio.sleep(30)  # the upstream is slow; the client gives up
+        yield [_chunk("never")]
+
+    client = Client()
+    holder.append(client)
+    gateway = Gateway(client, [_chunk("a")], rest())
+    scope = {"type": "http", "method": "POST", "path": "/", "headers": [], "query_string": b""}
+    ctx = RequestContext(principal=ADMIN, endpoint="chat")
+    exchange = Exchange(gateway, ctx, Request(scope, client.receive), Wire(ctx), 1 << 20)  # type: ignore[arg-type]
+    async with asyncio.timeout(5):
+        await exchange(scope, client.receive, client.send)  # returns: the cancellation is absorbed
+    assert gateway.outcome == "client left"
+    assert gateway.settled_after == [len(client.sent)]
+    assert client.bodies() == [(b"[a]", True), (b"[b]", True)]

@@ -18,6 +18,9 @@ from interlock.store.records import UsageRecord
 from tests.conftest import ADMIN_KEY
 
 CONFIG = """
+[plugins]
+modules = ["interlock.testing.fake"]  # the fake provider is not a production entry point
+
 [store]
 flush_interval_ms = 5
 {cache}

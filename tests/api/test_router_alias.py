@@ -14,6 +14,8 @@ from interlock.cli.router import app as router_cli
 from interlock.settings import ConfigError, load_settings
 from tests.conftest import ADMIN_KEY
 
+pytestmark = pytest.mark.model  # trains the router on the packaged models' embeddings
+
 
 def train_router(tmp_path: Path) -> Path:
     """A router trained on a tiny file: integrals need the strong model, fruit questions do not."""
@@ -32,6 +34,9 @@ def train_router(tmp_path: Path) -> Path:
 
 
 CONFIG = """
+[plugins]
+modules = ["interlock.testing.fake"]  # the fake provider is not a production entry point
+
 [models.cheap]
 provider = "fake"
 tags = ["local"]
@@ -95,3 +100,42 @@ def test_bad_router_config_fails_at_start(tmp_path: Path) -> None:
     )
     with pytest.raises(ConfigError, match="nope"):
         create_app(load_settings(cfg, {}))
+
+
+def _key(app: TestClient, models: list[str]) -> dict[str, str]:
+    r = app.post("/admin/keys", json={"name": "scoped", "models": models})
+    assert r.status_code in (200, 201), r.text
+    return {"authorization": f"Bearer {r.json()['key']}"}
+
+
+def test_a_key_scoped_to_the_router_alias_reaches_its_targets_on_its_behalf(app: TestClient) -> None:
+    """The router alias is the unit of permission: its targets need not be in the key's scope."""
+    auto_only = _key(app, ["auto"])
+    r = _ask(app, "Integrate x^7 dx from 0 to 3", auto_only)
+    assert r.status_code == 200 and r.headers["x-interlock-model"] == "strong"  # type: ignore[attr-defined]
+    direct = app.post(
+        "/v1/chat/completions",
+        json={"model": "strong", "messages": [{"role": "user", "content": "hi"}]},
+        headers=auto_only,
+    )
+    assert direct.status_code == 403 and direct.json()["error"]["code"] == "model_not_allowed"
+
+
+def test_a_key_allowed_only_a_target_may_not_call_the_router_alias(app: TestClient) -> None:
+    cheap_only = _key(app, ["cheap"])
+    r = _ask(app, "Name a fruit that is colour number 7", cheap_only)
+    assert r.status_code == 403 and r.json()["error"]["code"] == "model_not_allowed"  # type: ignore[attr-defined]
+
+
+def test_the_budget_reservation_covers_the_most_expensive_target(app: TestClient) -> None:
+    """An easy prompt goes to the free model, yet admission reserves at the strong model's price."""
+    r = app.post("/admin/keys", json={"name": "budgeted", "models": ["auto"]})
+    key_id, headers = r.json()["id"], {"authorization": f"Bearer {r.json()['key']}"}
+    budget = {"scope": "key", "scope_id": key_id, "period": "total", "limit_usd": "0.000001"}
+    assert app.put("/admin/budgets", json=budget).status_code == 200
+    refused = _ask(app, "Name a fruit that is colour number 7", headers)
+    assert refused.status_code == 429 and refused.json()["error"]["code"] == "budget_exceeded"  # type: ignore[attr-defined]
+    budget["limit_usd"] = "1"
+    assert app.put("/admin/budgets", json=budget).status_code == 200
+    served = _ask(app, "Name a fruit that is colour number 7", headers)
+    assert served.status_code == 200 and served.headers["x-interlock-model"] == "cheap"  # type: ignore[attr-defined]

@@ -206,6 +206,7 @@ KINDS = ["edit", "delete", "swap", "truncate", "truncate_with_checkpoints", "rew
 KINDS += ["checkpoint_delete", "checkpoint_edit", "checkpoint_signature"]
 
 
+@pytest.mark.slow
 def test_thousands_of_random_mutations_are_all_caught(built: Path) -> None:
     rng = random.Random(20240611)
     pristine = _memory_copy(built)

@@ -14,6 +14,8 @@ import pytest
 from tests.conftest import ADMIN_KEY
 from tests.e2e.conftest import Server
 
+pytestmark = pytest.mark.subprocess
+
 FAULTS = ["500", "reset", "hang", "cut", "slow", "badjson", "badsse", "nousage", "reasoning", "burst"]
 
 

@@ -7,12 +7,18 @@ import time
 from collections.abc import Callable
 
 import httpx
+import pytest
 
 from tests.conftest import ADMIN_KEY
 from tests.e2e.conftest import Server
 
+pytestmark = pytest.mark.subprocess
+
 FLUSH_MS = 50
 CONFIG = f"""
+[plugins]
+modules = ["interlock.testing.fake"]  # the fake provider is not a production entry point
+
 [store]
 flush_interval_ms = {FLUSH_MS}
 

@@ -15,7 +15,7 @@ import pytest
 from tests.conftest import ADMIN_KEY
 from tests.e2e.conftest import Server
 
-pytestmark = pytest.mark.model
+pytestmark = [pytest.mark.model, pytest.mark.subprocess]
 
 
 @pytest.fixture

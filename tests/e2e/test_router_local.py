@@ -12,7 +12,7 @@ from tests.api.test_router_alias import train_router
 from tests.conftest import ADMIN_KEY
 from tests.e2e.conftest import Server
 
-pytestmark = pytest.mark.model
+pytestmark = [pytest.mark.model, pytest.mark.subprocess]
 
 
 def test_router_alias_with_the_local_model_and_a_remote_one(

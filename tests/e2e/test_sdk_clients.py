@@ -12,6 +12,8 @@ import pytest
 from tests.conftest import ADMIN_KEY
 from tests.e2e.conftest import Server
 
+pytestmark = pytest.mark.subprocess
+
 
 def _config(stub: str) -> str:
     return f"""

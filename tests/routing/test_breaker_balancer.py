@@ -9,13 +9,13 @@ from decimal import Decimal
 import pytest
 
 from interlock.errors import BadRequest, RateLimited, Unavailable, UpstreamError
-from interlock.types import Price
 from interlock.providers.base import Provider
 from interlock.routing.balancer import order_deployments
 from interlock.routing.breaker import CircuitBreaker
 from interlock.routing.deployments import Deployment, ModelRoute
 from interlock.routing.failover import Failover
 from interlock.settings import ModelSettings, RoutingSettings
+from interlock.types import Price
 
 
 class Clock:

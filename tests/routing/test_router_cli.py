@@ -5,9 +5,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from interlock.cli.router import app
+
+pytestmark = pytest.mark.model  # trains the router on the packaged models' embeddings
 
 
 def _write_data(tmp_path: Path) -> Path:

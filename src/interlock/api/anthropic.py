@@ -1,71 +1,71 @@
-"""Anthropic's Messages API (`POST /v1/messages`), translated onto the same pipeline."""
+"""Anthropic's Messages API (`POST /v1/messages`), translated onto the same gateway."""
 
 from __future__ import annotations
 
-import orjson
-from starlette.requests import Request
-from starlette.responses import Response
+from typing import Any, ClassVar
 
-from interlock.api.http import (
-    EventStreamResponse,
-    JSONResponse,
-    first_batch,
-    parse_json,
-    read_body,
-    sse_frame,
-    validate,
-)
-from interlock.api.openai import authenticate, fail
-from interlock.api.state import AppState
+import orjson
+
+from interlock.api.exchange import error_body
+from interlock.api.http import sse_frame, validate
+from interlock.api.openai import model_endpoint
 from interlock.errors import GatewayError
-from interlock.gateway.settlement import RequestContext
+from interlock.gateway.context import RequestContext
+from interlock.plugins.hooks import ModelRequest, ModelResponse
 from interlock.translate.anthropic import (
     AnthropicRequest,
     AnthropicStreamWriter,
     anthropic_to_chat_request,
     chat_response_to_anthropic,
 )
-from interlock.types import ChatChunk
+from interlock.types import ChatChunk, ChatResponse
 
 
 def _event(name: str, data: dict[str, object]) -> bytes:
     return sse_frame(orjson.dumps(data), event=name)
 
 
-async def messages(request: Request) -> Response:
-    """POST /v1/messages, plain or streamed."""
-    state: AppState = request.app.state.interlock
-    ctx: RequestContext | None = None
-    try:
-        ctx = await authenticate(state, request, "messages")
-        data = parse_json(await read_body(request, state.settings.server.max_body_bytes))
-        if isinstance(data.get("model"), str):
-            ctx.alias = data["model"]
-        areq = validate(AnthropicRequest, data)
-        req = anthropic_to_chat_request(areq)
-        headers = {"x-request-id": ctx.request_id}
-        if not req.stream:
-            response = await state.gateway.chat(ctx, req)
-            return JSONResponse(chat_response_to_anthropic(response, areq.model), headers=headers)
-        stream = state.gateway.stream(ctx, req)
-        first = await first_batch(stream)
-    except GatewayError as exc:
-        return fail(state, request, ctx, exc, flavor="anthropic")
+class MessagesWire:
+    """Anthropic's messages: JSON, or named events from `message_start` to `message_stop`."""
 
-    writer = AnthropicStreamWriter(areq.model, "msg_" + ctx.request_id.removeprefix("req_"))
-    opened = False
+    flavor: ClassVar[str] = "anthropic"
 
-    def encode(chunk: ChatChunk) -> list[bytes]:
-        nonlocal opened
-        events = [] if opened else writer.start()
-        opened = True
+    def __init__(self, ctx: RequestContext) -> None:
+        self._ctx = ctx
+        self._model = ""
+        self._writer: AnthropicStreamWriter | None = None
+        self._opened = False
+
+    def parse(self, data: dict[str, Any]) -> ModelRequest:
+        """A ChatRequest translated from Anthropic's request."""
+        request = validate(AnthropicRequest, data)
+        self._model = request.model
+        return anthropic_to_chat_request(request)
+
+    def render(self, response: ModelResponse) -> bytes:
+        """The answer as Anthropic's JSON."""
+        assert isinstance(response, ChatResponse)
+        return orjson.dumps(chat_response_to_anthropic(response, self._model))
+
+    def frames(self, chunk: ChatChunk) -> list[bytes]:
+        """The events for one chunk (`message_start` before the first)."""
+        if self._writer is None:
+            self._writer = AnthropicStreamWriter(self._model, "msg_" + self._ctx.request_id.removeprefix("req_"))
+        writer = self._writer
+        events = [] if self._opened else writer.start()
+        self._opened = True
         events += writer.feed(chunk)
         return [_event(name, data) for name, data in events]
 
-    def on_error(exc: GatewayError) -> bytes:
-        return _event("error", exc.anthropic_body())
+    def closing(self) -> list[bytes]:
+        """Closing the open block, `message_delta` and `message_stop`."""
+        if self._writer is None:
+            return []
+        return [_event(name, data) for name, data in self._writer.finish()]
 
-    def closing() -> list[bytes]:
-        return [_event(name, data) for name, data in writer.finish()]
+    def error_event(self, exc: GatewayError) -> bytes:
+        """An `error` event."""
+        return sse_frame(error_body(exc, "anthropic"), event="error")
 
-    return EventStreamResponse(first, stream, encode, on_error, closing, {**headers, **ctx.headers})
+
+messages = model_endpoint("messages", MessagesWire)

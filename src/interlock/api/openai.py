@@ -2,73 +2,69 @@
 
 from __future__ import annotations
 
-import logging
-from typing import Any
+from collections.abc import Callable
+from typing import Any, ClassVar
 
-import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
-from interlock.api.http import (
-    EventStreamResponse,
-    JSONResponse,
-    bearer_token,
-    error_response,
-    first_batch,
-    is_policy_denial,
-    model_response,
-    parse_json,
-    read_body,
-    sse_frame,
-    validate,
-)
+from interlock.api.exchange import Exchange, Wire, error_body
+from interlock.api.http import JSONResponse, bearer_token, error_response, sse_frame, validate
 from interlock.api.state import AppState
 from interlock.errors import BadRequest, GatewayError
-from interlock.audit.log import AuditEvent
-from interlock.gateway.settlement import RequestContext
+from interlock.gateway.context import RequestContext
+from interlock.gateway.stages import denial_event, is_policy_denial
+from interlock.plugins.hooks import ModelRequest, ModelResponse
 from interlock.types import ChatChunk, ChatRequest, EmbeddingRequest
 
-log = logging.getLogger(__name__)
-
 DONE = b"data: [DONE]\n\n"
-
-
 RESIDENCY_HEADER = "x-interlock-residency"
 
 
-def _headers(ctx: RequestContext) -> dict[str, str]:
-    headers = {"x-request-id": ctx.request_id, **ctx.headers}
-    if ctx.cache:
-        headers["x-interlock-cache"] = ctx.cache
-    if ctx.deployment is not None:
-        headers["x-interlock-model"] = ctx.deployment.alias
-        headers["x-interlock-deployment"] = ctx.deployment.name
-        headers["x-interlock-provider"] = ctx.deployment.provider.kind
-        headers["x-interlock-attempts"] = str(ctx.attempts)
-    return headers
+class ChatWire:
+    """OpenAI's chat completions: JSON, or `data:` events ending in `[DONE]`."""
+
+    flavor: ClassVar[str] = "openai"
+
+    def __init__(self, ctx: RequestContext) -> None:
+        self._usage = False
+
+    def parse(self, data: dict[str, Any]) -> ModelRequest:
+        """A ChatRequest."""
+        request = validate(ChatRequest, data)
+        self._usage = request.wants_usage_in_stream()
+        return request
+
+    def render(self, response: ModelResponse) -> bytes:
+        """The answer as OpenAI's JSON."""
+        return response.__pydantic_serializer__.to_json(response)
+
+    def frames(self, chunk: ChatChunk) -> list[bytes]:
+        """One `data:` event (a usage-only chunk only when the client asked for usage)."""
+        if not chunk.choices and not self._usage:
+            return []
+        return [b"data: " + chunk.__pydantic_serializer__.to_json(chunk) + b"\n\n"]
+
+    def closing(self) -> list[bytes]:
+        """`data: [DONE]`."""
+        return [DONE]
+
+    def error_event(self, exc: GatewayError) -> bytes:
+        """The error JSON as an event (no `[DONE]`, so the SDKs raise)."""
+        return sse_frame(error_body(exc, "openai"))
 
 
-def fail(
-    state: AppState, request: Request, ctx: RequestContext | None, exc: GatewayError, flavor: str = "openai"
-) -> Response:
-    """The error response; the ledger row for an authenticated request, and an audit entry for a denial."""
-    if ctx is not None:
-        state.gateway.settlement.settle_error(ctx, exc)
-    if is_policy_denial(exc, ctx is not None and ctx.deployment is not None):
-        principal = ctx.principal if ctx else None
-        state.audit.record(
-            AuditEvent.denial(
-                f"{request.method} {request.url.path}",
-                actor_id=principal.key_id if principal else None,
-                actor_name=principal.name if principal else "anonymous",
-                reason=exc.message,
-                target=ctx.alias if ctx else "",
-                status=exc.status,
-                code=exc.code or "",
-            )
-        )
-    headers = {"x-request-id": ctx.request_id, **ctx.headers} if ctx else None
-    return error_response(exc, flavor=flavor, headers=headers)
+class EmbeddingWire(ChatWire):
+    """OpenAI's embeddings (never streamed)."""
+
+    def parse(self, data: dict[str, Any]) -> ModelRequest:
+        """An EmbeddingRequest whose input is well formed."""
+        request = validate(EmbeddingRequest, data)
+        try:
+            request.texts()
+        except ValueError as exc:
+            raise BadRequest(str(exc), param="input") from None
+        return request
 
 
 async def authenticate(state: AppState, request: Request, endpoint: str) -> RequestContext:
@@ -79,53 +75,38 @@ async def authenticate(state: AppState, request: Request, endpoint: str) -> Requ
         raise BadRequest(f"header {RESIDENCY_HEADER} must be 'restricted' (or absent), not {residency!r}")
     # A key marked restricted cannot lift its own restriction with the header.
     return RequestContext(
-        principal=principal, endpoint=endpoint, restricted=principal.restricted or residency == "restricted"
+        principal=principal,
+        endpoint=endpoint,
+        operation=f"{request.method} {request.url.path}",
+        restricted=principal.restricted or residency == "restricted",
     )
 
 
-async def chat_completions(request: Request) -> Response:
-    """POST /v1/chat/completions, plain or streamed."""
-    state: AppState = request.app.state.interlock
-    ctx: RequestContext | None = None
-    try:
-        ctx = await authenticate(state, request, "chat")
-        data = parse_json(await read_body(request, state.settings.server.max_body_bytes))
-        if isinstance(data.get("model"), str):
-            ctx.alias = data["model"]
-        req = validate(ChatRequest, data)
-        if not req.stream:
-            response = await state.gateway.chat(ctx, req)
-            return model_response(response, _headers(ctx))
-        stream = state.gateway.stream(ctx, req)
-        first = await first_batch(stream)
-    except GatewayError as exc:
-        return fail(state, request, ctx, exc)
-    include_usage = req.wants_usage_in_stream()
-
-    def encode(chunk: ChatChunk) -> list[bytes]:
-        if not chunk.choices and not include_usage:
-            return []
-        return [b"data: " + chunk.__pydantic_serializer__.to_json(chunk) + b"\n\n"]
-
-    def on_error(exc: GatewayError) -> bytes:
-        return sse_frame(orjson.dumps(exc.openai_body()))
-
-    return EventStreamResponse(first, stream, encode, on_error, lambda: [DONE], _headers(ctx))
+def refuse(state: AppState, request: Request, exc: GatewayError, flavor: str = "openai") -> Response:
+    """The error for a request that never got a context (no or a bad key): audited, not ledgered."""
+    if is_policy_denial(exc, False):
+        state.audit.record(denial_event(f"{request.method} {request.url.path}", exc, None))
+    return error_response(exc, flavor=flavor)
 
 
-async def embeddings(request: Request) -> Response:
-    """POST /v1/embeddings."""
-    state: AppState = request.app.state.interlock
-    ctx: RequestContext | None = None
-    try:
-        ctx = await authenticate(state, request, "embeddings")
-        data = parse_json(await read_body(request, state.settings.server.max_body_bytes))
-        if isinstance(data.get("model"), str):
-            ctx.alias = data["model"]
-        response = await state.gateway.embed(ctx, validate(EmbeddingRequest, data))
-        return model_response(response, _headers(ctx))
-    except GatewayError as exc:
-        return fail(state, request, ctx, exc)
+def model_endpoint(endpoint: str, wire: type[Wire]) -> Callable[[Request], Any]:
+    """The handler of a model endpoint: authenticate, then hand the request to the gateway."""
+
+    async def handler(request: Request) -> Response:
+        state: AppState = request.app.state.interlock
+        try:
+            ctx = await authenticate(state, request, endpoint)
+        except GatewayError as exc:
+            return refuse(state, request, exc, wire.flavor)
+        return Exchange(state.gateway, ctx, request, wire(ctx), state.settings.server.max_body_bytes)
+
+    handler.__name__ = handler.__qualname__ = endpoint
+    handler.__doc__ = f"The {endpoint} endpoint."
+    return handler
+
+
+chat_completions = model_endpoint("chat", ChatWire)
+embeddings = model_endpoint("embeddings", EmbeddingWire)
 
 
 def _model_entry(alias: str, state: AppState) -> dict[str, Any]:
@@ -152,7 +133,7 @@ async def list_models(request: Request) -> Response:
     try:
         principal = await state.keys.authenticate(bearer_token(request))
     except GatewayError as exc:
-        return fail(state, request, None, exc)
+        return refuse(state, request, exc)
     data = [
         _model_entry(alias, state)
         for alias, route in state.gateway.routes.items()
@@ -171,5 +152,5 @@ async def get_model(request: Request) -> Response:
         route = state.gateway.routes.get(alias)
         state.gateway.resolve(ctx, alias, route.model.mode if route else "chat")
     except GatewayError as exc:
-        return fail(state, request, None, exc)
+        return refuse(state, request, exc)
     return JSONResponse(_model_entry(alias, state))

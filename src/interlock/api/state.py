@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from interlock.gateway.pipeline import Gateway
 from interlock.audit.log import AuditLog
-from interlock.governance.admission import Governance
 from interlock.auth.keys import Keys
+from interlock.gateway.gateway import Gateway
+from interlock.governance.admission import Governance
 from interlock.providers.base import Provider
 from interlock.settings import Settings
 from interlock.store import Store

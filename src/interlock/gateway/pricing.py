@@ -18,6 +18,7 @@ from interlock.types import Price
 
 log = logging.getLogger(__name__)
 
+
 def _catalog_price(upstream_model: str, base_url: str | None) -> Price | None:
     try:
         import genai_prices

@@ -1,80 +1,33 @@
-"""Settlement: usage -> cost -> one ledger row per request; budget reservations settled to actual.
+"""Settlement: what a request used and cost, counted once when it ends, as an `Outcome`.
 
-Each authenticated request writes exactly one ledger row, whatever happens: success, a client
-mistake, an upstream failure, a stream cut short or a client that disconnects.
+The gateway builds the outcome in its one `finally`; the `finish` hooks (the ledger row, the budget
+settlement, the denial audit, ...) read it. Token counts come from the provider's usage report when
+it sent one, else from the deployment's own tokenizer, else from the embedded model's, else an
+estimate of a quarter of the characters (documented in the README).
 """
 
 from __future__ import annotations
 
-import asyncio
-import logging
-import random
 import time
-from collections.abc import Callable, Coroutine
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Callable
 
 from interlock.errors import GatewayError
-from interlock.governance.admission import Admission, Governance
-from interlock.auth.keys import Principal
-from interlock.types import Price
+from interlock.gateway.context import RequestContext
+from interlock.plugins.hooks import Outcome
 from interlock.routing.deployments import Deployment
-from interlock.store.records import UsageRecord
-from interlock.types import ChatRequest, Usage
+from interlock.types import ChatRequest, ChatResponse, Delta, Usage
 
-log = logging.getLogger(__name__)
-
-
-def new_request_id() -> str:
-    """A unique id for a request, ordered by time; not a secret.
-
-    32 hex digits: milliseconds since the epoch (48 bits), then 80 random bits, the layout of a
-    UUIDv7. Time first keeps the ledger's primary-key index append-only: with a random id every
-    insert lands on a different page of that index, which the SQLite WAL then writes out (and
-    checkpoints) page by page, and which PostgreSQL's B-tree splits at random. The random part comes
-    from `random` (seeded from the OS at start and reseeded after a fork), not `os.urandom`: that is
-    a getrandom() system call per request, and system calls are dear in a virtual machine.
-    """
-    return f"req_{int(time.time() * 1000):012x}{random.getrandbits(80):020x}"
+CLIENT_CLOSED = 499  # nginx's code for "client closed the connection"
 
 
-@dataclass(slots=True)
-class RequestContext:
-    """Per-request facts every stage may read."""
+class TokenCounter:
+    """Tokens in a text by the deployment's tokenizer, else the embedded model's, else an estimate."""
 
-    principal: Principal
-    endpoint: str
-    request_id: str = field(default_factory=new_request_id)
-    ts: float = field(default_factory=time.time)
-    started: float = field(default_factory=time.perf_counter)
-    alias: str = ""
-    deployment: Deployment | None = None
-    attempts: int = 0
-    restricted: bool = False  # data residency: only local/sovereign deployments
-    cache: str = ""  # "hit" or "miss" when the response cache applies
-    admission: Admission | None = None
-    headers: dict[str, str] = field(default_factory=dict)  # added to the response (rate-limit state)
-    recorded: bool = False
-
-
-class Settlement:
-    """Counts usage when the provider did not, prices it, writes the ledger row, settles budgets."""
-
-    def __init__(
-        self,
-        record_usage: Callable[[UsageRecord], None],
-        fallback_counter: tuple[str, Callable[[str], int | None]] | None = None,
-        reference: Price | None = None,
-        governance: Governance | None = None,
-    ) -> None:
-        self._record = record_usage
-        self._fallback = fallback_counter
-        self.reference = reference
-        self.governance = governance
-        self._tasks: set[asyncio.Task[None]] = set()
+    def __init__(self, fallback: tuple[str, Callable[[str], int | None]] | None = None) -> None:
+        self._fallback = fallback
 
     def count(self, dep: Deployment, text: str) -> tuple[int, str]:
-        """Tokens in `text` by the deployment's tokenizer, else the embedded model's, else an estimate."""
+        """The token count of `text` on `dep`, and where it came from."""
         n = dep.provider.count_tokens(text)
         if n is not None:
             return n, f"tokenizer:{dep.alias}"
@@ -90,78 +43,55 @@ class Settlement:
         """The provider's usage report, or our own count of the same tokens."""
         if reported is not None and (reported.prompt_tokens or reported.completion_tokens):
             return reported, "provider"
-        prompt_text = "\n".join(m.text() for m in request.messages)
-        prompt, source = self.count(dep, prompt_text)
-        done, _ = self.count(dep, completion) if completion else (0, source)
+        prompt, source = self.count(dep, "\n".join(m.text() for m in request.messages))
+        done = self.count(dep, completion)[0] if completion else 0
         return Usage.of(prompt, done), source
 
-    def _background(self, coro: Coroutine[Any, Any, None]) -> None:
-        # Settling a budget must not depend on the request's task surviving (a client may disconnect).
-        task = asyncio.get_running_loop().create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
 
-    async def drain(self) -> None:
-        """Wait for pending budget settlements (at shutdown)."""
-        if self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+def outcome(
+    ctx: RequestContext,
+    usage: Usage,
+    source: str,
+    *,
+    status: int,
+    error: GatewayError | None = None,
+    cached: bool = False,
+) -> Outcome:
+    """How the request ended, priced at the deployment that served it (a cache hit costs nothing)."""
+    dep = None if cached else ctx.deployment
+    cost = dep.price.cost_micros(usage.prompt_tokens, usage.completion_tokens) if dep else 0
+    return Outcome(
+        status=status,
+        usage=usage,
+        usage_source=source,
+        cost_micros=cost,
+        error=error,
+        deployment=dep.name if dep else "",
+        provider=dep.provider.kind if dep else ("cache" if cached else ""),
+        attempts=ctx.attempts,
+        cached=cached,
+        ttft_ms=ctx.ttft_ms,
+        latency_ms=(time.perf_counter() - ctx.started) * 1000,
+    )
 
-    async def _settle_budget(self, admission: Admission, cost: int, tokens: int) -> None:
-        assert self.governance is not None
-        try:
-            await self.governance.settle(admission, cost, tokens)
-        except Exception:
-            log.exception("settling the budget of %s failed; its reservation expires on its own", admission.request_id)
 
-    def settle(
-        self,
-        ctx: RequestContext,
-        usage: Usage,
-        source: str,
-        *,
-        status: int,
-        ttft: float | None,
-        error: str | None = None,
-        stream: bool = False,
-        cached: bool = False,
-    ) -> None:
-        """Write this request's one ledger row (a second call for the same request is ignored)."""
-        if ctx.recorded or (ctx.principal.key_id is None and not ctx.principal.is_admin):
-            return
-        ctx.recorded = True
-        dep = None if cached else ctx.deployment
-        price = dep.price if dep else None
-        cost = price.cost_micros(usage.prompt_tokens, usage.completion_tokens) if price else 0
-        if ctx.admission is not None and self.governance is not None:
-            self._background(self._settle_budget(ctx.admission, cost, usage.total_tokens))
-        reference = self.reference.cost_micros(usage.prompt_tokens, usage.completion_tokens) if self.reference else 0
-        self._record(
-            UsageRecord(
-                request_id=ctx.request_id,
-                ts=ctx.ts,
-                key_id=ctx.principal.key_id,
-                endpoint=ctx.endpoint,
-                alias=ctx.alias,
-                provider=dep.provider.kind if dep else ("cache" if cached else ""),
-                deployment=dep.name if dep else "",
-                attempts=ctx.attempts or 1,
-                upstream_model=dep.provider.upstream_model if dep else "",
-                stream=stream,
-                prompt_tokens=usage.prompt_tokens,
-                completion_tokens=usage.completion_tokens,
-                usage_source=source,
-                cost_micros=cost,
-                price_version=price.version if price else ("cache" if cached else ""),
-                latency_ms=(time.perf_counter() - ctx.started) * 1000,
-                ttft_ms=ttft,
-                status=status,
-                error=error,
-                team_id=ctx.principal.team_id,
-                org_id=ctx.principal.org_id,
-                reference_cost_micros=reference,
-            )
-        )
+def reasoning(extra: dict[str, object]) -> str:
+    """The reasoning text an upstream sent alongside the answer (`reasoning_content`, DeepSeek and vLLM)."""
+    text = extra.get("reasoning_content")
+    return text if isinstance(text, str) else ""
 
-    def settle_error(self, ctx: RequestContext, exc: GatewayError) -> None:
-        """Record a request that failed before any tokens were produced."""
-        self.settle(ctx, Usage(), "none", status=exc.status, ttft=None, error=exc.message[:500])
+
+def delta_text(delta: Delta) -> str:
+    """The generated text in a streamed delta, reasoning included."""
+    return (delta.content or "") + (reasoning(delta.model_extra) if delta.model_extra else "")
+
+
+def response_text(response: ChatResponse) -> str:
+    """The generated text of an answer (reasoning and tool-call arguments included), for counting tokens."""
+    parts: list[str] = []
+    for choice in response.choices:
+        if choice.message.model_extra:
+            parts.append(reasoning(choice.message.model_extra))
+        parts.append(choice.message.content or "")
+        parts.extend(c.function.arguments for c in choice.message.tool_calls or ())
+    return "".join(parts)

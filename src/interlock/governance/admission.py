@@ -24,19 +24,18 @@ have been counted by another, so counts err on the strict side.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Protocol
 
+from interlock.auth.keys import Principal
+from interlock.background import Periodic
 from interlock.errors import BudgetExceeded, RateLimited
 from interlock.governance.counters import Bucket, Counters, Grant, Missing, Window
-from interlock.auth.keys import Principal
-from interlock.types import Price
 from interlock.store.records import BudgetRecord, Period, RateLimitRecord, Scope
+from interlock.types import Price
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +62,12 @@ def period_start(period: Period, now: float) -> tuple[str, float]:
         start = day.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
         return "m:" + start.strftime("%Y-%m"), start.timestamp()
     return "t", 0.0
+
+
+def budget_bucket(rule: BudgetRecord, now: float) -> str:
+    """The name of the counter that holds `rule`'s spend and reservations in the period containing `now`."""
+    suffix, _ = period_start(rule.period, now)
+    return f"budget:{rule.scope}:{rule.scope_id}:{suffix}"
 
 
 def period_end(period: Period, now: float) -> float | None:
@@ -112,24 +117,24 @@ class Governance:
     ) -> None:
         self._store = store
         self.counters = counters
-        self._refresh_s = refresh_s
         self._ttl = reservation_ttl_s
         self.default_output_cap = default_output_cap
         self._budgets: dict[tuple[str, str], list[BudgetRecord]] = {}
         self._limits: dict[tuple[str, str], RateLimitRecord] = {}
-        self._task: asyncio.Task[None] | None = None
+        self._refresher = Periodic(
+            self.refresh,
+            refresh_s,
+            name="interlock-governance-refresh",
+            failure="governance refresh failed; keeping the previous rules",
+        )
 
     async def start(self) -> None:
         """Load the rules and keep them fresh."""
-        await self.refresh()
-        self._task = asyncio.create_task(self._refresh_loop(), name="interlock-governance-refresh")
+        await self._refresher.begin()
 
     async def close(self) -> None:
         """Stop refreshing and release the counters."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await self._refresher.close()
         await self.counters.close()
 
     async def refresh(self) -> None:
@@ -139,14 +144,6 @@ class Governance:
             budgets.setdefault((b.scope, b.scope_id), []).append(b)
         self._budgets = budgets
         self._limits = {(r.scope, r.scope_id): r for r in await self._store.list_rate_limits()}
-
-    async def _refresh_loop(self) -> None:
-        while True:
-            await asyncio.sleep(self._refresh_s)
-            try:
-                await self.refresh()
-            except Exception:
-                log.exception("governance refresh failed; keeping the previous rules")
 
     def _scopes(self, principal: Principal) -> list[tuple[Scope, str]]:
         scopes: list[tuple[Scope, str]] = []
@@ -198,9 +195,17 @@ class Governance:
         buckets = []
         for scope, ident in self._scopes(principal):
             for rule in self._budgets.get((scope, ident), []):
-                suffix, _ = period_start(rule.period, now)
-                buckets.append(Bucket(f"budget:{scope}:{ident}:{suffix}", rule.limit_micros))
+                buckets.append(Bucket(budget_bucket(rule, now), rule.limit_micros))
         return buckets
+
+    async def budget_spent(self, rule: BudgetRecord, now: float | None = None) -> tuple[int, int]:
+        """What `rule`'s current period has spent and holds reserved; from the ledger while no counter has it."""
+        now = time.time() if now is None else now
+        spent, reserved = await self.counters.spent(budget_bucket(rule, now))
+        if spent == 0 and reserved == 0:
+            await self._store.flush()
+            spent = await self._store.spent_since(rule.scope, rule.scope_id, period_start(rule.period, now)[1])
+        return spent, reserved
 
     async def _seed(self, names: tuple[str, ...]) -> None:
         await self._store.flush()

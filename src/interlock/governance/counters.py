@@ -67,17 +67,18 @@ class Counters(Protocol):
     async def close(self) -> None: ...
 
 
-def window_state(prev: int, curr: int, now: float) -> tuple[float, float]:
-    """The sliding-window count, and the fraction of the current minute elapsed."""
-    elapsed = (now % WINDOW_S) / WINDOW_S
+def window_state(prev: int, curr: int, now: float, window_s: float = WINDOW_S) -> tuple[float, float]:
+    """The sliding-window count, and the fraction of the current window elapsed."""
+    elapsed = (now % window_s) / window_s
     return prev * (1 - elapsed) + curr, elapsed
 
 
 class LocalCounters:
     """Counters in this process: correct for one replica (every operation runs without awaiting)."""
 
-    def __init__(self, clock: object = time.time) -> None:
+    def __init__(self, clock: object = time.time, window_s: float = WINDOW_S) -> None:
         self._clock = clock
+        self._window_s = window_s
         self._spent: dict[str, int] = {}
         self._reserved: dict[str, dict[str, tuple[int, float]]] = {}
         self._windows: dict[str, int] = {}
@@ -127,10 +128,10 @@ class LocalCounters:
     async def window(self, name: str, limit: int, cost: int, now: float | None = None) -> Window:
         """Admit `cost` into the sliding window if it fits."""
         now = self._now() if now is None else now
-        index = int(now // WINDOW_S)
+        index = int(now // self._window_s)
         prev, curr = self._windows.get(f"{name}:{index - 1}", 0), self._windows.get(f"{name}:{index}", 0)
-        count, elapsed = window_state(prev, curr, now)
-        reset = (1 - elapsed) * WINDOW_S
+        count, elapsed = window_state(prev, curr, now, self._window_s)
+        reset = (1 - elapsed) * self._window_s
         if count + cost > limit:
             return Window(False, limit, max(0, int(limit - count)), reset)
         self._windows[f"{name}:{index}"] = curr + cost
@@ -141,17 +142,20 @@ class LocalCounters:
     async def adjust_window(self, name: str, delta: int, now: float | None = None) -> None:
         """Correct the current minute's count (estimated tokens -> actual tokens)."""
         now = self._now() if now is None else now
-        key = f"{name}:{int(now // WINDOW_S)}"
+        key = f"{name}:{int(now // self._window_s)}"
         self._windows[key] = max(0, self._windows.get(key, 0) + delta)
 
     async def close(self) -> None:
         """Nothing to release."""
 
 
-def open_counters(redis_url: str, prefix: str = "interlock:") -> Counters:
-    """Redis counters for a redis:// URL (several replicas), else counters in this process."""
+def open_counters(redis_url: str, prefix: str = "interlock:", window_s: float = WINDOW_S) -> Counters:
+    """Redis counters for a redis:// URL (several replicas), else counters in this process.
+
+    `window_s` is the length of a rate-limit window (60 s: limits are per minute; tests shorten it).
+    """
     if redis_url:
         from interlock.governance.redis_counters import RedisCounters
 
-        return RedisCounters(redis_url, prefix)
-    return LocalCounters()
+        return RedisCounters(redis_url, prefix, window_s)
+    return LocalCounters(window_s=window_s)

@@ -68,7 +68,7 @@ local curr = tonumber(redis.call('GET', KEYS[2]) or '0')
 local count = prev * (1 - elapsed) + curr
 if count + cost > limit then return {0, math.floor(limit - count)} end
 redis.call('INCRBY', KEYS[2], cost)
-redis.call('EXPIRE', KEYS[2], 2 * tonumber(ARGV[4]))
+redis.call('EXPIRE', KEYS[2], math.max(1, math.ceil(2 * tonumber(ARGV[4]))))
 return {1, math.floor(limit - count - cost)}
 """
 
@@ -76,8 +76,9 @@ return {1, math.floor(limit - count - cost)}
 class RedisCounters:
     """Budget and rate-limit counters in Redis."""
 
-    def __init__(self, url: str, prefix: str = "interlock:") -> None:
+    def __init__(self, url: str, prefix: str = "interlock:", window_s: float = WINDOW_S) -> None:
         self._redis: redis.Redis = redis.Redis.from_url(url)
+        self._window_s = window_s
         self._prefix = prefix
         self._reserve = self._redis.register_script(_RESERVE)
         self._settle = self._redis.register_script(_SETTLE)
@@ -118,18 +119,18 @@ class RedisCounters:
     async def window(self, name: str, limit: int, cost: int, now: float | None = None) -> Window:
         """Admit `cost` into the sliding window if it fits."""
         now = time.time() if now is None else now
-        index = int(now // WINDOW_S)
-        elapsed = (now % WINDOW_S) / WINDOW_S
+        index = int(now // self._window_s)
+        elapsed = (now % self._window_s) / self._window_s
         keys = [self._k(f"{name}:{index - 1}"), self._k(f"{name}:{index}")]
-        allowed, remaining = await self._window(keys=keys, args=[limit, cost, elapsed, WINDOW_S])
-        return Window(bool(int(allowed)), limit, max(0, int(remaining)), (1 - elapsed) * WINDOW_S)
+        allowed, remaining = await self._window(keys=keys, args=[limit, cost, elapsed, self._window_s])
+        return Window(bool(int(allowed)), limit, max(0, int(remaining)), (1 - elapsed) * self._window_s)
 
     async def adjust_window(self, name: str, delta: int, now: float | None = None) -> None:
         """Correct the current minute's count (estimated tokens -> actual tokens)."""
         now = time.time() if now is None else now
-        key = self._k(f"{name}:{int(now // WINDOW_S)}")
+        key = self._k(f"{name}:{int(now // self._window_s)}")
         await self._redis.incrby(key, delta)
-        await self._redis.expire(key, 2 * WINDOW_S)
+        await self._redis.expire(key, max(1, int(2 * self._window_s)))
 
     async def close(self) -> None:
         """Close the connection pool."""

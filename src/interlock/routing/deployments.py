@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from interlock.types import Price
 from interlock.providers.base import Provider
 from interlock.routing.breaker import CircuitBreaker
 from interlock.routing.router import LearnedRouter
 from interlock.settings import ModelSettings
+from interlock.types import Price
 
 EWMA_ALPHA = 0.2
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
@@ -68,8 +69,17 @@ class Failover:
         route: ModelRoute,
         call: Callable[[Deployment], Awaitable[T]],
         candidates: list[Deployment] | None = None,
+        *,
+        on_attempt: Callable[[Deployment], None] | None = None,
+        hold: bool = False,
     ) -> Outcome[T]:
-        """The first successful call, or the last failure (503 if every breaker is open)."""
+        """The first successful call, or the last failure (503 if every breaker is open).
+
+        Each attempt counts as outstanding on its deployment while it runs, and a success folds its
+        time into the deployment's latency average (for a stream: the time to its first chunk). With
+        `hold`, the deployment that succeeded stays outstanding until `release` (a stream being read).
+        `on_attempt` is told of each deployment as it is tried.
+        """
         plan = self.candidates(route) if candidates is None else candidates
         # With fewer deployments than attempts allowed, the same ones are tried again, in the same order.
         tries = plan * (self.settings.retries + 1)
@@ -83,16 +93,28 @@ class Failover:
             if attempts:
                 await self._sleep(self._backoff(attempts))
             attempts += 1
+            if on_attempt is not None:
+                on_attempt(dep)
+            dep.outstanding += 1
+            started = time.perf_counter()
             try:
                 result = await call(dep)
             except RETRYABLE as exc:
+                dep.outstanding -= 1
                 if not isinstance(exc, RateLimited):  # overloaded is not broken
                     dep.breaker.record_failure()
                 last = exc
                 continue
             except GatewayError:
+                dep.outstanding -= 1
                 dep.breaker.record_success()  # the upstream answered; the request was at fault
                 raise
+            except BaseException:
+                dep.outstanding -= 1
+                raise
+            dep.observe_latency((time.perf_counter() - started) * 1000)
+            if not hold:
+                dep.outstanding -= 1
             dep.breaker.record_success()
             return Outcome(dep, result, attempts)
         if last is not None:
@@ -103,3 +125,8 @@ class Failover:
             code="circuit_open",
             headers={"Retry-After": str(max(1, round(wait)))},
         )
+
+    @staticmethod
+    def release(dep: Deployment) -> None:
+        """End the hold that `run(..., hold=True)` kept on `dep`."""
+        dep.outstanding -= 1

@@ -1,0 +1,102 @@
+"""`RequestContext`: the facts about one request that every stage and hook may read."""
+
+from __future__ import annotations
+
+import random
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from interlock.auth.keys import Principal
+from interlock.types import ChatChunk, Usage
+
+if TYPE_CHECKING:
+    from interlock.governance.admission import Admission
+    from interlock.routing.deployments import Deployment, ModelRoute
+
+
+def new_request_id() -> str:
+    """A unique id for a request, ordered by time; not a secret.
+
+    32 hex digits: milliseconds since the epoch (48 bits), then 80 random bits, the layout of a
+    UUIDv7. Time first keeps the ledger's primary-key index append-only: with a random id every
+    insert lands on a different page of that index, which the SQLite WAL then writes out (and
+    checkpoints) page by page, and which PostgreSQL's B-tree splits at random. The random part comes
+    from `random` (seeded from the OS at start and reseeded after a fork), not `os.urandom`: that is
+    a getrandom() system call per request, and system calls are dear in a virtual machine.
+    """
+    return f"req_{int(time.time() * 1000):012x}{random.getrandbits(80):020x}"
+
+
+@dataclass(slots=True)
+class StreamTally:
+    """What a streamed answer has produced: the text for counting tokens, usage, the finish reason."""
+
+    opening: ChatChunk | None = None
+    pieces: list[str] = field(default_factory=list)  # answer text and tool-call arguments
+    thoughts: list[str] = field(default_factory=list)  # reasoning text: billed like output without usage
+    reported: Usage | None = None
+    finish: str | None = None
+    tool_calls: bool = False
+
+    def observe(self, chunk: ChatChunk) -> None:
+        """Fold one chunk in."""
+        if self.opening is None:
+            self.opening = chunk
+        if chunk.usage is not None:
+            self.reported = chunk.usage
+        for choice in chunk.choices:
+            self.finish = choice.finish_reason or self.finish
+            delta = choice.delta
+            if delta.content:
+                self.pieces.append(delta.content)
+            if delta.model_extra:
+                text = delta.model_extra.get("reasoning_content")
+                if isinstance(text, str):
+                    self.thoughts.append(text)
+            for call in delta.tool_calls or ():
+                self.tool_calls = True
+                self.pieces.append((call.function or {}).get("arguments", ""))
+
+    def generated(self) -> str:
+        """Everything generated so far, reasoning first."""
+        return "".join(self.thoughts) + "".join(self.pieces)
+
+
+@dataclass(slots=True)
+class RequestContext:
+    """Per-request facts every stage may read (the gateway's side of `plugins.HookContext`)."""
+
+    principal: Principal
+    endpoint: str  # chat, messages, embeddings, responses, completions
+    operation: str = ""  # "POST /v1/chat/completions", for audit entries
+    request_id: str = field(default_factory=new_request_id)
+    ts: float = field(default_factory=time.time)
+    started: float = field(default_factory=time.perf_counter)
+    alias: str = ""
+    stream: bool = False
+    restricted: bool = False  # data residency: only local/sovereign deployments
+    route: ModelRoute | None = None  # the route that will serve the request (after the router's pick)
+    plan: list[Deployment] = field(default_factory=list)  # deployments it may go to, in order
+    reach: list[Deployment] = field(default_factory=list)  # every deployment a router alias may pick (budget)
+    deployment: Deployment | None = None  # the one that answered (or was tried last)
+    attempts: int = 0
+    cache: str = ""  # "hit" or "miss" when the response cache applies
+    admission: Admission | None = None
+    ttft_ms: float | None = None
+    tally: StreamTally | None = None  # what a stream has produced so far
+    headers: dict[str, str] = field(default_factory=dict)  # added to the response (rate-limit state, route)
+    notes: dict[str, object] = field(default_factory=dict)  # per-request scratch space for hooks
+
+    def response_headers(self) -> dict[str, str]:
+        """The `x-request-id` and `x-interlock-*` headers of this request's answer (or error)."""
+        headers = {"x-request-id": self.request_id, **self.headers}
+        if self.cache:
+            headers["x-interlock-cache"] = self.cache
+        dep = self.deployment
+        if dep is not None:
+            headers["x-interlock-model"] = dep.alias
+            headers["x-interlock-deployment"] = dep.name
+            headers["x-interlock-provider"] = dep.provider.kind
+            headers["x-interlock-attempts"] = str(self.attempts)
+        return headers

@@ -1,0 +1,337 @@
+"""`Gateway.handle`: one request from its parsing to its settlement, in one `try/finally`.
+
+The order, for every model endpoint:
+
+1. parse the body into a typed request (a 400 here is still settled: one ledger row);
+2. `before` hooks of phase "input" (content checks: they may rewrite or restrict the request);
+3. the route: the alias must exist, fit the endpoint and be allowed to the key; a router alias
+   picks its target here (the router alias is the unit of permission: see the README);
+4. `before` hooks of phase "policy": residency, the plugins' policy hooks, the cache, governance;
+5. the call, with failover before the first byte (`routing.Failover`);
+6. `on_batch` hooks on each streamed batch, or `after` hooks on a complete answer;
+7. the answer goes to the `Sink` (the HTTP layer's writer);
+8. `finally`: the outcome (usage, cost, status) is counted once and every `finish` hook sees it:
+   the ledger row, the budget settlement, the audit of a denial, the cache, the plugins.
+
+Handlers and responses never settle; the gateway does, once, whatever failed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
+from typing import Protocol, TypeVar
+
+from interlock.errors import Forbidden, GatewayError, NotFound, UpstreamError, UpstreamTimeout
+from interlock.gateway.context import RequestContext, StreamTally
+from interlock.gateway.settlement import CLIENT_CLOSED, TokenCounter, outcome, response_text
+from interlock.gateway.stages import is_resident
+from interlock.plugins.hooks import Answered, CutStream, Hook, ModelRequest, ModelResponse, Outcome
+from interlock.routing.cache import replay_as_chunks
+from interlock.routing.deployments import Deployment, ModelRoute
+from interlock.routing.failover import Failover
+from interlock.settings import RoutingSettings
+from interlock.types import Batch, ChatChunk, ChatRequest, ChatResponse, EmbeddingRequest, Usage
+
+log = logging.getLogger(__name__)
+
+Stream = AsyncIterator[list[ChatChunk]]
+T = TypeVar("T")
+
+
+class Sink(Protocol):
+    """Where the answer goes: the HTTP layer's writer for one request, in its wire format."""
+
+    async def answer(self, ctx: RequestContext, response: ModelResponse) -> None:
+        """Send a complete answer."""
+        ...
+
+    async def stream(self, ctx: RequestContext, first: list[ChatChunk], rest: Stream) -> None:
+        """Send a stream: `first` (already produced, so a failure before it still got a real status), then `rest`."""
+        ...
+
+    async def fail(self, ctx: RequestContext, exc: GatewayError) -> None:
+        """Send the error: its JSON and status, or an error event once a stream has started."""
+        ...
+
+
+class _Hooks:
+    """The hooks that implement each method, in order, computed once per endpoint."""
+
+    def __init__(self, first: Sequence[Hook[RequestContext]], rest: Sequence[Hook[RequestContext]]) -> None:
+        every = [*first, *rest]
+        self.before_input = [h for h in first if h.overrides("before")]
+        self.before = [h for h in rest if h.overrides("before")]
+        self.on_batch = [h for h in every if h.overrides("on_batch")]
+        self.after = [h for h in every if h.overrides("after")]
+        self.finish = [h for h in every if h.overrides("finish")]
+
+
+class Gateway:
+    """Runs every model request through its hooks, routing with failover, the provider, and settlement."""
+
+    def __init__(
+        self,
+        routes: dict[str, ModelRoute],
+        routing: RoutingSettings,
+        counter: TokenCounter,
+        *,
+        input_hooks: Sequence[Hook[RequestContext]] = (),
+        policy_hooks: Sequence[Hook[RequestContext]] = (),
+        output_hooks: Sequence[Hook[RequestContext]] = (),
+        first_token_timeout: float = 60.0,
+    ) -> None:
+        self.routes = routes
+        self.failover = Failover(routes, routing)
+        self.counter = counter
+        self._first_token_timeout = first_token_timeout
+        self._by_endpoint: dict[str, _Hooks] = {}
+        self._input, self._policy, self._output = list(input_hooks), list(policy_hooks), list(output_hooks)
+
+    def hooks(self, endpoint: str) -> _Hooks:
+        """The hook lists of an endpoint, built on first use and kept."""
+        found = self._by_endpoint.get(endpoint)
+        if found is None:
+            first = [h for h in self._input if h.applies_to(endpoint)]
+            rest = [h for h in [*self._policy, *self._output] if h.applies_to(endpoint)]
+            found = self._by_endpoint[endpoint] = _Hooks(first, rest)
+        return found
+
+    # routing ---------------------------------------------------------------------------------
+
+    def resolve(self, ctx: RequestContext, alias: str, mode: str) -> ModelRoute:
+        """The route for `alias`, after checking that it exists, fits the endpoint, and is allowed."""
+        ctx.alias = alias
+        route = self.routes.get(alias)
+        if route is None:
+            known = ", ".join(sorted(a for a, r in self.routes.items() if r.model.mode == mode))
+            raise NotFound(f"model '{alias}' does not exist; available {mode} models: {known or 'none'}", param="model")
+        if route.model.mode != mode:
+            raise NotFound(f"model '{alias}' is an {route.model.mode} model, not a {mode} model", param="model")
+        if not ctx.principal.may_use(alias, route.tags):
+            raise Forbidden(
+                f"key '{ctx.principal.name}' may not use model '{alias}'; "
+                f"it may use: {', '.join(ctx.principal.models)}",
+                code="model_not_allowed",
+            )
+        return route
+
+    async def _route(self, ctx: RequestContext, request: ModelRequest) -> None:
+        """Set the route, the plan of deployments and what a router alias may reach."""
+        mode = "embedding" if isinstance(request, EmbeddingRequest) else "chat"
+        route = self.resolve(ctx, request.model, mode)
+        if isinstance(request, ChatRequest) and route.router is not None and route.model.router is not None:
+            targets = [self.routes[route.model.router.models.get(m, m)] for m in route.router.models]
+            ctx.reach = [d for t in targets for d in self.failover.candidates(t)]
+            route = await self._pick(ctx, route, request)
+        ctx.route = route
+        ctx.plan = self.failover.candidates(route)
+
+    async def _pick(self, ctx: RequestContext, route: ModelRoute, request: ChatRequest) -> ModelRoute:
+        """The target the learned router picks for this prompt (a resident one for a restricted request)."""
+        assert route.router is not None and route.model.router is not None
+        spec, router = route.model.router, route.router
+        threshold = spec.threshold
+        if threshold is None and spec.strong_share is not None:
+            threshold = router.threshold_for_share(spec.strong_share)
+        threshold = router.threshold if threshold is None else threshold
+        prompt = "\n".join(m.text() for m in request.messages if m.role == "user")[-4000:]
+        choice, score = await asyncio.to_thread(router.decide, prompt, threshold)
+        order = [choice] + [m for m in router.models if m != choice]
+        why = (
+            "predicted gain of the stronger model is above the threshold"
+            if choice != router.models[0]
+            else "the cheapest model is predicted to be good enough"
+        )
+        for name in order:
+            target = self.routes[spec.models.get(name, name)]
+            if not ctx.restricted or any(is_resident(d.model.tags) for d in target.deployments):
+                if name != choice:
+                    why = f"data residency: {choice} is not local or sovereign"
+                ctx.headers["x-interlock-route"] = (
+                    f"model={target.alias}; score={score:.4f}; threshold={threshold:.4f}; reason={why}"
+                )
+                return target
+        return self.routes[spec.models.get(choice, choice)]  # residency will refuse it with a clear 403
+
+    # the request -----------------------------------------------------------------------------
+
+    async def handle(self, ctx: RequestContext, parse: Callable[[], Awaitable[ModelRequest]], sink: Sink) -> None:
+        """Serve one request into `sink`, and settle it exactly once however it ends."""
+        usage, source, status, error, cached = Usage(), "none", 200, None, False
+        request: ModelRequest | None = None
+        live: Stream | None = None
+        batches: AsyncGenerator[list[ChatChunk], None] | None = None
+        hooks = self.hooks(ctx.endpoint)
+        try:
+            request = await parse()
+            ctx.stream = isinstance(request, ChatRequest) and request.stream
+            try:
+                for hook in hooks.before_input:
+                    request = await hook.before(ctx, request)
+                await self._route(ctx, request)
+                for hook in hooks.before:
+                    request = await hook.before(ctx, request)
+            except Answered as answered:
+                usage, source = answered.response.usage or Usage(), answered.source
+                cached = answered.source == "cache"
+                await self._answer_now(ctx, answered.response, sink)
+                return
+            if isinstance(request, EmbeddingRequest):
+                embedded = request
+                vectors = await self._call(ctx, lambda dep: dep.provider.embed(embedded))
+                usage, source = vectors.usage, "provider"
+                await self._deliver(ctx, vectors, hooks, sink)
+            elif not request.stream:
+                chat = request
+                answer = await self._call(ctx, lambda dep: dep.provider.chat(chat))
+                usage, source = self._chat_usage(ctx, chat, answer)
+                answer.usage = usage
+                await self._deliver(ctx, answer, hooks, sink)
+            else:
+                chat = request
+                opened, first = await self._call(ctx, lambda dep: self._open_stream(dep, chat), hold=True)
+                live = opened
+                ctx.ttft_ms = (time.perf_counter() - ctx.started) * 1000
+                ctx.tally = StreamTally()
+                batches = self._batches(ctx, first, opened, hooks)
+                await sink.stream(ctx, await anext(batches), batches)
+        except GatewayError as exc:
+            status, error = exc.status, exc
+            await sink.fail(ctx, exc)
+        except (asyncio.CancelledError, OSError):
+            status, error = CLIENT_CLOSED, GatewayError("client disconnected")
+            raise
+        except Exception as exc:
+            log.exception("internal error on %s %s", ctx.operation, ctx.request_id)
+            status, error = 500, GatewayError(f"internal error: {type(exc).__name__}")
+            await sink.fail(ctx, GatewayError("internal error; the details are in the server log"))
+        finally:
+            dep = ctx.deployment
+            if (
+                isinstance(request, ChatRequest)
+                and dep is not None
+                and (ctx.tally is not None or status == CLIENT_CLOSED)
+            ):
+                # A stream (however it ended), or an answer the client abandoned: count what was sent and made.
+                tally = ctx.tally or StreamTally()
+                usage, source = self.counter.usage(dep, request, tally.reported, tally.generated())
+            self._finish(ctx, hooks, outcome(ctx, usage, source, status=status, error=error, cached=cached))
+            if live is not None:
+                assert dep is not None
+                self.failover.release(dep)
+                if batches is not None:
+                    await batches.aclose()
+                await _close(live)  # an abandoned or cut stream releases its upstream connection now
+
+    def _chat_usage(self, ctx: RequestContext, request: ChatRequest, response: ChatResponse) -> tuple[Usage, str]:
+        assert ctx.deployment is not None
+        return self.counter.usage(ctx.deployment, request, response.usage, response_text(response))
+
+    async def _answer_now(self, ctx: RequestContext, response: ModelResponse, sink: Sink) -> None:
+        """Send an answer that a hook gave instead of a model (a cache hit)."""
+        if ctx.stream and isinstance(response, ChatResponse):
+            await sink.stream(ctx, Batch.final(replay_as_chunks(response)), _nothing())
+        else:
+            await sink.answer(ctx, response)
+
+    async def _deliver(self, ctx: RequestContext, response: ModelResponse, hooks: _Hooks, sink: Sink) -> None:
+        for hook in hooks.after:
+            response = await hook.after(ctx, response)
+        await sink.answer(ctx, response)
+
+    def _finish(self, ctx: RequestContext, hooks: _Hooks, result: Outcome) -> None:
+        for hook in hooks.finish:
+            try:
+                hook.finish(ctx, result)
+            except Exception:
+                log.exception("hook %r failed to finish request %s", hook.name, ctx.request_id)
+
+    async def _call(self, ctx: RequestContext, call: Callable[[Deployment], Awaitable[T]], *, hold: bool = False) -> T:
+        """The call on the plan's deployments, with failover; the context records where it went."""
+        assert ctx.route is not None
+
+        def attempt(dep: Deployment) -> None:
+            ctx.attempts += 1
+            ctx.deployment = dep
+
+        result = await self.failover.run(ctx.route, call, ctx.plan, on_attempt=attempt, hold=hold)
+        ctx.deployment, ctx.attempts = result.deployment, result.attempts
+        return result.result
+
+    async def _open_stream(self, dep: Deployment, request: ChatRequest) -> tuple[Stream, list[ChatChunk]]:
+        """Start a stream and wait for its first chunks; failures here may still be retried."""
+        stream = dep.provider.stream_batches(request)
+        try:
+            async with asyncio.timeout(self._first_token_timeout):
+                first = await anext(stream)
+                while not first:
+                    first = await anext(stream)
+        except StopAsyncIteration:
+            raise UpstreamError(
+                "the upstream ended the stream without sending anything", code="upstream_truncated"
+            ) from None
+        except TimeoutError:
+            await _close(stream)
+            raise UpstreamTimeout(f"no first token within {self._first_token_timeout:g} s") from None
+        except BaseException:
+            await _close(stream)
+            raise
+        return stream, first
+
+    async def _batch(self, ctx: RequestContext, batch: list[ChatChunk], hooks: _Hooks) -> list[ChatChunk]:
+        """One upstream batch through the tally and the `on_batch` hooks; a cut delivers its part, then fails."""
+        tally = ctx.tally
+        assert tally is not None
+        for chunk in batch:
+            tally.observe(chunk)
+        last = getattr(batch, "last", False)
+        for i, hook in enumerate(hooks.on_batch):
+            try:
+                batch = await hook.on_batch(ctx, batch)
+            except CutStream as cut:
+                kept = cut.keep
+                for later in hooks.on_batch[i + 1 :]:
+                    kept = await later.on_batch(ctx, kept)
+                raise _Cut(cut.error, kept) from None
+        if last and not getattr(batch, "last", False):
+            batch = Batch.final(batch)
+        return batch
+
+    async def _batches(
+        self, ctx: RequestContext, first: list[ChatChunk], live: Stream, hooks: _Hooks
+    ) -> AsyncGenerator[list[ChatChunk], None]:
+        """The stream, batch by batch, through `_batch`; a cut batch delivers what it kept, then fails."""
+        batch: list[ChatChunk] | None = first
+        while batch is not None:
+            try:
+                out = await self._batch(ctx, batch, hooks)
+            except _Cut as cut:
+                if cut.kept:
+                    yield cut.kept
+                raise cut.error from None
+            yield out
+            if getattr(out, "last", False):
+                return
+            batch = await anext(live, None)
+
+
+class _Cut(Exception):
+    """A stream cut by a hook: `kept` is delivered, then `error` ends the stream."""
+
+    def __init__(self, error: GatewayError, kept: list[ChatChunk]) -> None:
+        super().__init__(error.message)
+        self.error, self.kept = error, kept
+
+
+async def _nothing() -> Stream:
+    return
+    yield
+
+
+async def _close(stream: Stream) -> None:
+    aclose = getattr(stream, "aclose", None)
+    if aclose is not None:
+        await aclose()

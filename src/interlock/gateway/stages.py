@@ -1,0 +1,268 @@
+"""The built-in hooks of the request path: residency, the response cache, governance, the ledger row,
+and the audit of denials. Each is an ordinary `plugins.Hook`; the gateway puts them in its lists
+around the hooks that plugins add (see `Gateway.__init__` for the order).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+import orjson
+
+from interlock.audit.log import AuditEvent, AuditLog
+from interlock.errors import BudgetExceeded, GatewayError
+from interlock.gateway.context import RequestContext
+from interlock.gateway.settlement import TokenCounter, delta_text
+from interlock.governance.admission import Governance, prompt_token_bound
+from interlock.plugins.hooks import Answered, CutStream, Denied, Hook, ModelRequest, ModelResponse, Outcome
+from interlock.routing.cache import ResponseCache, assemble, cache_key
+from interlock.store.records import UsageRecord
+from interlock.types import ChatChunk, ChatRequest, ChatResponse, EmbeddingRequest, Price
+
+log = logging.getLogger(__name__)
+
+RESIDENT_TAGS = frozenset({"local", "sovereign"})
+
+
+class Background:
+    """Tasks that must outlive the request that started them (a client may disconnect first)."""
+
+    def __init__(self) -> None:
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def run(self, coro: Coroutine[Any, Any, None]) -> None:
+        """Start `coro` now; it is awaited by `drain`."""
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def drain(self) -> None:
+        """Wait for what is pending (at shutdown)."""
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+def is_resident(tags: list[str]) -> bool:
+    """Whether a deployment with these tags may serve a residency-restricted request."""
+    return not RESIDENT_TAGS.isdisjoint(tags)
+
+
+class Residency(Hook[RequestContext]):
+    """A restricted request only goes to local or sovereign deployments; none left is a 403."""
+
+    name = "residency"
+
+    async def before(self, ctx: RequestContext, request: ModelRequest) -> ModelRequest:
+        """Drop the deployments that may not serve a restricted request."""
+        if not ctx.restricted:
+            return request
+        allowed = [d for d in ctx.plan if is_resident(d.model.tags)]
+        if not allowed:
+            raise Denied(
+                f"this request is restricted to local or sovereign deployments (data residency), and model "
+                f"'{ctx.alias}' has none; use a model tagged 'local' or 'sovereign'",
+                code="residency_restricted",
+            )
+        ctx.plan = allowed
+        return request
+
+
+class Cache(Hook[RequestContext]):
+    """Exact-match answers from the response cache, and complete answers stored into it."""
+
+    name = "cache"
+
+    def __init__(self, cache: ResponseCache, background: Background) -> None:
+        self._cache = cache
+        self._background = background
+
+    def _key(self, ctx: RequestContext, request: ModelRequest) -> tuple[str, int] | None:
+        if not isinstance(request, ChatRequest) or ctx.route is None:
+            return None
+        ttl = max(ctx.route.model.cache_ttl_s, ctx.principal.cache_ttl_s)
+        return (cache_key(ctx.principal.key_id, request), ttl) if ttl > 0 else None
+
+    async def before(self, ctx: RequestContext, request: ModelRequest) -> ModelRequest:
+        """Answer from the cache on a hit."""
+        key = self._key(ctx, request)
+        if key is None:
+            return request
+        hit = await self._cache.get(key[0])
+        ctx.cache = "miss" if hit is None else "hit"
+        if hit is not None:
+            raise Answered(hit, source="cache")
+        ctx.notes[self.name] = key
+        return request
+
+    async def after(self, ctx: RequestContext, response: ModelResponse) -> ModelResponse:
+        """Store a complete answer."""
+        key = ctx.notes.get(self.name)
+        if isinstance(key, tuple) and isinstance(response, ChatResponse) and response.choices:
+            await self._cache.put(key[0], response, key[1])
+        return response
+
+    def finish(self, ctx: RequestContext, outcome: Outcome) -> None:
+        """Store a streamed answer that finished normally (streamed tool calls are not cached)."""
+        key = ctx.notes.get(self.name)
+        tally = ctx.tally
+        if not ctx.stream or not isinstance(key, tuple) or tally is None or outcome.status != 200:
+            return
+        if tally.finish is None or tally.tool_calls or tally.opening is None:
+            return
+        answer = assemble(tally.opening, "".join(tally.pieces), tally.finish, outcome.usage)
+        self._background.run(self._cache.put(key[0], answer, key[1]))
+
+
+class Admission(Hook[RequestContext]):
+    """Rate limits and the budget reservation before the call; the stream backstop; the budget settled after."""
+
+    name = "governance"
+
+    def __init__(self, governance: Governance, counter: TokenCounter, background: Background) -> None:
+        self._gov = governance
+        self._counter = counter
+        self._background = background
+
+    async def before(self, ctx: RequestContext, request: ModelRequest) -> ModelRequest:
+        """Admit the request, reserving the worst case at the most expensive deployment it may reach."""
+        if not ctx.plan or not self._gov.applies(ctx.principal, ctx.alias):
+            return request
+        reach = ctx.reach or ctx.plan
+        worst = Price(
+            max(d.price.input_per_mtok for d in reach), max(d.price.output_per_mtok for d in reach), "worst-case"
+        )
+        out: int | None = 0
+        if isinstance(request, EmbeddingRequest):
+            texts = request.texts()
+            messages = len(texts)
+        else:
+            texts = [m.text() for m in request.messages]
+            if request.tools:
+                texts.append(orjson.dumps([t.model_dump() for t in request.tools]).decode())
+            messages, out = len(request.messages), request.output_limit()
+        estimate, _ = self._counter.count(ctx.plan[0], "\n".join(texts))
+        ctx.admission = adm = await self._gov.admit(
+            ctx.request_id, ctx.principal, ctx.alias, worst, prompt_token_bound(texts, messages),
+            estimate, out,
+        )  # fmt: skip
+        ctx.headers.update(adm.headers)
+        if isinstance(request, EmbeddingRequest):
+            return request
+        limit = adm.max_tokens
+        if limit is None and adm.granted_micros is not None and out is None:
+            limit = self._gov.default_output_cap  # the reservation assumed this cap; enforce it upstream
+        if limit is None:
+            return request
+        return request.model_copy(update={"max_tokens": limit, "max_completion_tokens": None})
+
+    async def on_batch(self, ctx: RequestContext, batch: list[ChatChunk]) -> list[ChatChunk]:
+        """Cut a stream whose running cost passes its grant (for upstreams that ignore max_tokens)."""
+        adm, dep = ctx.admission, ctx.deployment
+        if adm is None or adm.granted_micros is None or dep is None:
+            return batch
+        spent = int(ctx.notes.get(self.name, 0))  # type: ignore[call-overload]
+        for i, chunk in enumerate(batch):
+            text = "".join(delta_text(c.delta) for c in chunk.choices)
+            if text:
+                spent += dep.price.cost_micros(0, self._counter.count(dep, text)[0])
+            if spent > adm.granted_micros:
+                raise CutStream(
+                    BudgetExceeded("the budget reserved for this request is used up; the answer is cut short"),
+                    keep=batch[:i],
+                )
+        ctx.notes[self.name] = spent
+        return batch
+
+    def finish(self, ctx: RequestContext, outcome: Outcome) -> None:
+        """Settle the reservation to the actual cost, in the background."""
+        if ctx.admission is not None:
+            self._background.run(self._settle(ctx, outcome))
+
+    async def _settle(self, ctx: RequestContext, outcome: Outcome) -> None:
+        assert ctx.admission is not None
+        try:
+            await self._gov.settle(ctx.admission, outcome.cost_micros, outcome.usage.total_tokens)
+        except Exception:
+            log.exception("settling the budget of %s failed; its reservation expires on its own", ctx.request_id)
+
+
+class Ledger(Hook[RequestContext]):
+    """The request's one ledger row (virtual keys and the admin; nothing for anonymous callers)."""
+
+    name = "ledger"
+
+    def __init__(self, record: Callable[[UsageRecord], None], reference: Price | None) -> None:
+        self._record = record
+        self._reference = reference
+
+    def finish(self, ctx: RequestContext, outcome: Outcome) -> None:
+        """Write the row."""
+        p, usage, dep = ctx.principal, outcome.usage, ctx.deployment
+        if p.key_id is None and not p.is_admin:
+            return
+        ref = self._reference
+        price = None if outcome.cached or dep is None else dep.price
+        self._record(
+            UsageRecord(
+                request_id=ctx.request_id,
+                ts=ctx.ts,
+                key_id=p.key_id,
+                endpoint=ctx.endpoint,
+                alias=ctx.alias,
+                provider=outcome.provider,
+                deployment=outcome.deployment,
+                attempts=outcome.attempts or 1,
+                upstream_model=dep.provider.upstream_model if price and dep else "",
+                stream=ctx.stream,
+                prompt_tokens=usage.prompt_tokens,
+                completion_tokens=usage.completion_tokens,
+                usage_source=outcome.usage_source,
+                cost_micros=outcome.cost_micros,
+                price_version=price.version if price else ("cache" if outcome.cached else ""),
+                latency_ms=outcome.latency_ms,
+                ttft_ms=outcome.ttft_ms,
+                status=outcome.status,
+                error=outcome.error.message[:500] if outcome.error else None,
+                team_id=p.team_id,
+                org_id=p.org_id,
+                reference_cost_micros=ref.cost_micros(usage.prompt_tokens, usage.completion_tokens) if ref else 0,
+            )
+        )
+
+
+def is_policy_denial(exc: GatewayError, attempted: bool) -> bool:
+    """Whether an error is a policy decision to deny (audited), not a failure of the model or the input."""
+    if exc.status in (401, 403) or isinstance(exc, Denied):
+        return True
+    return exc.status == 429 and not attempted and exc.code in ("budget_exceeded", "rate_limit_exceeded")
+
+
+def denial_event(operation: str, exc: GatewayError, ctx: RequestContext | None) -> AuditEvent:
+    """The audit entry of a refused request."""
+    principal = ctx.principal if ctx else None
+    return AuditEvent.denial(
+        operation,
+        actor_id=principal.key_id if principal else None,
+        actor_name=principal.name if principal else "anonymous",
+        reason=exc.message,
+        target=ctx.alias if ctx else "",
+        status=exc.status,
+        code=exc.code or "",
+    )
+
+
+class DenialAudit(Hook[RequestContext]):
+    """An audit entry for every request that policy refused (scope, residency, budgets, limits, hooks)."""
+
+    name = "denial-audit"
+
+    def __init__(self, audit: AuditLog) -> None:
+        self._audit = audit
+
+    def finish(self, ctx: RequestContext, outcome: Outcome) -> None:
+        """Record a denial."""
+        if outcome.error is not None and is_policy_denial(outcome.error, outcome.attempted):
+            self._audit.record(denial_event(ctx.operation, outcome.error, ctx))
