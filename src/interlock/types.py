@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from decimal import ROUND_CEILING, Decimal
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, Self, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, Strict, field_validator, model_validator
 
 __all__ = [
     "SCALE",
@@ -48,11 +48,49 @@ __all__ = [
 Role = Literal["system", "developer", "user", "assistant", "tool"]
 FinishReason = Literal["stop", "length", "tool_calls", "content_filter"]
 
+# OpenAI refuses `true` where a number is expected; pydantic's lax mode would read it as 1.
+StrictInt = Annotated[int, Strict()]
+StrictFloat = Annotated[float, Strict()]  # an integer is still a valid float
+StrictBool = Annotated[bool, Strict()]
+
+
+MAX_JSON_DEPTH = 64
+"""How deep a client's free-form JSON (pass-through fields, tool parameters, schemas) may nest.
+
+Every stage re-serialises the request (the cache key, the budget bound, the upstream body) and orjson
+stops at 255 levels, so deeper input is a 400 here rather than a failure further down.
+"""
+
+
+_J = TypeVar("_J")
+
+
+def _check_depth(value: _J, where: str) -> _J:
+    """`value`, or a ValueError if its dicts and lists nest more than MAX_JSON_DEPTH levels."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else None
+        if children is None:
+            continue
+        if depth > MAX_JSON_DEPTH:
+            raise ValueError(f"{where} nests deeper than {MAX_JSON_DEPTH} levels")
+        stack.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
+    return value
+
 
 class _Open(BaseModel):
     """Wire objects keep fields we do not model, so newer clients' parameters pass through."""
 
     model_config = ConfigDict(extra="allow")
+
+    @model_validator(mode="after")
+    def _bound_extra(self) -> Self:
+        extra = self.__pydantic_extra__
+        if extra:
+            for name, value in extra.items():
+                _check_depth(value, f"'{name}'")
+        return self
 
 
 class _Relayed(BaseModel):
@@ -77,6 +115,11 @@ class ImagePart(_Open):
 
     type: Literal["image_url"]
     image_url: dict[str, Any]
+
+    @field_validator("image_url")
+    @classmethod
+    def _bound(cls, v: dict[str, Any]) -> dict[str, Any]:
+        return _check_depth(v, "image_url")
 
 
 ContentPart = TextPart | ImagePart
@@ -131,6 +174,11 @@ class FunctionDef(BaseModel):
     parameters: dict[str, Any] = Field(default_factory=lambda: {"type": "object", "properties": {}})
     strict: bool | None = None
 
+    @field_validator("parameters")
+    @classmethod
+    def _bound(cls, v: dict[str, Any]) -> dict[str, Any]:
+        return _check_depth(v, "parameters")
+
 
 class Tool(BaseModel):
     """A tool offered to the model."""
@@ -166,6 +214,11 @@ class JsonSchemaSpec(BaseModel):
 
     model_config = ConfigDict(populate_by_name=True)
 
+    @field_validator("schema_")
+    @classmethod
+    def _bound(cls, v: dict[str, Any]) -> dict[str, Any]:
+        return _check_depth(v, "schema")
+
 
 class ResponseFormat(BaseModel):
     """`response_format`: plain text, any JSON object, or JSON matching a schema."""
@@ -183,7 +236,7 @@ class ResponseFormat(BaseModel):
 class StreamOptions(BaseModel):
     """`stream_options`."""
 
-    include_usage: bool = False
+    include_usage: StrictBool = False
 
 
 class ChatRequest(_Open):
@@ -191,20 +244,20 @@ class ChatRequest(_Open):
 
     model: str = Field(min_length=1)
     messages: list[Message] = Field(min_length=1)
-    temperature: float | None = Field(default=None, ge=0, le=2)
-    top_p: float | None = Field(default=None, gt=0, le=1)
-    max_tokens: int | None = Field(default=None, ge=1)
-    max_completion_tokens: int | None = Field(default=None, ge=1)
-    stream: bool = False
+    temperature: StrictFloat | None = Field(default=None, ge=0, le=2)
+    top_p: StrictFloat | None = Field(default=None, ge=0, le=1)  # 0 is allowed, as OpenAI allows it
+    max_tokens: StrictInt | None = Field(default=None, ge=1)
+    max_completion_tokens: StrictInt | None = Field(default=None, ge=1)
+    stream: StrictBool = False
     stream_options: StreamOptions | None = None
     stop: str | list[str] | None = None
-    seed: int | None = None
-    n: int = Field(default=1, ge=1, le=1)
+    seed: StrictInt | None = None
+    n: StrictInt = Field(default=1, ge=1, le=1)
     tools: list[Tool] | None = None
     tool_choice: ToolChoice | None = None
     response_format: ResponseFormat | None = None
-    presence_penalty: float | None = Field(default=None, ge=-2, le=2)
-    frequency_penalty: float | None = Field(default=None, ge=-2, le=2)
+    presence_penalty: StrictFloat | None = Field(default=None, ge=-2, le=2)
+    frequency_penalty: StrictFloat | None = Field(default=None, ge=-2, le=2)
     user: str | None = None
     metadata: dict[str, str] | None = None
 
@@ -217,6 +270,8 @@ class ChatRequest(_Open):
 
     @model_validator(mode="after")
     def _check_tool_choice(self) -> ChatRequest:
+        if self.tool_choice == "required" and not self.tools:
+            raise ValueError("tool_choice 'required' needs at least one tool in 'tools'")
         if isinstance(self.tool_choice, NamedToolChoice):
             names = {t.function.name for t in self.tools or []}
             if self.tool_choice.function["name"] not in names:
@@ -343,7 +398,7 @@ class EmbeddingRequest(_Open):
     model: str = Field(min_length=1)
     input: str | list[str] | list[int] | list[list[int]]
     encoding_format: Literal["float", "base64"] = "float"
-    dimensions: int | None = Field(default=None, ge=1)
+    dimensions: StrictInt | None = Field(default=None, ge=1)
     user: str | None = None
 
     def texts(self) -> list[str]:

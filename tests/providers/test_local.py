@@ -167,6 +167,20 @@ async def test_images_are_bad_request(provider: LocalChatProvider) -> None:
         provider.stream(request("x", messages=[{"role": "user", "content": content}]))
 
 
+@pytest.mark.parametrize(("field", "value"), [("logprobs", True), ("top_logprobs", 3), ("logit_bias", {"50256": -100})])
+async def test_unsupported_sampling_fields_are_bad_request(provider: LocalChatProvider, field: str, value: Any) -> None:
+    with pytest.raises(BadRequest, match=field) as refused:
+        await provider.chat(request("hi", **{field: value}))
+    assert refused.value.param == field and refused.value.status == 400
+    with pytest.raises(BadRequest, match=field):
+        provider.stream(request("hi", stream=True, **{field: value}))
+
+
+async def test_logprobs_false_is_not_refused(provider: LocalChatProvider) -> None:
+    response = await provider.chat(request("hi", max_tokens=2, logprobs=False, logit_bias={}))
+    assert response.usage is not None and response.usage.completion_tokens > 0
+
+
 async def test_eight_concurrent_requests_are_batched(provider: LocalChatProvider) -> None:
     prompts = [f"Tell me a fact about the number {i}." for i in range(8)]
     answers = await asyncio.gather(*(provider.chat(request(p, max_tokens=8)) for p in prompts))

@@ -11,14 +11,19 @@ from interlock.api.http import sse_frame, validate
 from interlock.api.openai import model_endpoint
 from interlock.errors import GatewayError
 from interlock.gateway.context import RequestContext
+from interlock.gateway.settlement import TokenCounter
 from interlock.plugins.hooks import ModelRequest, ModelResponse
 from interlock.translate.anthropic import (
     AnthropicRequest,
     AnthropicStreamWriter,
     anthropic_to_chat_request,
     chat_response_to_anthropic,
+    prompt_text,
 )
-from interlock.types import ChatChunk, ChatResponse
+from interlock.types import ChatChunk, ChatRequest, ChatResponse
+
+# The wire has no gateway: message_start counts with the deployment's tokenizer, else estimates.
+_COUNTER = TokenCounter()
 
 
 def _event(name: str, data: dict[str, object]) -> bytes:
@@ -33,26 +38,38 @@ class MessagesWire:
     def __init__(self, ctx: RequestContext) -> None:
         self._ctx = ctx
         self._model = ""
+        self._chat: ChatRequest | None = None
         self._writer: AnthropicStreamWriter | None = None
         self._opened = False
 
     def parse(self, data: dict[str, Any]) -> ModelRequest:
-        """A ChatRequest translated from Anthropic's request."""
+        """A ChatRequest translated from Anthropic's request, or a 400 naming the field."""
         request = validate(AnthropicRequest, data)
         self._model = request.model
-        return anthropic_to_chat_request(request)
+        self._chat = anthropic_to_chat_request(request)
+        return self._chat
+
+    def _stops(self) -> list[str]:
+        return self._chat.stop_list() if self._chat is not None else []
 
     def render(self, response: ModelResponse) -> bytes:
         """The answer as Anthropic's JSON."""
         assert isinstance(response, ChatResponse)
-        return orjson.dumps(chat_response_to_anthropic(response, self._model))
+        return orjson.dumps(chat_response_to_anthropic(response, self._model, self._stops()))
+
+    def _prompt_tokens(self) -> int:
+        dep, chat = self._ctx.deployment, self._chat
+        if dep is None or chat is None:
+            return 0
+        return _COUNTER.count(dep, prompt_text(chat.messages, chat.tools or []))[0]
 
     def frames(self, chunk: ChatChunk) -> list[bytes]:
-        """The events for one chunk (`message_start` before the first)."""
+        """The events for one chunk (`message_start`, with the prompt's token count, before the first)."""
         if self._writer is None:
-            self._writer = AnthropicStreamWriter(self._model, "msg_" + self._ctx.request_id.removeprefix("req_"))
+            message_id = "msg_" + self._ctx.request_id.removeprefix("req_")
+            self._writer = AnthropicStreamWriter(self._model, message_id, self._stops())
         writer = self._writer
-        events = [] if self._opened else writer.start()
+        events = [] if self._opened else writer.start(self._prompt_tokens())
         self._opened = True
         events += writer.feed(chunk)
         return [_event(name, data) for name, data in events]

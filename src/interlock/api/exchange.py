@@ -3,7 +3,9 @@
 Every model endpoint is the same exchange with its own wire format (`Wire`): parse the body into a
 typed request, render a complete answer, frame a streamed one, and say how an error looks. The
 exchange is the gateway's `Sink`. It reads the body, then watches for the client going away: a
-disconnect cancels the request (the gateway records it as 499 and closes the upstream call). Once
+disconnect cancels the request (the gateway records it as 499 and closes the upstream call). A
+stream is watched from the start; a complete answer from `WATCH_AFTER_S` on, so that the many
+answers that take less cost no watcher task. Once
 the last byte of the answer is sent it stops watching, so a client that leaves after its answer did
 not cut it short.
 
@@ -33,6 +35,7 @@ from interlock.types import ChatChunk
 
 log = logging.getLogger(__name__)
 
+WATCH_AFTER_S = 0.2  # a complete answer not done by then starts watching for the client going away
 _JSON = [(b"content-type", b"application/json")]
 _SSE = [(b"content-type", b"text/event-stream; charset=utf-8"), (b"cache-control", b"no-cache")]
 
@@ -85,6 +88,7 @@ class Exchange(Response):
         self._started = False  # the response head has gone out
         self._done = False  # the last byte has gone out
         self._watcher: asyncio.Task[None] | None = None
+        self._timer: asyncio.TimerHandle | None = None
         self._disconnected = asyncio.Event()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -110,8 +114,17 @@ class Exchange(Response):
         if isinstance(data.get("model"), str):
             self._ctx.alias = data["model"]
         parsed = self._wire.parse(data)
-        self._watcher = asyncio.create_task(self._watch(asyncio.current_task()))
+        sender = asyncio.current_task()
+        if data.get("stream") is True:
+            self._watch_now(sender)
+        else:  # most answers are done sooner: a timer costs far less than a task per request
+            self._timer = asyncio.get_running_loop().call_later(WATCH_AFTER_S, self._watch_now, sender)
         return parsed
+
+    def _watch_now(self, sender: asyncio.Task[Any] | None) -> None:
+        self._timer = None
+        if not self._done:
+            self._watcher = asyncio.create_task(self._watch(sender))
 
     async def _watch(self, sender: asyncio.Task[Any] | None) -> None:
         receive = self._request.receive
@@ -122,6 +135,9 @@ class Exchange(Response):
             sender.cancel()
 
     def _stop_watching(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         if self._watcher is not None:
             self._watcher.cancel()
             self._watcher = None
@@ -170,6 +186,8 @@ class Exchange(Response):
             if not self._started:
                 body = error_body(exc, self._wire.flavor)
                 headers = {**exc.headers, **ctx.response_headers()}
+                if self._wire.flavor == "anthropic" and exc.code:  # Anthropic's error JSON has no `code`
+                    headers["x-interlock-error-code"] = exc.code
                 await self._start(exc.status, _head(headers, [*_JSON, (b"content-length", str(len(body)).encode())]))
                 await self._body(body, False)
             else:

@@ -95,6 +95,22 @@ def _tool_choice(request: ChatRequest) -> tuple[ToolMode, list[grammar.ToolSpec]
     return ("required" if choice == "required" else "auto"), specs, None
 
 
+# Fields the embedded engine does not implement: refused, never ignored (a client relying on them must know).
+_UNSUPPORTED = ("logprobs", "top_logprobs", "logit_bias")
+
+
+def _refuse_unsupported(request: ChatRequest) -> None:
+    extra = request.model_extra or {}
+    for name in _UNSUPPORTED:
+        value = extra.get(name)
+        if value not in (None, False, {}):
+            raise BadRequest(
+                f"'{name}' is not supported by the local model; remove it or use a remote model",
+                code="unsupported_parameter",
+                param=name,
+            )
+
+
 def _message_dict(message: Message) -> dict[str, Any]:
     if isinstance(message.content, list) and any(isinstance(p, ImagePart) for p in message.content):
         raise BadRequest("the local model does not accept images", code="invalid_value", param="messages")
@@ -234,6 +250,7 @@ class LocalChatProvider(Provider):
         return self._engine, self._template
 
     def _plan(self, request: ChatRequest) -> _Plan:
+        _refuse_unsupported(request)
         engine, template = self._ready_engine()
         gguf = engine.model
         assert gguf is not None

@@ -24,6 +24,7 @@ from interlock.translate.openai import (
     parse_chat_response,
     parse_chunk,
     parse_embedding_response,
+    unsendable,
 )
 from interlock.types import Batch, ChatChunk, ChatRequest, ChatResponse, EmbeddingRequest, EmbeddingResponse
 
@@ -53,8 +54,11 @@ class OpenAICompatibleProvider(Provider):
         """One upstream completion."""
         url = self._chat_url
         body = chat_payload(request, self.upstream_model, stream=False)
-        async with upstream_call(self._context.http(), url, body, self._headers, self._timeout) as resp:
-            raw = await read_body(resp, url)
+        try:
+            async with upstream_call(self._context.http(), url, body, self._headers, self._timeout) as resp:
+                raw = await read_body(resp, url)
+        except TypeError as exc:
+            raise unsendable(body, exc) from None
         return parse_chat_response(raw, self.alias)
 
     async def stream(self, request: ChatRequest) -> AsyncIterator[ChatChunk]:
@@ -67,35 +71,36 @@ class OpenAICompatibleProvider(Provider):
         """Upstream chunks, batched by the read that brought them."""
         url = self._chat_url
         body = chat_payload(request, self.upstream_model, stream=True)
-        async with upstream_call(self._context.http(), url, body, self._headers, self._timeout) as resp:
-            async for events in sse_event_batches(resp, url):
-                batch: list[ChatChunk] = []
-                for _, data in events:
-                    try:
-                        chunk = parse_chunk(data, self.alias)
-                    except UpstreamError:
-                        if batch:
-                            yield batch  # what came before the bad event still reaches the client
-                        raise
-                    if chunk is None:
-                        if batch:
-                            yield Batch.final(batch)
-                        return
-                    batch.append(chunk)
-                yield batch
+        try:
+            async with upstream_call(self._context.http(), url, body, self._headers, self._timeout) as resp:
+                async for events in sse_event_batches(resp, url):
+                    batch: list[ChatChunk] = []
+                    for _, data in events:
+                        try:
+                            chunk = parse_chunk(data, self.alias)
+                        except UpstreamError:
+                            if batch:
+                                yield batch  # what came before the bad event still reaches the client
+                            raise
+                        if chunk is None:
+                            if batch:
+                                yield Batch.final(batch)
+                            return
+                        batch.append(chunk)
+                    yield batch
+        except TypeError as exc:
+            raise unsendable(body, exc) from None
         raise UpstreamError("the upstream stream ended before [DONE]", code="upstream_truncated")
 
     async def embed(self, request: EmbeddingRequest) -> EmbeddingResponse:
         """Upstream embeddings."""
         url = f"{self._base}/embeddings"
-        async with upstream_call(
-            self._context.http(),
-            url,
-            embedding_payload(request, self.upstream_model),
-            self._headers,
-            self._timeout,
-        ) as resp:
-            raw = await read_body(resp, url)
+        body = embedding_payload(request, self.upstream_model)
+        try:
+            async with upstream_call(self._context.http(), url, body, self._headers, self._timeout) as resp:
+                raw = await read_body(resp, url)
+        except TypeError as exc:
+            raise unsendable(body, exc) from None
         return parse_embedding_response(raw, self.alias)
 
 

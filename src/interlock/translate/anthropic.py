@@ -7,18 +7,32 @@ answers in Anthropic's format. The `anthropic` provider's direction is in `anthr
 from __future__ import annotations
 
 import uuid
-from typing import Any, Literal
+from collections.abc import Sequence
+from typing import Any
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ValidationError
 
+from interlock.errors import BadRequest, describe_validation_error
+from interlock.translate.anthropic_checks import check_prompt, check_request
+from interlock.translate.anthropic_models import (
+    AnthropicBlock,
+    AnthropicMessage,
+    AnthropicPrompt,
+    AnthropicRequest,
+    AnthropicTool,
+    AnthropicToolChoice,
+)
+from interlock.translate.stops import StopScanner, first_stop
 from interlock.types import (
     ChatChunk,
     ChatRequest,
     ChatResponse,
+    ContentPart,
     FinishReason,
     FunctionCall,
     FunctionDef,
+    ImagePart,
     Message,
     NamedToolChoice,
     TextPart,
@@ -26,6 +40,22 @@ from interlock.types import (
     ToolCall,
     Usage,
 )
+
+__all__ = [
+    "AnthropicBlock",
+    "AnthropicMessage",
+    "AnthropicPrompt",
+    "AnthropicRequest",
+    "AnthropicStreamWriter",
+    "AnthropicTool",
+    "AnthropicToolChoice",
+    "anthropic_to_chat_request",
+    "chat_response_to_anthropic",
+    "count_text",
+    "prompt_messages",
+    "prompt_text",
+    "prompt_tools",
+]
 
 DEFAULT_MAX_TOKENS = 4096
 
@@ -45,135 +75,167 @@ _STOP_TO_ANTHROPIC = {
 }
 
 
-# -- the Anthropic request, validated -----------------------------------------------------------
+# -- the Anthropic request, checked, then translated ------------------------------------------
 
 
-class AnthropicBlock(BaseModel):
-    """A content block; the fields used depend on `type`."""
-
-    model_config = ConfigDict(extra="allow")
-
-    type: Literal["text", "image", "tool_use", "tool_result", "thinking", "redacted_thinking", "document"]
-    text: str | None = None
-    id: str | None = None
-    name: str | None = None
-    input: dict[str, Any] | None = None
-    tool_use_id: str | None = None
-    content: str | list[AnthropicBlock] | None = None
-    is_error: bool | None = None
+def _text(blocks: list[AnthropicBlock] | None) -> str:
+    return "".join(b.text or "" for b in blocks or () if b.type == "text")
 
 
-class AnthropicMessage(BaseModel):
-    """One message of a Messages API request."""
-
-    role: Literal["user", "assistant"]
-    content: str | list[AnthropicBlock]
-
-
-class AnthropicTool(BaseModel):
-    """A tool definition."""
-
-    model_config = ConfigDict(extra="allow")
-
-    name: str
-    description: str | None = None
-    input_schema: dict[str, Any] = Field(default_factory=lambda: {"type": "object", "properties": {}})
+def _image(block: AnthropicBlock) -> ImagePart:
+    source = block.source or {}
+    if source.get("type") == "base64":
+        url = f"data:{source['media_type']};base64,{source['data']}"
+    else:
+        url = str(source["url"])
+    return ImagePart(type="image_url", image_url={"url": url})
 
 
-class AnthropicToolChoice(BaseModel):
-    """`tool_choice`."""
-
-    type: Literal["auto", "any", "tool", "none"]
-    name: str | None = None
-
-
-class AnthropicRequest(BaseModel):
-    """A Messages API request."""
-
-    model_config = ConfigDict(extra="allow")
-
-    model: str = Field(min_length=1)
-    max_tokens: int = Field(ge=1)
-    messages: list[AnthropicMessage] = Field(min_length=1)
-    system: str | list[AnthropicBlock] | None = None
-    temperature: float | None = Field(default=None, ge=0, le=1)
-    top_p: float | None = Field(default=None, gt=0, le=1)
-    top_k: int | None = Field(default=None, ge=1)
-    stop_sequences: list[str] | None = None
-    stream: bool = False
-    tools: list[AnthropicTool] | None = None
-    tool_choice: AnthropicToolChoice | None = None
-    metadata: dict[str, Any] | None = None
+def _user_messages(m: AnthropicMessage) -> list[Message]:
+    """Tool results first (each a `tool` message), then the text and images as one user message."""
+    out = [
+        Message(role="tool", tool_call_id=b.tool_use_id, content=_text(b.content))
+        for b in m.content
+        if b.type == "tool_result"
+    ]
+    parts: list[ContentPart] = [
+        TextPart(type="text", text=b.text or "") if b.type == "text" else _image(b)
+        for b in m.content
+        if b.type in ("text", "image")
+    ]
+    if m.plain:
+        out.append(Message(role="user", content=_text(m.content)))
+    elif parts:
+        out.append(Message(role="user", content=parts))
+    return out
 
 
-def _block_text(content: str | list[AnthropicBlock] | None) -> str:
-    if content is None:
-        return ""
-    if isinstance(content, str):
-        return content
-    return "".join(b.text or "" for b in content if b.type == "text")
+def _assistant_message(m: AnthropicMessage) -> Message:
+    """Text and tool calls; thinking blocks of earlier turns are not part of the prompt (as on Anthropic's API)."""
+    calls = [
+        ToolCall(id=b.id or new_id("toolu_"), function=FunctionCall(name=b.name or "", arguments=dumps_json(b.input)))
+        for b in m.content
+        if b.type == "tool_use"
+    ]
+    text = _text(m.content)
+    return Message(role="assistant", content=text or None if calls else text, tool_calls=calls or None)
 
 
-def anthropic_to_chat_request(req: AnthropicRequest) -> ChatRequest:
-    """Translate a Messages API request into the gateway's chat request."""
+def prompt_messages(req: AnthropicPrompt) -> list[Message]:
+    """The prompt as chat messages (the request must have passed `check_prompt`)."""
     messages: list[Message] = []
     if req.system:
-        messages.append(Message(role="system", content=_block_text(req.system)))
+        messages.append(Message(role="system", content=_text(req.system)))
     for m in req.messages:
-        if isinstance(m.content, str):
-            messages.append(Message(role=m.role, content=m.content))
-            continue
-        texts = [TextPart(type="text", text=b.text or "") for b in m.content if b.type == "text"]
         if m.role == "assistant":
-            calls = [
-                ToolCall(
-                    id=b.id or new_id("toolu_"),
-                    function=FunctionCall(name=b.name or "", arguments=dumps_json(b.input or {})),
-                )
-                for b in m.content
-                if b.type == "tool_use"
-            ]
-            text = "".join(p.text for p in texts)
-            messages.append(
-                Message(role="assistant", content=text or None if calls else text, tool_calls=calls or None)
-            )
-            continue
-        for b in m.content:
-            if b.type == "tool_result":
-                messages.append(Message(role="tool", tool_call_id=b.tool_use_id or "", content=_block_text(b.content)))
-        if texts:
-            messages.append(Message(role="user", content=texts))
-    tools = [
+            messages.append(_assistant_message(m))
+        else:
+            messages.extend(_user_messages(m))
+    return messages
+
+
+def prompt_tools(req: AnthropicPrompt) -> list[Tool]:
+    """The tools as chat tools."""
+    return [
         Tool(function=FunctionDef(name=t.name, description=t.description, parameters=t.input_schema))
         for t in req.tools or []
     ]
+
+
+def prompt_text(messages: list[Message], tools: list[Tool]) -> str:
+    """The text a prompt's tokens are counted in: every message, then the tool definitions."""
+    text = "\n".join(m.text() for m in messages)
+    if tools:
+        text += "\n" + dumps_json([t.model_dump(exclude_none=True) for t in tools])
+    return text
+
+
+def _untranslatable(exc: ValidationError) -> BadRequest:
+    """A case the checks missed is still the client's 400, never a 500."""
+    err = describe_validation_error(exc)
+    err.message = f"the request cannot be translated to a chat request: {err.message}"
+    return err
+
+
+def count_text(req: AnthropicPrompt) -> str:
+    """Check a prompt (a 400 naming the field), then the text its tokens are counted in."""
+    check_prompt(req)
+    try:
+        return prompt_text(prompt_messages(req), prompt_tools(req))
+    except ValidationError as exc:
+        raise _untranslatable(exc) from None
+
+
+def anthropic_to_chat_request(req: AnthropicRequest) -> ChatRequest:
+    """Check a Messages API request (a 400 naming the field), then translate it into the gateway's chat request."""
+    check_request(req)
+    try:
+        return _chat_request(req)
+    except ValidationError as exc:
+        raise _untranslatable(exc) from None
+
+
+def _chat_request(req: AnthropicRequest) -> ChatRequest:
     choice: Any = None
+    extra: dict[str, Any] = {}
     if req.tool_choice is not None:
         choice = {"auto": "auto", "any": "required", "none": "none"}.get(req.tool_choice.type)
         if req.tool_choice.type == "tool":
             choice = NamedToolChoice(function={"name": req.tool_choice.name or ""})
-    user = str((req.metadata or {}).get("user_id")) if (req.metadata or {}).get("user_id") else None
+        if req.tool_choice.disable_parallel_tool_use:
+            extra["parallel_tool_calls"] = False
+    user_id = (req.metadata or {}).get("user_id")
     return ChatRequest(
         model=req.model,
-        messages=messages,
+        messages=prompt_messages(req),
         max_tokens=req.max_tokens,
         temperature=req.temperature,
         top_p=req.top_p,
         stop=req.stop_sequences or None,
         stream=req.stream,
-        tools=tools or None,
+        tools=prompt_tools(req) or None,
         tool_choice=choice,
-        user=user,
+        user=str(user_id) if user_id else None,
+        **extra,
     )
 
 
-def chat_response_to_anthropic(resp: ChatResponse, model: str) -> dict[str, Any]:
-    """Render a chat response as a Messages API response."""
+def matched_stop(choice_extra: dict[str, Any] | None, text: str, stops: Sequence[str]) -> tuple[str, str | None]:
+    """The answer's text and the stop sequence that ended it, if one is known.
+
+    vLLM names the matched sequence in the choice's `stop_reason`; an upstream that did not apply the
+    sequence leaves it in the text, which is cut there. Otherwise it is unknown (the README says so).
+    """
+    if not stops:
+        return text, None
+    hint = (choice_extra or {}).get("stop_reason")
+    if isinstance(hint, str) and hint in stops:
+        return text, hint
+    found = first_stop(text, stops)
+    if found is None:
+        return text, None
+    return text[: found[0]], found[1]
+
+
+def _stop_reason(finish: str | None, matched: str | None) -> str:
+    if matched is not None:
+        return "stop_sequence"
+    return _STOP_TO_ANTHROPIC.get(finish or "stop", "end_turn")
+
+
+def chat_response_to_anthropic(resp: ChatResponse, model: str, stops: Sequence[str] = ()) -> dict[str, Any]:
+    """Render a chat response as a Messages API response (`stops`: the request's stop sequences)."""
     choice = resp.choices[0] if resp.choices else None
     content: list[dict[str, Any]] = []
+    matched: str | None = None
+    calls = (choice.message.tool_calls if choice else None) or []
     if choice and choice.message.content:
-        content.append({"type": "text", "text": choice.message.content})
-    for call in (choice.message.tool_calls if choice else None) or []:
+        text = choice.message.content
+        if not calls:
+            text, matched = matched_stop(choice.model_extra, text, stops)
+        if text:
+            content.append({"type": "text", "text": text})
+    for call in calls:
         content.append(
             {
                 "type": "tool_use",
@@ -189,28 +251,39 @@ def chat_response_to_anthropic(resp: ChatResponse, model: str) -> dict[str, Any]
         "role": "assistant",
         "model": model,
         "content": content,
-        "stop_reason": _STOP_TO_ANTHROPIC.get(choice.finish_reason or "stop", "end_turn") if choice else "end_turn",
-        "stop_sequence": None,
+        "stop_reason": _stop_reason(choice.finish_reason if choice else None, matched),
+        "stop_sequence": matched,
         "usage": {"input_tokens": usage.prompt_tokens, "output_tokens": usage.completion_tokens},
     }
 
 
-class AnthropicStreamWriter:
-    """Turns a stream of chat chunks into Messages API stream events (name, data)."""
+Event = tuple[str, dict[str, Any]]
 
-    def __init__(self, model: str, message_id: str) -> None:
+
+class AnthropicStreamWriter:
+    """Turns a stream of chat chunks into Messages API stream events (name, data).
+
+    Text is cut at the first of `stops` that the upstream left in it (see `translate/stops.py`).
+    """
+
+    def __init__(self, model: str, message_id: str, stops: Sequence[str] = ()) -> None:
         self.model = model
         self.message_id = message_id
+        self._stops = tuple(stops)
+        self._scanner = StopScanner(stops)
         self._started = False
         self._block: int = -1
         self._block_kind: str | None = None
         self._tool_blocks: dict[int, int] = {}
-        self._stop: str | None = None
+        self._finish: str | None = None
+        self._hint: str | None = None  # the stop sequence an upstream named (vLLM's `stop_reason`)
+        self._prompt_tokens = 0
         self._usage = Usage()
 
-    def start(self, prompt_tokens: int = 0) -> list[tuple[str, dict[str, Any]]]:
-        """The message_start event."""
+    def start(self, prompt_tokens: int = 0) -> list[Event]:
+        """The message_start event, with the prompt's token count."""
         self._started = True
+        self._prompt_tokens = prompt_tokens
         message: dict[str, Any] = {
             "id": self.message_id,
             "type": "message",
@@ -223,13 +296,13 @@ class AnthropicStreamWriter:
         }
         return [("message_start", {"type": "message_start", "message": message})]
 
-    def _close_block(self) -> list[tuple[str, dict[str, Any]]]:
+    def _close_block(self) -> list[Event]:
         if self._block_kind is None:
             return []
         self._block_kind = None
         return [("content_block_stop", {"type": "content_block_stop", "index": self._block})]
 
-    def _open_block(self, kind: str, block: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    def _open_block(self, kind: str, block: dict[str, Any]) -> list[Event]:
         events = self._close_block()
         self._block += 1
         self._block_kind = kind
@@ -241,63 +314,66 @@ class AnthropicStreamWriter:
         )
         return events
 
-    def feed(self, chunk: ChatChunk) -> list[tuple[str, dict[str, Any]]]:
+    def _text(self, text: str) -> list[Event]:
+        if not text:
+            return []
+        events = [] if self._block_kind == "text" else self._open_block("text", {"type": "text", "text": ""})
+        delta = {"type": "text_delta", "text": text}
+        events.append(("content_block_delta", {"type": "content_block_delta", "index": self._block, "delta": delta}))
+        return events
+
+    def feed(self, chunk: ChatChunk) -> list[Event]:
         """Events for one chunk."""
-        events: list[tuple[str, dict[str, Any]]] = []
+        events: list[Event] = []
         if chunk.usage is not None:
             self._usage = chunk.usage
         for choice in chunk.choices:
             delta = choice.delta
             if delta.content:
-                if self._block_kind != "text":
-                    events += self._open_block("text", {"type": "text", "text": ""})
-                events.append(
-                    (
-                        "content_block_delta",
-                        {
-                            "type": "content_block_delta",
-                            "index": self._block,
-                            "delta": {"type": "text_delta", "text": delta.content},
-                        },
-                    )
-                )
+                events += self._text(self._scanner.feed(delta.content))
             for call in delta.tool_calls or []:
-                if call.index not in self._tool_blocks:
-                    name = (call.function or {}).get("name", "")
-                    events += self._open_block(
-                        "tool",
-                        {"type": "tool_use", "id": call.id or new_id("toolu_"), "name": name, "input": {}},
-                    )
-                    self._tool_blocks[call.index] = self._block
-                args = (call.function or {}).get("arguments")
-                if args:
-                    events.append(
-                        (
-                            "content_block_delta",
-                            {
-                                "type": "content_block_delta",
-                                "index": self._tool_blocks[call.index],
-                                "delta": {"type": "input_json_delta", "partial_json": args},
-                            },
-                        )
-                    )
+                events += self._tool_call(call.index, call.id, call.function or {})
             if choice.finish_reason:
-                self._stop = _STOP_TO_ANTHROPIC.get(choice.finish_reason, "end_turn")
+                self._finish = choice.finish_reason
+                hint = (choice.model_extra or {}).get("stop_reason")
+                if isinstance(hint, str) and hint in self._stops:
+                    self._hint = hint
         return events
 
-    def finish(self) -> list[tuple[str, dict[str, Any]]]:
-        """The closing events: last block stop, message_delta with usage, message_stop."""
-        events = self._close_block()
-        events.append(
-            (
-                "message_delta",
-                {
-                    "type": "message_delta",
-                    "delta": {"stop_reason": self._stop or "end_turn", "stop_sequence": None},
-                    "usage": {"output_tokens": self._usage.completion_tokens},
-                },
+    def _tool_call(self, index: int, call_id: str | None, function: dict[str, str]) -> list[Event]:
+        events: list[Event] = []
+        if index not in self._tool_blocks:
+            events += self._text(self._scanner.flush())
+            block = {
+                "type": "tool_use",
+                "id": call_id or new_id("toolu_"),
+                "name": function.get("name", ""),
+                "input": {},
+            }
+            events += self._open_block("tool", block)
+            self._tool_blocks[index] = self._block
+        args = function.get("arguments")
+        if args:
+            delta = {"type": "input_json_delta", "partial_json": args}
+            events.append(
+                (
+                    "content_block_delta",
+                    {"type": "content_block_delta", "index": self._tool_blocks[index], "delta": delta},
+                )
             )
-        )
+        return events
+
+    def finish(self) -> list[Event]:
+        """The closing events: held text, last block stop, message_delta with stop reason and usage, message_stop."""
+        events = self._text(self._scanner.flush())
+        events += self._close_block()
+        matched = self._scanner.matched or self._hint
+        usage = {
+            "input_tokens": self._usage.prompt_tokens or self._prompt_tokens,
+            "output_tokens": self._usage.completion_tokens,
+        }
+        delta = {"stop_reason": _stop_reason(self._finish, matched), "stop_sequence": matched}
+        events.append(("message_delta", {"type": "message_delta", "delta": delta, "usage": usage}))
         events.append(("message_stop", {"type": "message_stop"}))
         return events
 

@@ -37,6 +37,20 @@ def chat_payload(req: ChatRequest, upstream_model: str, *, stream: bool) -> dict
     return body
 
 
+def unsendable(body: dict[str, Any], exc: TypeError) -> GatewayError | TypeError:
+    """What to raise when sending `body` failed with `exc`: a 400 if the body cannot be written as JSON.
+
+    Called only after a failure, so the body is not serialised twice on the way out: orjson refuses
+    what JSON input can still produce (nesting past its limit, integers past 64 bits), and that is the
+    client's request, not a server error.
+    """
+    try:
+        orjson.dumps(body)
+    except TypeError as cause:
+        return BadRequest(f"the request cannot be forwarded as JSON: {cause}", code="invalid_value")
+    return exc
+
+
 def embedding_payload(req: EmbeddingRequest, upstream_model: str) -> dict[str, Any]:
     """The upstream embeddings request body."""
     body = req.model_dump(exclude_none=True)
@@ -107,7 +121,11 @@ def error_from_upstream(status: int, raw: bytes, retry_after: str | None = None)
     if status in (400, 422):
         return BadRequest(f"upstream rejected the request: {message}", code="upstream_invalid_request")
     if status == 429:
-        return RateLimited(f"upstream is rate limiting: {message}", headers={"Retry-After": retry_after or "1"})
+        return RateLimited(
+            f"upstream is rate limiting: {message}",
+            code="upstream_rate_limited",
+            headers={"Retry-After": retry_after or "1"},
+        )
     if status in (408, 504):
         return UpstreamTimeout(f"upstream timed out: {message}")
     if status == 503:

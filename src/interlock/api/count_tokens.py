@@ -1,0 +1,66 @@
+"""`POST /v1/messages/count_tokens`: the tokens of an Anthropic prompt, counted without calling a model.
+
+The count uses the model's own tokenizer where the gateway has one (local models), else the embedded
+model's tokenizer, else an estimate; `x-interlock-token-count-source` says which. It is authenticated
+and scope-checked like every model endpoint, and its 401/403 refusals are audited; no ledger row is
+written, because no model is called and nothing is billed.
+"""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from interlock.api.http import JSONResponse, error_response, parse_json, read_body, validate
+from interlock.api.openai import authenticate, refuse
+from interlock.api.state import AppState
+from interlock.errors import GatewayError
+from interlock.gateway.stages import denial_event, is_policy_denial
+from interlock.routing.deployments import Deployment, ModelRoute
+from interlock.translate.anthropic import AnthropicPrompt, count_text
+
+SOURCE_HEADER = "x-interlock-token-count-source"
+CODE_HEADER = "x-interlock-error-code"
+
+
+def _deployment(state: AppState, route: ModelRoute) -> Deployment | None:
+    """The deployment whose tokenizer counts: the alias's first, or a router alias's first target's."""
+    if route.deployments:
+        return route.deployments[0]
+    spec = route.model.router
+    for name in spec.models.values() if spec else ():
+        target = state.gateway.routes.get(name)
+        if target is not None and target.deployments:
+            return target.deployments[0]
+    return None
+
+
+def _coded(response: Response, exc: GatewayError) -> Response:
+    """Anthropic's error JSON has no `code`: it goes in a header."""
+    if exc.code:
+        response.headers[CODE_HEADER] = exc.code
+    return response
+
+
+async def count_tokens(request: Request) -> Response:
+    """The input tokens of a Messages API prompt: `{"input_tokens": N}`."""
+    state: AppState = request.app.state.interlock
+    try:
+        ctx = await authenticate(state, request, "count_tokens")
+    except GatewayError as exc:
+        return _coded(refuse(state, request, exc, "anthropic"), exc)
+    try:
+        data = parse_json(await read_body(request, state.settings.server.max_body_bytes))
+        prompt = validate(AnthropicPrompt, data)
+        route = state.gateway.resolve(ctx, prompt.model, "chat")  # 404 unknown, 403 out of the key's scope
+        text = count_text(prompt)
+    except GatewayError as exc:
+        if is_policy_denial(exc, False):
+            state.audit.record(denial_event(ctx.operation, exc, ctx))
+        return _coded(error_response(exc, "anthropic", ctx.response_headers()), exc)
+    dep = _deployment(state, route)
+    if dep is None:
+        n, source = (len(text) + 3) // 4, "estimate:chars/4"
+    else:
+        n, source = state.gateway.counter.count(dep, text)
+    return JSONResponse({"input_tokens": n}, headers={SOURCE_HEADER: source, "x-request-id": ctx.request_id})

@@ -1,0 +1,212 @@
+"""OpenAI's Responses API (`/v1/responses`), translated onto the same gateway as chat.
+
+`POST /v1/responses` is a model endpoint like the others (keys, budgets, routing, ledger, audit, hooks);
+its wire format translates to chat and back (`translate/responses*.py`). Interlock keeps the response
+store itself: a request with `previous_response_id` gets the stored conversation prepended (so the
+upstream always receives, and the budget bound always sees, the full input), and a completed response
+is stored (unless `store: false`) before its last byte goes out, so a client's follow-up always finds
+it. Stored responses belong to the key that made them: `GET` and `DELETE /v1/responses/{id}` and
+`previous_response_id` see only the caller's own.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any, ClassVar
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+
+from interlock.api.exchange import Exchange
+from interlock.api.http import JSONResponse, bearer_token, sse_frame
+from interlock.api.openai import authenticate, refuse
+from interlock.api.state import AppState
+from interlock.auth.keys import Principal
+from interlock.errors import GatewayError, NotFound
+from interlock.gateway.context import RequestContext
+from interlock.plugins.hooks import ModelRequest, ModelResponse
+from interlock.store import Store
+from interlock.store.response_queries import ResponseRecord
+from interlock.translate.responses import ResponsesRequest, parse_request, to_chat_request
+from interlock.translate.responses_output import dump_messages, load_messages, output_messages, skeleton, to_response
+from interlock.translate.responses_stream import Event, ResponsesStreamWriter
+from interlock.types import ChatChunk, ChatRequest, ChatResponse, Message
+
+log = logging.getLogger(__name__)
+
+
+def owner_of(principal: Principal) -> str | None:
+    """Whose stored responses a caller sees: its key's, or the admin's; None for an anonymous caller."""
+    if principal.key_id is not None:
+        return principal.key_id
+    return "admin" if principal.is_admin else None
+
+
+def _frame(event: Event) -> bytes:
+    return sse_frame(orjson.dumps(event[1]), event=event[0])
+
+
+class ResponsesWire:
+    """The Responses API: a Responses object, or its event stream from `response.created` on."""
+
+    flavor: ClassVar[str] = "openai"
+
+    def __init__(self, ctx: RequestContext) -> None:
+        self._id = "resp_" + ctx.request_id.removeprefix("req_")
+        self._created = int(ctx.ts)
+        self._request: ResponsesRequest | None = None
+        self._messages: list[Message] = []  # what the model was sent, less the instructions
+        self._writer: ResponsesStreamWriter | None = None
+        self.completed: dict[str, Any] | None = None  # the finished Responses object, once rendered
+
+    @property
+    def request(self) -> ResponsesRequest:
+        """The parsed request."""
+        assert self._request is not None
+        return self._request
+
+    def parse(self, data: dict[str, Any]) -> ModelRequest:
+        """A ChatRequest translated from the Responses request (without any stored history yet)."""
+        self._request = parse_request(data)
+        return self.continued([])
+
+    def continued(self, history: list[Message]) -> ChatRequest:
+        """The chat request with a stored conversation before this input."""
+        chat = to_chat_request(self.request, history)
+        self._messages = chat.messages[1:] if self.request.instructions else list(chat.messages)
+        return chat
+
+    def render(self, response: ModelResponse) -> bytes:
+        """The answer as a Responses object."""
+        assert isinstance(response, ChatResponse)
+        self.completed = to_response(response, self.request, self._id, self._created)
+        return orjson.dumps(self.completed)
+
+    def frames(self, chunk: ChatChunk) -> list[bytes]:
+        """The events for one chunk (`response.created` and `response.in_progress` before the first)."""
+        events: list[Event] = []
+        if self._writer is None:
+            self._writer = ResponsesStreamWriter(skeleton(self.request, self._id, self._created))
+            events = self._writer.start()
+        events += self._writer.feed(chunk)
+        return [_frame(e) for e in events]
+
+    def closing(self) -> list[bytes]:
+        """Closing the open item, then `response.completed` (or `response.incomplete`)."""
+        if self._writer is None:
+            return []
+        events = self._writer.finish()
+        self.completed = self._writer.response
+        return [_frame(e) for e in events]
+
+    def error_event(self, exc: GatewayError) -> bytes:
+        """`response.failed`, with the error."""
+        if self._writer is None:
+            self._writer = ResponsesStreamWriter(skeleton(self.request, self._id, self._created))
+        return _frame(self._writer.failed(exc))
+
+    def record(self, owner: str, retention_s: int) -> ResponseRecord | None:
+        """The stored form of the finished response, unless the client said `store: false`."""
+        if self.completed is None or self._request is None or not self._request.store:
+            return None
+        conversation = self._messages + output_messages(self.completed["output"])
+        return ResponseRecord(
+            id=self._id,
+            owner=owner,
+            created_at=time.time(),
+            expires_at=time.time() + retention_s,
+            body=orjson.dumps(self.completed).decode(),
+            conversation=dump_messages(conversation).decode(),
+        )
+
+
+class ResponsesExchange(Exchange):
+    """The exchange of one Responses request: it loads the earlier turn first and stores this one last."""
+
+    def __init__(self, state: AppState, ctx: RequestContext, request: Request, wire: ResponsesWire) -> None:
+        super().__init__(state.gateway, ctx, request, wire, state.settings.server.max_body_bytes)
+        self._responses = wire
+        self._store: Store = state.store
+        self._retention_s = state.settings.responses.retention_s
+        self._owner = owner_of(ctx.principal)
+        self._kept = False
+
+    async def _parse(self) -> ModelRequest:
+        request = await super()._parse()
+        previous = self._responses.request.previous_response_id
+        if previous is None:
+            return request
+        found = None
+        if self._owner is not None:
+            found = await self._store.get_response(previous, self._owner, time.time())
+        if found is None:
+            raise NotFound(
+                f"previous response '{previous}' does not exist, has expired, or belongs to another key",
+                param="previous_response_id",
+                code="previous_response_not_found",
+            )
+        return self._responses.continued(load_messages(found.conversation))
+
+    async def _body(self, data: bytes, more: bool) -> None:
+        if not more and not self._kept:
+            self._kept = True
+            await self._keep()
+        await super()._body(data, more)
+
+    async def _keep(self) -> None:
+        """Store the finished response before its last byte goes out: a follow-up must find it."""
+        if self._owner is None:
+            return
+        record = self._responses.record(self._owner, self._retention_s)
+        if record is None:
+            return
+        try:
+            await self._store.save_response(record)
+        except Exception:  # the answer is still good; only its continuation is lost
+            log.exception("storing response %s failed", record.id)
+
+
+async def create_response(request: Request) -> Response:
+    """POST /v1/responses."""
+    state: AppState = request.app.state.interlock
+    try:
+        ctx = await authenticate(state, request, "responses")
+    except GatewayError as exc:
+        return refuse(state, request, exc)
+    return ResponsesExchange(state, ctx, request, ResponsesWire(ctx))
+
+
+async def _stored(request: Request) -> tuple[AppState, str, str]:
+    """The state, the caller's owner id and the response id of a stored-response request."""
+    state: AppState = request.app.state.interlock
+    principal = await state.keys.authenticate(bearer_token(request))
+    owner = owner_of(principal)
+    response_id = request.path_params["response_id"]
+    if owner is None:
+        raise NotFound(f"response '{response_id}' does not exist", code="response_not_found")
+    return state, owner, response_id
+
+
+async def get_response(request: Request) -> Response:
+    """GET /v1/responses/{response_id}: one of the caller's stored responses."""
+    try:
+        state, owner, response_id = await _stored(request)
+        found = await state.store.get_response(response_id, owner, time.time())
+        if found is None:
+            raise NotFound(f"response '{response_id}' does not exist", code="response_not_found")
+    except GatewayError as exc:
+        return refuse(request.app.state.interlock, request, exc)
+    return Response(found.body, media_type="application/json")
+
+
+async def delete_response(request: Request) -> Response:
+    """DELETE /v1/responses/{response_id}."""
+    try:
+        state, owner, response_id = await _stored(request)
+        if not await state.store.delete_response(response_id, owner):
+            raise NotFound(f"response '{response_id}' does not exist", code="response_not_found")
+    except GatewayError as exc:
+        return refuse(request.app.state.interlock, request, exc)
+    return JSONResponse({"id": response_id, "object": "response", "deleted": True})

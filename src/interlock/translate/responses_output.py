@@ -1,0 +1,142 @@
+"""Chat answers as Responses objects, and the stored conversation a follow-up turn continues from."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from interlock.translate.responses import FunctionTool, ResponsesRequest
+from interlock.types import ChatResponse, FunctionCall, Message, ToolCall, Usage
+
+
+def echo_fields(req: ResponsesRequest) -> dict[str, Any]:
+    """The request's settings as a Responses object repeats them."""
+    text: dict[str, Any] = {"format": {"type": "text"}}
+    fmt = req.text.format if req.text else None
+    if fmt is not None:
+        text = {"format": fmt.model_dump(by_alias=True, exclude_none=True)}
+    choice: Any = req.tool_choice or "auto"
+    return {
+        "instructions": req.instructions,
+        "max_output_tokens": req.max_output_tokens,
+        "metadata": req.metadata or {},
+        "parallel_tool_calls": req.parallel_tool_calls if req.parallel_tool_calls is not None else True,
+        "previous_response_id": req.previous_response_id,
+        "store": req.store,
+        "temperature": req.temperature,
+        "text": text,
+        "tool_choice": choice,
+        "tools": [FunctionTool.model_validate(t).model_dump(exclude_none=True) for t in req.tools or []],
+        "top_p": req.top_p,
+        "truncation": "disabled",
+        "user": req.user,
+    }
+
+
+def skeleton(req: ResponsesRequest, response_id: str, created_at: int) -> dict[str, Any]:
+    """A Responses object in progress, with no output yet."""
+    return {
+        "id": response_id,
+        "object": "response",
+        "created_at": created_at,
+        "status": "in_progress",
+        "error": None,
+        "incomplete_details": None,
+        "model": req.model,
+        "output": [],
+        "usage": None,
+        **echo_fields(req),
+    }
+
+
+def usage_of(usage: Usage | None) -> dict[str, Any] | None:
+    """Chat usage as Responses usage."""
+    if usage is None:
+        return None
+    details = (usage.model_extra or {}).get("prompt_tokens_details")
+    cached = details.get("cached_tokens") if isinstance(details, dict) else None
+    out_details = (usage.model_extra or {}).get("completion_tokens_details")
+    reasoning = out_details.get("reasoning_tokens") if isinstance(out_details, dict) else None
+    return {
+        "input_tokens": usage.prompt_tokens,
+        "input_tokens_details": {"cached_tokens": int(cached or 0), "cache_write_tokens": 0},
+        "output_tokens": usage.completion_tokens,
+        "output_tokens_details": {"reasoning_tokens": int(reasoning or 0)},
+        "total_tokens": usage.total_tokens or usage.prompt_tokens + usage.completion_tokens,
+    }
+
+
+def finish_status(finish: str | None) -> tuple[str, dict[str, str] | None]:
+    """The Responses status and incomplete details for a chat finish reason."""
+    if finish == "length":
+        return "incomplete", {"reason": "max_output_tokens"}
+    if finish == "content_filter":
+        return "incomplete", {"reason": "content_filter"}
+    return "completed", None
+
+
+def message_item(item_id: str, text: str, status: str = "completed", refusal: str | None = None) -> dict[str, Any]:
+    """An assistant message output item."""
+    content: list[dict[str, Any]] = []
+    if text or refusal is None:
+        content.append({"type": "output_text", "text": text, "annotations": [], "logprobs": []})
+    if refusal:
+        content.append({"type": "refusal", "refusal": refusal})
+    return {"id": item_id, "type": "message", "role": "assistant", "status": status, "content": content}
+
+
+def call_item(item_id: str, call_id: str, name: str, arguments: str, status: str = "completed") -> dict[str, Any]:
+    """A function call output item."""
+    return {
+        "id": item_id,
+        "type": "function_call",
+        "call_id": call_id,
+        "name": name,
+        "arguments": arguments,
+        "status": status,
+    }
+
+
+def to_response(resp: ChatResponse, req: ResponsesRequest, response_id: str, created_at: int) -> dict[str, Any]:
+    """A chat completion as a Responses object."""
+    suffix = response_id.removeprefix("resp_")
+    choice = resp.choices[0] if resp.choices else None
+    output: list[dict[str, Any]] = []
+    if choice is not None:
+        msg = choice.message
+        if msg.content or msg.refusal or not msg.tool_calls:
+            output.append(message_item(f"msg_{suffix}", msg.content or "", refusal=msg.refusal))
+        for n, call in enumerate(msg.tool_calls or []):
+            output.append(call_item(f"fc_{suffix}_{n}", call.id, call.function.name, call.function.arguments))
+    status, incomplete = finish_status(choice.finish_reason if choice else None)
+    return {
+        **skeleton(req, response_id, created_at),
+        "status": status,
+        "incomplete_details": incomplete,
+        "output": output,
+        "usage": usage_of(resp.usage),
+    }
+
+
+def output_messages(output: list[dict[str, Any]]) -> list[Message]:
+    """A Responses object's output as the chat messages a follow-up turn continues from."""
+    text = "".join(
+        p.get("text", "") for item in output if item["type"] == "message" for p in item["content"] if "text" in p
+    )
+    calls = [
+        ToolCall(id=i["call_id"], function=FunctionCall(name=i["name"], arguments=i["arguments"]))
+        for i in output
+        if i["type"] == "function_call"
+    ]
+    return [Message(role="assistant", content=text or (None if calls else ""), tool_calls=calls or None)]
+
+
+def dump_messages(messages: list[Message]) -> bytes:
+    """Chat messages as stored JSON."""
+    return orjson.dumps([m.model_dump(exclude_none=True) for m in messages])
+
+
+def load_messages(raw: bytes | str) -> list[Message]:
+    """Stored chat messages."""
+    return [Message.model_validate(m) for m in orjson.loads(raw)]

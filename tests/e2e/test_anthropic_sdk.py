@@ -1,0 +1,42 @@
+"""The official `anthropic` SDK against `interlock serve`: count_tokens, and a 400 that is not retried."""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+from collections.abc import Callable
+
+import anthropic
+import pytest
+
+from tests.conftest import ADMIN_KEY, FAKE_CONFIG
+from tests.e2e.conftest import Server
+
+pytestmark = pytest.mark.subprocess
+
+
+def test_anthropic_sdk_count_tokens_and_bad_request(serve: Callable[[str | None], Server]) -> None:
+    server = serve(FAKE_CONFIG)
+    with anthropic.Anthropic(base_url=server.url, api_key=ADMIN_KEY) as client:  # the SDK's default retries
+        count = client.messages.count_tokens(
+            model="echo", system="be brief", messages=[{"role": "user", "content": "hello you"}]
+        )
+        assert count.input_tokens == 4  # the fake model's tokenizer counts words
+        with pytest.raises(anthropic.BadRequestError) as err:
+            client.messages.create(
+                model="echo",
+                max_tokens=20,
+                stop_sequences=["a", "b", "c", "d", "e"],
+                messages=[{"role": "user", "content": "hi"}],
+            )
+        assert err.value.status_code == 400 and "stop_sequences" in str(err.value)
+        assert err.value.response.headers["x-interlock-error-code"] == "invalid_value"
+        msg = client.messages.create(
+            model="echo", max_tokens=20, stop_sequences=["there"], messages=[{"role": "user", "content": "hi there"}]
+        )
+        assert msg.stop_reason == "stop_sequence" and msg.stop_sequence == "there"
+    server.proc.terminate()  # graceful: flushes the ledger
+    server.proc.wait(15)
+    with contextlib.closing(sqlite3.connect(server.home / "interlock.db")) as db:
+        rows = db.execute("SELECT endpoint, status FROM usage ORDER BY ts").fetchall()
+    assert rows == [("messages", 400), ("messages", 200)]  # one row for the 400: the SDK did not retry it
