@@ -17,8 +17,9 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from interlock import __version__
-from interlock.api import admin, anthropic, openai
+from interlock.api import admin, anthropic, completions, openai, responses
 from interlock.api import governance as governance_api
+from interlock.api.count_tokens import count_tokens
 from interlock.api.hotpaths import HotPaths
 from interlock.api.http import JSONResponse, error_response
 from interlock.api.openapi import openapi_document
@@ -64,9 +65,12 @@ async def readyz(request: Request) -> Response:
             entry["engine"] = stats()
         models[alias] = entry
         ready = ready and ok
+    ledger = state.store.ledger_state()
+    ready = ready and ledger != "full"
     body = {
         "status": "ready" if ready else "not_ready",
         "store": "open" if state.store.is_open() else "closed",
+        "ledger": ledger,
         "models": models,
     }
     return JSONResponse(body, status_code=200 if ready else 503)
@@ -141,6 +145,7 @@ def _lifespan(
             refresh_s=settings.governance.refresh_s,
             reservation_ttl_s=settings.governance.reservation_ttl_s,
             default_output_cap=settings.governance.output_cap,
+            fail_open=settings.governance.fail_open,
         )
         await governance.start()
         background = Background()
@@ -154,9 +159,12 @@ def _lifespan(
                 Residency(),
                 *(h for h in hooks if h.phase == "policy"),
                 Cache(cache, background),
-                Admission(governance, counter, background),
+                Admission(governance, counter, background, settings.governance.image_tokens),
             ],
-            output_hooks=[Ledger(store.record_usage, reference_price(settings)), DenialAudit(audit)],
+            output_hooks=[
+                Ledger(store.record_usage, reference_price(settings), store.ledger_state),
+                DenialAudit(audit),
+            ],
             first_token_timeout=settings.server.first_token_timeout,
         )
         g = settings.governance
@@ -220,9 +228,14 @@ def create_app(settings: Settings, hooks: Sequence[Hook[RequestContext]] = ()) -
     endpoints = [
         Route("/v1/chat/completions", openai.chat_completions, methods=["POST"]),
         Route("/v1/embeddings", openai.embeddings, methods=["POST"]),
+        Route("/v1/completions", completions.completions, methods=["POST"]),
         Route("/v1/models", openai.list_models, methods=["GET"]),
         Route("/v1/models/{model:path}", openai.get_model, methods=["GET"]),
         Route("/v1/messages", anthropic.messages, methods=["POST"]),
+        Route("/v1/messages/count_tokens", count_tokens, methods=["POST"]),
+        Route("/v1/responses", responses.create_response, methods=["POST"]),
+        Route("/v1/responses/{response_id}", responses.get_response, methods=["GET"]),
+        Route("/v1/responses/{response_id}", responses.delete_response, methods=["DELETE"]),
         Route("/admin/keys", admin.create_key, methods=["POST"]),
         Route("/admin/keys", admin.list_keys, methods=["GET"]),
         Route("/admin/keys/{key_id}/revoke", admin.revoke_key, methods=["POST"]),
@@ -251,6 +264,8 @@ def create_app(settings: Settings, hooks: Sequence[Hook[RequestContext]] = ()) -
     hot = {
         ("POST", "/v1/chat/completions"): openai.chat_completions,
         ("POST", "/v1/messages"): anthropic.messages,
+        ("POST", "/v1/responses"): responses.create_response,
         ("POST", "/v1/embeddings"): openai.embeddings,
+        ("POST", "/v1/completions"): completions.completions,
     }
     return HotPaths(app, hot, _server_error)

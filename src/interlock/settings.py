@@ -70,6 +70,9 @@ class StoreSettings(_Strict):
     key_refresh_interval_s: float = Field(default=2.0, gt=0)
     # How long a SQLite connection waits for another writer's lock before it fails ("database is locked").
     busy_timeout_ms: int = Field(default=30_000, ge=0)
+    # Ledger rows the database refuses (locked, unreachable) wait here, fsynced, until it takes them again.
+    spool_path: str = ""  # empty: <home>/ledger-spool.jsonl
+    spool_max_bytes: int = Field(default=256 * 1024 * 1024, ge=4096)  # full: new requests get 503
 
 
 class EngineSettings(_Strict):
@@ -100,6 +103,8 @@ class GovernanceSettings(_Strict):
     output_cap: int = Field(default=4096, ge=1)  # max_tokens assumed (and enforced) when a budgeted request sets none
     reservation_ttl_s: int = Field(default=900, ge=1)  # a reservation held by a dead replica expires after this
     rate_limit_window_s: float = Field(default=60.0, gt=0)  # RPM/TPM windows; shorter only for tests
+    image_tokens: int = Field(default=2500, ge=1)  # the worst case billed per image part, for reservations
+    fail_open: bool = False  # shared counters down: refuse budgeted requests with 503 (false) or serve unmetered
     refresh_s: float = Field(default=2.0, gt=0)  # how often budgets and limits are re-read from the store
     reference_model: str = "gpt-4o"  # priced with genai-prices for the savings report; "" to turn off
     velocity_factor: float = Field(default=10.0, gt=1)  # alert when a key's minute is this many times its norm
@@ -124,6 +129,12 @@ class CacheSettings(_Strict):
 
     url: str = ""  # empty: in this process; redis://host:port/db to share between replicas
     max_entries: int = Field(default=10_000, ge=1)  # in-process backend only
+
+
+class ResponsesSettings(_Strict):
+    """The Responses API's response store (`previous_response_id`, `GET /v1/responses/{id}`)."""
+
+    retention_s: int = Field(default=30 * 86_400, ge=1)  # a stored response is deleted this long after it was made
 
 
 class RouterSettings(_Strict):
@@ -275,6 +286,7 @@ class Settings(_Strict):
     cache: CacheSettings = Field(default_factory=CacheSettings)
     governance: GovernanceSettings = Field(default_factory=GovernanceSettings)
     audit: AuditSettings = Field(default_factory=AuditSettings)
+    responses: ResponsesSettings = Field(default_factory=ResponsesSettings)
     plugins: PluginSettings = Field(default_factory=PluginSettings)
     models: dict[str, ModelSettings] = Field(default_factory=_default_models)
     source: str = "<defaults>"

@@ -92,14 +92,16 @@ def test_team_budget_is_a_hard_limit(app: TestClient) -> None:
 
 def test_budget_lowers_max_tokens_to_what_is_affordable(app: TestClient) -> None:
     _, team, key = _team_key(app)
-    # The prompt bound (59 bytes + 24 overhead = 83 tokens, $0.083) fits, plus 8 output tokens; not 50.
-    app.put("/admin/budgets", json={"scope": "team", "scope_id": team, "period": "total", "limit_usd": "0.1"})
+    # The prompt bound (the messages as JSON, 102 bytes, + 24 overhead = 126 tokens, $0.126) fits, plus 12
+    # output tokens; not the default cap.
+    app.put("/admin/budgets", json={"scope": "team", "scope_id": team, "period": "total", "limit_usd": "0.15"})
     r = _chat(app, key, words=30)
     assert r.status_code == 200  # type: ignore[attr-defined]
     body = r.json()  # type: ignore[attr-defined]
     assert body["choices"][0]["finish_reason"] == "length"
     spent = app.get("/admin/budgets").json()["data"][0]["spent_micros"]
-    assert 0 < spent <= 100_000
+    assert 0 < spent <= 150_000
+    assert r.headers["x-interlock-max-tokens"] == "12; requested=none"  # type: ignore[attr-defined]
 
 
 def test_key_budget_on_streams(app: TestClient) -> None:

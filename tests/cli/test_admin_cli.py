@@ -84,7 +84,7 @@ def test_refusals_name_the_problem(home: Path) -> None:
         (["teams", "create", "x", "--org", "org_nope"], 1, "no organisation with id 'org_nope'"),
         (["budgets", "set", "key", "key_nope", "--usd", "1"], 1, "no key with id 'key_nope'"),
         (["budgets", "delete", "key", "key_nope"], 1, "no such budget"),
-        (["limits", "set", "model", "echo"], 1, "set 'rpm', 'tpm' or both"),
+        (["limits", "set", "model", "echo"], 1, "set 'rpm', 'tpm', 'max_concurrent' or several"),
     ]:
         result = runner.invoke(app, args)
         assert result.exit_code == code and text in result.output, (args, result.output)

@@ -248,7 +248,7 @@ def test_an_old_sqlite_database_without_audit_triggers_gets_them(lite: sqlite3.C
     for (name,) in lite.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'").fetchall():
         lite.execute(f"DROP TRIGGER {name}")
     lite.execute("INSERT INTO orgs (id, name, created_at) VALUES ('org_1', 'Acme', 1.0)")
-    assert migrate(lite, "sqlite") == LATEST == 8
+    assert migrate(lite, "sqlite") == LATEST >= 8
     triggers = {name for (name,) in lite.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'")}
     assert triggers == {
         "audit_no_update",

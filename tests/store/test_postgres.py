@@ -113,13 +113,13 @@ async def test_keys_crud(pg: PostgresStore) -> None:
 
 async def test_ledger_batches_flushes_and_never_duplicates(pg: PostgresStore, pg_url: str) -> None:
     batches: list[int] = []
-    commit = pg._commit
+    insert = pg._insert_rows
 
-    def counting(conn: Any, batch: list[UsageRecord]) -> Any:
-        batches.append(len(batch))
-        return commit(conn, batch)
+    def counting(rows: list[Any], *, replay: bool = False) -> None:
+        batches.append(len(rows))
+        insert(rows, replay=replay)
 
-    pg._commit = counting  # type: ignore[method-assign]
+    pg._insert_rows = counting  # type: ignore[method-assign]
     rows = [_usage(i) for i in range(300)]
     for row in rows:
         pg.record_usage(row)
@@ -352,3 +352,34 @@ def test_both_stores_have_the_same_api() -> None:
     assert lite.keys() == pg.keys() == protocol.keys()
     for name in lite:
         assert str(lite[name]) == str(pg[name]) == str(protocol[name]), name
+
+
+async def test_an_unreachable_database_spools_the_ledger_and_replays_it(pg_url: str, tmp_path: Path) -> None:
+    """The writer retries a lost server briefly, then spools to disk; when the server is back, the spool
+    is replayed into the ledger once (ids already there are skipped)."""
+    import time
+
+    from tests.conftest import free_port
+
+    store = PostgresStore(pg_url, flush_interval_ms=5, spool=tmp_path / "spool.jsonl")
+    await store.open()
+    try:
+        real_url = store.url
+        store.url = f"postgresql://127.0.0.1:{free_port()}/test"  # the server is gone (a failover, a restart)
+        if store._wconn is not None:
+            store._wconn.close()
+        rows = [_usage(1000 + i) for i in range(5)]
+        for row in rows:
+            store.record_usage(row)
+        await store.flush()
+        assert store.ledger_state() == "spooling" and store.is_open()
+        store.url = real_url  # it is back
+        deadline = time.monotonic() + 30
+        while store.ledger_state() != "ok":
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.1)
+        wanted = [r.request_id for r in rows]
+        found = _rows(pg_url, f"SELECT request_id FROM usage WHERE request_id IN ({', '.join(map(repr, wanted))})")
+        assert sorted(r[0] for r in found) == sorted(wanted)
+    finally:
+        await store.close()

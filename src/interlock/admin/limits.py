@@ -49,6 +49,7 @@ class RateLimitSet(RateLimitRef):
 
     rpm: int | None = Field(default=None, ge=1)
     tpm: int | None = Field(default=None, ge=1)
+    max_concurrent: int | None = Field(default=None, ge=1)  # requests in flight at once, across replicas
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,16 +118,22 @@ async def list_budgets(ctx: AdminContext, actor: Principal) -> list[BudgetStatus
 
 
 async def set_rate_limit(ctx: AdminContext, actor: Principal, spec: RateLimitSet) -> RateLimitRecord:
-    """Create or change a rate limit (at least one of rpm and tpm)."""
+    """Create or change a rate limit (at least one of rpm, tpm and max_concurrent)."""
     require_admin(actor)
-    if spec.rpm is None and spec.tpm is None:
-        raise BadRequest("set 'rpm', 'tpm' or both (DELETE removes a limit)")
+    if spec.rpm is None and spec.tpm is None and spec.max_concurrent is None:
+        raise BadRequest("set 'rpm', 'tpm', 'max_concurrent' or several (DELETE removes a limit)")
     await _check_scope(ctx, spec.scope, spec.scope_id)
-    record = RateLimitRecord(spec.scope, spec.scope_id, spec.rpm, spec.tpm, time.time())
+    record = RateLimitRecord(spec.scope, spec.scope_id, spec.rpm, spec.tpm, time.time(), spec.max_concurrent)
     await ctx.store.upsert_rate_limit(record)
     await ctx.governance.refresh()
     await audit_action(
-        ctx, actor, "rate_limit.set", f"{record.scope}:{record.scope_id}", rpm=record.rpm or 0, tpm=record.tpm or 0
+        ctx,
+        actor,
+        "rate_limit.set",
+        f"{record.scope}:{record.scope_id}",
+        rpm=record.rpm or 0,
+        tpm=record.tpm or 0,
+        max_concurrent=record.max_concurrent or 0,
     )
     return record
 

@@ -78,12 +78,16 @@ def set_rate_limit(
     scope_id: ScopeId,
     rpm: Annotated[int | None, typer.Option(help="Requests per minute")] = None,
     tpm: Annotated[int | None, typer.Option(help="Tokens per minute (prompt and output)")] = None,
+    max_concurrent: Annotated[int | None, typer.Option(help="Requests in flight at once (all replicas)")] = None,
     config: ConfigOption = None,
 ) -> None:
     """Create or change a rate limit."""
-    body = spec(RateLimitSet, scope=scope, scope_id=scope_id, rpm=rpm, tpm=tpm)
+    body = spec(RateLimitSet, scope=scope, scope_id=scope_id, rpm=rpm, tpm=tpm, max_concurrent=max_concurrent)
     call(config, lambda ctx, actor: admin.set_rate_limit(ctx, actor, body))
-    Console().print(f"Rate limit on {scope} {scope_id}: {rpm or '-'} requests, {tpm or '-'} tokens per minute.")
+    Console().print(
+        f"Rate limit on {scope} {scope_id}: {rpm or '-'} requests, {tpm or '-'} tokens per minute, "
+        f"{max_concurrent or '-'} in flight."
+    )
 
 
 @limits.command("delete")
@@ -97,7 +101,7 @@ def delete_rate_limit(scope: LimitScope, scope_id: ScopeId, config: ConfigOption
 @limits.command("list")
 def list_rate_limits(config: ConfigOption = None) -> None:
     """List rate limits."""
-    table = Table("scope", "id", "rpm", "tpm", title="Rate limits")
+    table = Table("scope", "id", "rpm", "tpm", "in flight", title="Rate limits")
     for r in call(config, admin.list_rate_limits):
-        table.add_row(r.scope, r.scope_id, str(r.rpm or "-"), str(r.tpm or "-"))
+        table.add_row(r.scope, r.scope_id, str(r.rpm or "-"), str(r.tpm or "-"), str(r.max_concurrent or "-"))
     Console().print(table)

@@ -2,8 +2,8 @@
 
 The gateway builds the outcome in its one `finally`; the `finish` hooks (the ledger row, the budget
 settlement, the denial audit, ...) read it. Token counts come from the provider's usage report when
-it sent one, else from the deployment's own tokenizer, else from the embedded model's, else an
-estimate of a quarter of the characters (documented in the README).
+it sent one, else from the deployment's own tokenizer, else from the embedded model's, else the upper
+bound of one token per UTF-8 byte (documented in the README).
 """
 
 from __future__ import annotations
@@ -26,8 +26,7 @@ class TokenCounter:
     def __init__(self, fallback: tuple[str, Callable[[str], int | None]] | None = None) -> None:
         self._fallback = fallback
 
-    def count(self, dep: Deployment, text: str) -> tuple[int, str]:
-        """The token count of `text` on `dep`, and where it came from."""
+    def _tokenized(self, dep: Deployment, text: str) -> tuple[int, str] | None:
         n = dep.provider.count_tokens(text)
         if n is not None:
             return n, f"tokenizer:{dep.alias}"
@@ -35,7 +34,18 @@ class TokenCounter:
             n = self._fallback[1](text)
             if n is not None:
                 return n, f"tokenizer:{self._fallback[0]}"
-        return (len(text) + 3) // 4, "estimate:chars/4"
+        return None
+
+    def count(self, dep: Deployment, text: str) -> tuple[int, str]:
+        """Tokens in `text` to charge: a tokenizer's count, else an upper bound (one token per UTF-8 byte:
+        no byte-level tokenizer makes more), never an average that could under-charge."""
+        return self._tokenized(dep, text) or (len(text.encode()), "bound:utf8-bytes")
+
+    def estimate(self, dep: Deployment, text: str) -> int:
+        """Tokens in `text` as a tokenizer counts them, else a typical four characters per token: for the
+        stream backstop and TPM admission, which must not cut or refuse ordinary answers."""
+        found = self._tokenized(dep, text)
+        return found[0] if found else (len(text) + 3) // 4
 
     def usage(
         self, dep: Deployment, request: ChatRequest, reported: Usage | None, completion: str

@@ -13,10 +13,12 @@ from typing import Any
 import orjson
 
 from interlock.audit.log import AuditEvent, AuditLog
-from interlock.errors import BudgetExceeded, GatewayError
+from interlock.errors import BudgetExceeded, GatewayError, Unavailable
 from interlock.gateway.context import RequestContext
 from interlock.gateway.settlement import TokenCounter, delta_text
-from interlock.governance.admission import Governance, prompt_token_bound
+from interlock.governance.admission import Governance
+from interlock.governance.bounds import chat_prompt_bound, embedding_prompt_bound
+from interlock.governance.counters import CountersUnavailable
 from interlock.plugins.hooks import Answered, CutStream, Denied, Hook, ModelRequest, ModelResponse, Outcome
 from interlock.routing.cache import ResponseCache, assemble, cache_key
 from interlock.store.records import UsageRecord
@@ -25,6 +27,8 @@ from interlock.types import ChatChunk, ChatRequest, ChatResponse, EmbeddingReque
 log = logging.getLogger(__name__)
 
 RESIDENT_TAGS = frozenset({"local", "sovereign"})
+SETTLE_TRIES = 12  # with backoff from 0.1 s doubling to 5 s: about 40 s of retries
+SETTLE_FIRST_RETRY_S = 0.1
 
 
 class Background:
@@ -121,10 +125,13 @@ class Admission(Hook[RequestContext]):
 
     name = "governance"
 
-    def __init__(self, governance: Governance, counter: TokenCounter, background: Background) -> None:
+    def __init__(
+        self, governance: Governance, counter: TokenCounter, background: Background, image_tokens: int
+    ) -> None:
         self._gov = governance
         self._counter = counter
         self._background = background
+        self._image_tokens = image_tokens
 
     async def before(self, ctx: RequestContext, request: ModelRequest) -> ModelRequest:
         """Admit the request, reserving the worst case at the most expensive deployment it may reach."""
@@ -136,23 +143,25 @@ class Admission(Hook[RequestContext]):
         )
         out: int | None = 0
         if isinstance(request, EmbeddingRequest):
-            texts = request.texts()
-            messages = len(texts)
+            texts, bound = request.texts(), embedding_prompt_bound(request)
         else:
             texts = [m.text() for m in request.messages]
+            texts.extend(c.function.name + c.function.arguments for m in request.messages for c in m.tool_calls or ())
             if request.tools:
                 texts.append(orjson.dumps([t.model_dump() for t in request.tools]).decode())
-            messages, out = len(request.messages), request.output_limit()
-        estimate, _ = self._counter.count(ctx.plan[0], "\n".join(texts))
+            bound, out = chat_prompt_bound(request, self._image_tokens), request.output_limit()
+        estimate = self._counter.estimate(ctx.plan[0], "\n".join(texts))  # for TPM windows, corrected after
         ctx.admission = adm = await self._gov.admit(
-            ctx.request_id, ctx.principal, ctx.alias, worst, prompt_token_bound(texts, messages),
-            estimate, out,
-        )  # fmt: skip
+            ctx.request_id, ctx.principal, ctx.alias, worst, bound, estimate, out
+        )
         ctx.headers.update(adm.headers)
         if isinstance(request, EmbeddingRequest):
             return request
         limit = adm.max_tokens
-        if limit is None and adm.granted_micros is not None and out is None:
+        if limit is not None:
+            asked = "none" if out is None else str(out)
+            ctx.headers["x-interlock-max-tokens"] = f"{limit}; requested={asked}"
+        elif adm.granted_micros is not None and out is None:
             limit = self._gov.default_output_cap  # the reservation assumed this cap; enforce it upstream
         if limit is None:
             return request
@@ -167,7 +176,7 @@ class Admission(Hook[RequestContext]):
         for i, chunk in enumerate(batch):
             text = "".join(delta_text(c.delta) for c in chunk.choices)
             if text:
-                spent += dep.price.cost_micros(0, self._counter.count(dep, text)[0])
+                spent += dep.price.cost_micros(0, self._counter.estimate(dep, text))
             if spent > adm.granted_micros:
                 raise CutStream(
                     BudgetExceeded("the budget reserved for this request is used up; the answer is cut short"),
@@ -182,11 +191,27 @@ class Admission(Hook[RequestContext]):
             self._background.run(self._settle(ctx, outcome))
 
     async def _settle(self, ctx: RequestContext, outcome: Outcome) -> None:
+        """Settle, retrying with backoff while the counters are unreachable (the reservation would expire
+        on its own after its TTL, but the spend would be missing from the counters until re-seeded)."""
         assert ctx.admission is not None
-        try:
-            await self._gov.settle(ctx.admission, outcome.cost_micros, outcome.usage.total_tokens)
-        except Exception:
-            log.exception("settling the budget of %s failed; its reservation expires on its own", ctx.request_id)
+        delay = SETTLE_FIRST_RETRY_S
+        for attempt in range(1, SETTLE_TRIES + 1):
+            try:
+                await self._gov.settle(ctx.admission, outcome.cost_micros, outcome.usage.total_tokens)
+                return
+            except CountersUnavailable as exc:
+                if attempt == SETTLE_TRIES:
+                    log.error(
+                        "settling the budget of %s failed %d times (%s); its reservation expires after its TTL "
+                        "and its cost is in the ledger, from which a lost counter is re-seeded",
+                        ctx.request_id, attempt, exc,
+                    )  # fmt: skip
+                    return
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+            except Exception:
+                log.exception("settling the budget of %s failed; its reservation expires on its own", ctx.request_id)
+                return
 
 
 class Ledger(Hook[RequestContext]):
@@ -194,9 +219,23 @@ class Ledger(Hook[RequestContext]):
 
     name = "ledger"
 
-    def __init__(self, record: Callable[[UsageRecord], None], reference: Price | None) -> None:
+    def __init__(
+        self, record: Callable[[UsageRecord], None], reference: Price | None, state: Callable[[], str] = lambda: "ok"
+    ) -> None:
         self._record = record
         self._reference = reference
+        self._state = state
+
+    async def before(self, ctx: RequestContext, request: ModelRequest) -> ModelRequest:
+        """Refuse new work while the ledger can record none (the database refuses writes, the spool is full)."""
+        if self._state() == "full":
+            raise Unavailable(
+                "the ledger cannot record requests right now (the database refuses writes and the local spool "
+                "is full); retry shortly",
+                code="ledger_unavailable",
+                headers={"Retry-After": "5"},
+            )
+        return request
 
     def finish(self, ctx: RequestContext, outcome: Outcome) -> None:
         """Write the row."""
@@ -211,7 +250,7 @@ class Ledger(Hook[RequestContext]):
                 ts=ctx.ts,
                 key_id=p.key_id,
                 endpoint=ctx.endpoint,
-                alias=ctx.alias,
+                alias=ctx.alias[:200],  # the client's `model` value, unchecked when the row is a 400 or 404
                 provider=outcome.provider,
                 deployment=outcome.deployment,
                 attempts=outcome.attempts or 1,
@@ -237,7 +276,16 @@ def is_policy_denial(exc: GatewayError, attempted: bool) -> bool:
     """Whether an error is a policy decision to deny (audited), not a failure of the model or the input."""
     if exc.status in (401, 403) or isinstance(exc, Denied):
         return True
-    return exc.status == 429 and not attempted and exc.code in ("budget_exceeded", "rate_limit_exceeded")
+    return (
+        exc.status == 429
+        and not attempted
+        and exc.code
+        in (
+            "budget_exceeded",
+            "rate_limit_exceeded",
+            "concurrency_limit_exceeded",
+        )
+    )
 
 
 def denial_event(operation: str, exc: GatewayError, ctx: RequestContext | None) -> AuditEvent:

@@ -5,8 +5,8 @@ Admission, before a model is called:
    (prompt + the output limit) against each TPM window. Over a limit: 429 with `Retry-After` and
    OpenAI's `x-ratelimit-*` headers.
 2. Budgets (key, team, org; per UTC day, UTC month or in total): reserve the worst-case cost in every
-   applicable budget at once. The worst case prices an upper bound of the prompt's tokens (its UTF-8
-   bytes plus template overhead: no byte-level BPE tokenizer makes more tokens than bytes) and the
+   applicable budget at once. The worst case prices an upper bound of the prompt's tokens (everything
+   the upstream may bill, see `governance.bounds`) and the
    output limit (`max_tokens`, or the configured cap when unset) at the most expensive deployment the
    request may reach. If less than that is left, the request is still served when what is left pays
    for the prompt and at least one output token: `max_tokens` is lowered to what is affordable.
@@ -24,6 +24,7 @@ have been counted by another, so counts err on the strict side.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from dataclasses import dataclass, field
@@ -32,15 +33,13 @@ from typing import Protocol
 
 from interlock.auth.keys import Principal
 from interlock.background import Periodic
-from interlock.errors import BudgetExceeded, RateLimited
-from interlock.governance.counters import Bucket, Counters, Grant, Missing, Window
+from interlock.errors import BudgetExceeded, RateLimited, Unavailable
+from interlock.governance.counters import Bucket, Counters, CountersUnavailable, Grant, Missing, Window
 from interlock.store.records import BudgetRecord, Period, RateLimitRecord, Scope
 from interlock.types import Price
 
 log = logging.getLogger(__name__)
-
-PER_MESSAGE_OVERHEAD = 8  # tokens a chat template may add around each message
-PER_REQUEST_OVERHEAD = 16
+SEED_TRIES = 3
 
 
 class BudgetStore(Protocol):
@@ -81,11 +80,6 @@ def period_end(period: Period, now: float) -> float | None:
     return None
 
 
-def prompt_token_bound(texts: list[str], messages: int) -> int:
-    """An upper bound on the prompt tokens any byte-level tokenizer can produce for these texts."""
-    return sum(len(t.encode()) for t in texts) + PER_MESSAGE_OVERHEAD * messages + PER_REQUEST_OVERHEAD
-
-
 @dataclass
 class Admission:
     """What admission granted one request, to be settled afterwards."""
@@ -95,6 +89,7 @@ class Admission:
     granted_micros: int | None = None  # None: no budget applies
     max_tokens: int | None = None  # lowered output limit, when the budget cannot pay for more
     tpm_windows: list[str] = field(default_factory=list)
+    leases: list[str] = field(default_factory=list)  # in-flight slots held until settlement
     admitted_tokens: int = 0
     headers: dict[str, str] = field(default_factory=dict)
 
@@ -114,8 +109,10 @@ class Governance:
         refresh_s: float = 2.0,
         reservation_ttl_s: int = 900,
         default_output_cap: int = 4096,
+        fail_open: bool = False,
     ) -> None:
         self._store = store
+        self.fail_open = fail_open
         self.counters = counters
         self._ttl = reservation_ttl_s
         self.default_output_cap = default_output_cap
@@ -168,12 +165,14 @@ class Governance:
             rule = self._limits.get((scope, ident))
             if rule is None:
                 continue
+            if rule.max_concurrent is not None:
+                await self._hold_slot(adm, f"{scope}:{ident}", rule.max_concurrent)
             checks: list[tuple[str, int | None, int]] = [("requests", rule.rpm, 1), ("tokens", rule.tpm, tokens)]
             for kind, limit, cost in checks:
                 if limit is None:
                     continue
                 name = f"rl:{scope}:{ident}:{kind}"
-                window: Window = await self.counters.window(name, limit, cost, now)
+                window: Window = await self.counters.window(name, limit, cost, now, entry=adm.request_id)
                 adm.headers[f"x-ratelimit-limit-{kind}"] = str(limit)
                 adm.headers[f"x-ratelimit-remaining-{kind}"] = str(window.remaining)
                 adm.headers[f"x-ratelimit-reset-{kind}"] = _reset(window.reset_s)
@@ -226,8 +225,56 @@ class Governance:
         token_estimate: int,
         output_limit: int | None,
     ) -> Admission:
-        """Apply rate limits, then reserve the worst-case cost; raises 429 when refused."""
+        """Apply rate limits, then reserve the worst-case cost; 429 when refused.
+
+        When the shared counters cannot be reached: 503 with `Retry-After` (fail closed), or, with
+        `fail_open`, the request goes on unmetered by budgets and limits (logged, and marked with
+        `x-interlock-governance: unenforced`).
+        """
+        try:
+            return await self._admit(request_id, principal, alias, price, prompt_bound, token_estimate, output_limit)
+        except CountersUnavailable as exc:
+            if self.fail_open:
+                log.warning("governance counters unavailable (%s); admitting %s unmetered (fail_open)", exc, request_id)
+                return Admission(request_id, headers={"x-interlock-governance": "unenforced"})
+            log.error("governance counters unavailable (%s); refusing %s (fail closed)", exc, request_id)
+            raise Unavailable(
+                "budgets and rate limits cannot be checked right now (the shared counters are unreachable); "
+                "retry shortly",
+                code="governance_unavailable",
+                headers={"Retry-After": "1"},
+            ) from None
+
+    async def _admit(
+        self,
+        request_id: str,
+        principal: Principal,
+        alias: str,
+        price: Price,
+        prompt_bound: int,
+        token_estimate: int,
+        output_limit: int | None,
+    ) -> Admission:
         adm = Admission(request_id)
+        try:
+            return await self._reserve(adm, principal, alias, price, prompt_bound, token_estimate, output_limit)
+        except BaseException:
+            if adm.leases:  # refused after taking a slot: give it back now
+                with contextlib.suppress(CountersUnavailable):
+                    await self.release(adm)
+            raise
+
+    async def _reserve(
+        self,
+        adm: Admission,
+        principal: Principal,
+        alias: str,
+        price: Price,
+        prompt_bound: int,
+        token_estimate: int,
+        output_limit: int | None,
+    ) -> Admission:
+        request_id = adm.request_id
         cap = self.default_output_cap if output_limit is None else output_limit
         await self._check_limits(adm, principal, alias, token_estimate + cap)
         now = time.time()
@@ -237,10 +284,13 @@ class Governance:
         worst = price.cost_micros(prompt_bound, cap)
         minimum = price.cost_micros(prompt_bound, 1)
         result: Grant | Missing = await self.counters.reserve(request_id, buckets, worst, minimum, self._ttl)
-        if isinstance(result, Missing):
+        for _ in range(SEED_TRIES):  # buckets that vanish again between seeding and reserving: seed again
+            if not isinstance(result, Missing):
+                break
             await self._seed(result.names)
             result = await self.counters.reserve(request_id, buckets, worst, minimum, self._ttl)
-        assert isinstance(result, Grant), "budget counters were seeded"
+        if isinstance(result, Missing):
+            raise CountersUnavailable(f"budget counters {', '.join(result.names)} keep vanishing")
         if result.amount == 0:
             _, scope, ident, kind, *_ = result.tightest.split(":") if result.tightest else ["", "", "", "t"]
             period = {"d": "daily", "m": "monthly", "t": "total"}.get(kind, "")
@@ -257,9 +307,26 @@ class Governance:
             adm.max_tokens = max(1, int(affordable))
         return adm
 
+    async def _hold_slot(self, adm: Admission, name: str, limit: int) -> None:
+        held = await self.counters.acquire(name, limit, adm.request_id, self._ttl)
+        if held is None:
+            raise RateLimited(
+                f"{name.replace(':', ' ', 1)} has {limit} requests in flight, its limit; retry when one finishes",
+                code="concurrency_limit_exceeded",
+                headers={"Retry-After": "1"},
+            )
+        adm.leases.append(name)
+
+    async def release(self, adm: Admission) -> None:
+        """Give back the in-flight slots a request holds."""
+        for name in adm.leases:
+            await self.counters.release(name, adm.request_id)
+        adm.leases.clear()
+
     async def settle(self, adm: Admission, cost_micros: int, tokens: int) -> None:
-        """Release the reservation, add the actual cost, and correct the TPM windows."""
+        """Release the slots and the reservation, add the actual cost, and correct the TPM windows."""
+        await self.release(adm)
         if adm.buckets:
             await self.counters.settle(adm.request_id, adm.buckets, cost_micros)
         for name in adm.tpm_windows:
-            await self.counters.adjust_window(name, tokens - adm.admitted_tokens)
+            await self.counters.adjust_window(name, tokens - adm.admitted_tokens, entry=adm.request_id)

@@ -6,13 +6,18 @@ all or nothing: the grant is the smallest amount left in any bucket, refused if 
 Each reservation expires after `ttl_s`, so a replica that dies mid-request cannot hold budget
 forever. A bucket that has never been seen is *seeded* from the ledger by the caller (`Missing`).
 
-Rate-limit windows use the sliding-window counter: the previous minute's count weighted by how much
-of it still overlaps the last 60 s, plus the current minute's count.
+Rate-limit windows are an exact sliding log: each admitted request is an entry (its time, its id and
+its cost: 1 request, or its estimated tokens), and a request is admitted only if the entries of the last
+`window_s` seconds plus its own cost stay within the limit. So no real 60-second window ever holds more
+than the limit, at any alignment (the fixed-window estimate this replaces let a client pacing its
+requests across a minute boundary through at up to 1.6x the limit). A token entry is corrected to the
+actual count when its request settles (`adjust_window`), keeping its original time.
 """
 
 from __future__ import annotations
 
 import time
+from collections import deque
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -25,6 +30,10 @@ class Bucket:
 
     name: str
     limit: int
+
+
+class CountersUnavailable(Exception):
+    """The shared counters (Redis) cannot be reached or failed; nothing was changed that is known."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,15 +71,36 @@ class Counters(Protocol):
     async def settle(self, request_id: str, buckets: list[Bucket], actual: int) -> None: ...
     async def seed(self, name: str, spent: int) -> None: ...
     async def spent(self, name: str) -> tuple[int, int]: ...
-    async def window(self, name: str, limit: int, cost: int, now: float | None = None) -> Window: ...
-    async def adjust_window(self, name: str, delta: int, now: float | None = None) -> None: ...
+    async def window(
+        self, name: str, limit: int, cost: int, now: float | None = None, *, entry: str | None = None
+    ) -> Window: ...
+    async def adjust_window(
+        self, name: str, delta: int, now: float | None = None, *, entry: str | None = None
+    ) -> None: ...
+    async def acquire(self, name: str, limit: int, lease: str, ttl_s: int, now: float | None = None) -> int | None:
+        """Hold one of `limit` slots for `lease`: the number now held, or None when all are taken."""
+        ...
+
+    async def release(self, name: str, lease: str) -> None: ...
     async def close(self) -> None: ...
 
 
-def window_state(prev: int, curr: int, now: float, window_s: float = WINDOW_S) -> tuple[float, float]:
-    """The sliding-window count, and the fraction of the current window elapsed."""
-    elapsed = (now % window_s) / window_s
-    return prev * (1 - elapsed) + curr, elapsed
+def free_in(entries: list[tuple[float, int]], total: int, cost: int, limit: int, now: float, window_s: float) -> float:
+    """Seconds until `cost` fits: the oldest entries (time, cost) expire one by one."""
+    if cost > limit:
+        return window_s
+    for ts, c in entries:
+        total -= c
+        if total + cost <= limit:
+            return max(0.0, ts + window_s - now)
+    return 0.0
+
+
+@dataclass(slots=True)
+class _Entry:
+    ts: float
+    id: str
+    cost: int
 
 
 class LocalCounters:
@@ -81,7 +111,9 @@ class LocalCounters:
         self._window_s = window_s
         self._spent: dict[str, int] = {}
         self._reserved: dict[str, dict[str, tuple[int, float]]] = {}
-        self._windows: dict[str, int] = {}
+        self._logs: dict[str, deque[_Entry]] = {}  # oldest first
+        self._serial = 0
+        self._leases: dict[str, dict[str, float]] = {}  # name -> lease -> expiry
 
     def _now(self) -> float:
         return float(self._clock())  # type: ignore[operator]
@@ -112,10 +144,11 @@ class LocalCounters:
         return Grant(grant, grant, tightest)
 
     async def settle(self, request_id: str, buckets: list[Bucket], actual: int) -> None:
-        """Release the reservation and add the actual cost."""
+        """Release the reservation and add the actual cost (a bucket that is gone is re-seeded later)."""
         for b in buckets:
             self._reserved.get(b.name, {}).pop(request_id, None)
-            self._spent[b.name] = self._spent.get(b.name, 0) + actual
+            if b.name in self._spent:
+                self._spent[b.name] += actual
 
     async def seed(self, name: str, spent: int) -> None:
         """Start a bucket at `spent` unless it already exists."""
@@ -125,25 +158,49 @@ class LocalCounters:
         """(spent, reserved) of a bucket."""
         return self._spent.get(name, 0), self._live_reserved(name, self._now())
 
-    async def window(self, name: str, limit: int, cost: int, now: float | None = None) -> Window:
-        """Admit `cost` into the sliding window if it fits."""
-        now = self._now() if now is None else now
-        index = int(now // self._window_s)
-        prev, curr = self._windows.get(f"{name}:{index - 1}", 0), self._windows.get(f"{name}:{index}", 0)
-        count, elapsed = window_state(prev, curr, now, self._window_s)
-        reset = (1 - elapsed) * self._window_s
-        if count + cost > limit:
-            return Window(False, limit, max(0, int(limit - count)), reset)
-        self._windows[f"{name}:{index}"] = curr + cost
-        for key in [k for k in self._windows if k.startswith(f"{name}:") and int(k.rsplit(":", 1)[1]) < index - 1]:
-            del self._windows[key]
-        return Window(True, limit, max(0, int(limit - count - cost)), reset)
+    def _log(self, name: str, now: float) -> deque[_Entry]:
+        log = self._logs.setdefault(name, deque())
+        while log and log[0].ts <= now - self._window_s:
+            log.popleft()
+        return log
 
-    async def adjust_window(self, name: str, delta: int, now: float | None = None) -> None:
-        """Correct the current minute's count (estimated tokens -> actual tokens)."""
+    async def window(
+        self, name: str, limit: int, cost: int, now: float | None = None, *, entry: str | None = None
+    ) -> Window:
+        """Admit `cost` if the last `window_s` seconds plus it stay within `limit`."""
         now = self._now() if now is None else now
-        key = f"{name}:{int(now // self._window_s)}"
-        self._windows[key] = max(0, self._windows.get(key, 0) + delta)
+        log = self._log(name, now)
+        total = sum(e.cost for e in log)
+        if total + cost > limit:
+            wait = free_in([(e.ts, e.cost) for e in log], total, cost, limit, now, self._window_s)
+            return Window(False, limit, max(0, limit - total), wait)
+        self._serial += 1
+        log.append(_Entry(now, entry or f"#{self._serial}", cost))
+        return Window(True, limit, max(0, limit - total - cost), log[0].ts + self._window_s - now)
+
+    async def adjust_window(self, name: str, delta: int, now: float | None = None, *, entry: str | None = None) -> None:
+        """Correct an entry's cost (estimated tokens -> actual tokens); without `entry`, the newest."""
+        log = self._logs.get(name)
+        if not log:
+            return
+        target = next((e for e in reversed(log) if e.id == entry), None) if entry else log[-1]
+        if target is not None:
+            target.cost = max(0, target.cost + delta)
+
+    async def acquire(self, name: str, limit: int, lease: str, ttl_s: int, now: float | None = None) -> int | None:
+        """Hold a slot until `release` (or `ttl_s`, for a request whose replica died)."""
+        now = self._now() if now is None else now
+        held = self._leases.setdefault(name, {})
+        for gone in [k for k, exp in held.items() if exp <= now]:
+            del held[gone]
+        if len(held) >= limit:
+            return None
+        held[lease] = now + ttl_s
+        return len(held)
+
+    async def release(self, name: str, lease: str) -> None:
+        """Give the slot back."""
+        self._leases.get(name, {}).pop(lease, None)
 
     async def close(self) -> None:
         """Nothing to release."""

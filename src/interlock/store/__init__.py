@@ -22,6 +22,12 @@ def unsupported_url(settings: Settings, url: str) -> ConfigError:
     )
 
 
+def _spool_path(settings: Settings) -> Path:
+    """Where this node keeps ledger rows the database refuses for now (one file per node, never shared)."""
+    configured = settings.store.spool_path
+    return Path(configured).expanduser() if configured else settings.home / "ledger-spool.jsonl"
+
+
 def open_store(settings: Settings) -> Store:
     """The store named by `settings.store.url` (not yet opened)."""
     url = settings.store_url()
@@ -31,11 +37,17 @@ def open_store(settings: Settings) -> Store:
             flush_interval_ms=settings.store.flush_interval_ms,
             flush_max_rows=settings.store.flush_max_rows,
             busy_timeout_ms=settings.store.busy_timeout_ms,
+            spool=_spool_path(settings),
+            spool_max_bytes=settings.store.spool_max_bytes,
         )
     if url.startswith(POSTGRES_SCHEMES):
         from interlock.store.postgres import PostgresStore
 
         return PostgresStore(
-            url, flush_interval_ms=settings.store.flush_interval_ms, flush_max_rows=settings.store.flush_max_rows
+            url,
+            flush_interval_ms=settings.store.flush_interval_ms,
+            flush_max_rows=settings.store.flush_max_rows,
+            spool=_spool_path(settings),
+            spool_max_bytes=settings.store.spool_max_bytes,
         )
     raise unsupported_url(settings, url)

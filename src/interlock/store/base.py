@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from interlock.store.batching import LedgerState
 from interlock.store.records import (
     BudgetRecord,
     KeyRecord,
@@ -16,6 +17,7 @@ from interlock.store.records import (
     TeamRecord,
     UsageRecord,
 )
+from interlock.store.response_queries import ResponseRecord
 
 
 class Store(Protocol):
@@ -40,6 +42,10 @@ class Store(Protocol):
 
     def is_open(self) -> bool:
         """Whether the ledger writer is running."""
+        ...
+
+    def ledger_state(self) -> LedgerState:
+        """`ok`, `spooling` (rows wait on local disk for the database) or `full` (the spool takes no more)."""
         ...
 
     # ledger
@@ -128,4 +134,17 @@ class Store(Protocol):
 
     async def list_rate_limits(self) -> list[RateLimitRecord]:
         """Every rate limit."""
+        ...
+
+    # the Responses API's stored responses (each readable by the key that created it only)
+    async def save_response(self, record: ResponseRecord) -> None:
+        """Store a response, deleting those that have expired."""
+        ...
+
+    async def get_response(self, response_id: str, owner: str, now: float) -> ResponseRecord | None:
+        """The response with this id if `owner` created it and it has not expired."""
+        ...
+
+    async def delete_response(self, response_id: str, owner: str) -> bool:
+        """Delete a response `owner` created; False if there is none."""
         ...

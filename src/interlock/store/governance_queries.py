@@ -210,10 +210,10 @@ class GovernanceQueries:
         """Create or change a rate limit."""
         await asyncio.to_thread(
             self._execute,
-            "INSERT INTO rate_limits (scope, scope_id, rpm, tpm, updated_at) VALUES (?, ?, ?, ?, ?) "
-            "ON CONFLICT (scope, scope_id) "
-            "DO UPDATE SET rpm = excluded.rpm, tpm = excluded.tpm, updated_at = excluded.updated_at",
-            (r.scope, r.scope_id, r.rpm, r.tpm, r.updated_at),
+            "INSERT INTO rate_limits (scope, scope_id, rpm, tpm, updated_at, max_concurrent) VALUES (?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT (scope, scope_id) DO UPDATE SET rpm = excluded.rpm, tpm = excluded.tpm, "
+            "updated_at = excluded.updated_at, max_concurrent = excluded.max_concurrent",
+            (r.scope, r.scope_id, r.rpm, r.tpm, r.updated_at, r.max_concurrent),
         )
 
     async def delete_rate_limit(self, scope: Scope, scope_id: str) -> bool:
@@ -228,6 +228,7 @@ class GovernanceQueries:
         c = self.dialect.collate
         rows = await asyncio.to_thread(
             self._query,
-            f"SELECT scope, scope_id, rpm, tpm, updated_at FROM rate_limits ORDER BY scope{c}, scope_id{c}",
+            "SELECT scope, scope_id, rpm, tpm, updated_at, max_concurrent FROM rate_limits "
+            f"ORDER BY scope{c}, scope_id{c}",
         )
-        return [RateLimitRecord(s, str(i), rpm, tpm, float(u)) for s, i, rpm, tpm, u in rows]
+        return [RateLimitRecord(s, str(i), rpm, tpm, float(u), mc) for s, i, rpm, tpm, u, mc in rows]

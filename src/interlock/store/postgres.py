@@ -10,23 +10,27 @@ from __future__ import annotations
 
 import logging
 import time
+from pathlib import Path
 from typing import Any
 
 import psycopg
 from psycopg_pool import ConnectionPool
 
 from interlock.store import schema
-from interlock.store.batching import BatchedLedger, LedgerQueue
+from interlock.store.batching import BatchedLedger, LedgerQueue, LedgerUnavailable
 from interlock.store.governance_queries import Dialect, GovernanceQueries
-from interlock.store.records import USAGE_COLUMNS, UsageRecord
+from interlock.store.records import USAGE_COLUMNS
+from interlock.store.response_queries import ResponseQueries
+from interlock.store.spool import LedgerSpool, Row
+from interlock.store.sqlite import DEFAULT_SPOOL_MAX_BYTES
 
 log = logging.getLogger(__name__)
 
 _INSERT_USAGE = (
     f"INSERT INTO usage ({USAGE_COLUMNS}) VALUES ({', '.join(['%s'] * 22)}) ON CONFLICT (request_id) DO NOTHING"
 )
-# How long a batch is retried while the server is unreachable (a restart, a failover) before it is given up.
-_RETRY_FOR_S = 60.0
+# How long a batch is retried while the server is unreachable before it goes to the spool (see store/spool.py).
+_RETRY_FOR_S = 2.0
 _CONNECT_TIMEOUT_S = 10
 
 
@@ -64,15 +68,24 @@ def _placeholders(sql: str) -> str:
     return sql.replace("?", "%s")
 
 
-class PostgresStore(BatchedLedger, GovernanceQueries):
+class PostgresStore(BatchedLedger, GovernanceQueries, ResponseQueries):
     """Keys and ledger in PostgreSQL. Reads use a connection pool in worker threads; writes go through one writer."""
 
     dialect = POSTGRES
 
     def __init__(
-        self, url: str, *, flush_interval_ms: int = 100, flush_max_rows: int = 512, pool_size: int = 4
+        self,
+        url: str,
+        *,
+        flush_interval_ms: int = 100,
+        flush_max_rows: int = 512,
+        pool_size: int = 4,
+        spool: Path | None = None,
+        spool_max_bytes: int = DEFAULT_SPOOL_MAX_BYTES,
     ) -> None:
         self.url = url
+        self._wconn: psycopg.Connection[tuple[Any, ...]] | None = None
+        self._spool = LedgerSpool(spool, spool_max_bytes) if spool is not None else None
         self.flush_interval = flush_interval_ms / 1000
         self.flush_max_rows = flush_max_rows
         self.pool_size = pool_size
@@ -107,51 +120,43 @@ class PostgresStore(BatchedLedger, GovernanceQueries):
 
     # ledger ----------------------------------------------------------------------------------
 
-    def _write_loop(self) -> None:
-        conn: psycopg.Connection[tuple[Any, ...]] | None = None
-        for batch in self._rows.batches():
-            conn = self._commit(conn, batch)
-        if conn is not None:
-            conn.close()
-
-    def _commit(
-        self, conn: psycopg.Connection[tuple[Any, ...]] | None, batch: list[UsageRecord]
-    ) -> psycopg.Connection[tuple[Any, ...]] | None:
-        """Insert one batch in one transaction; returns the writer connection to use next time."""
-        rows = [r.to_row() for r in batch]
+    def _insert_rows(self, rows: list[Row], *, replay: bool = False) -> None:
+        """One transaction per batch (ids already present are skipped); a short retry covers a reconnect,
+        then `LedgerUnavailable` sends the batch to the spool. A bad row does not take the batch with it."""
         give_up, attempt = time.monotonic() + _RETRY_FOR_S, 0
         while True:
             try:
-                if conn is None or conn.closed:
-                    conn = connect(self.url)
-                with conn.transaction(), conn.cursor() as cur:
+                if self._wconn is None or self._wconn.closed:
+                    self._wconn = connect(self.url)
+                with self._wconn.transaction(), self._wconn.cursor() as cur:
                     cur.executemany(_INSERT_USAGE, rows)
-                break
+                return
             except psycopg.Error as exc:
+                conn = self._wconn
                 if conn is not None and not conn.closed and not conn.broken:
-                    # The server refused the batch itself: one bad row must not take the others with it.
-                    self._commit_rows(conn, rows)
-                    break
+                    self._commit_rows(conn, rows)  # the server refused the batch itself
+                    return
                 if conn is not None:
                     conn.close()
-                conn = None
+                self._wconn = None
                 if time.monotonic() >= give_up:
-                    log.error("ledger batch of %d rows lost: the database is unreachable: %s", len(rows), exc)
-                    break
-                log.warning("ledger batch of %d rows not written yet (attempt %d): %s", len(rows), attempt + 1, exc)
-                time.sleep(min(0.1 * 2**attempt, 2.0))
+                    raise LedgerUnavailable(f"{type(exc).__name__}: {exc}") from exc
+                time.sleep(min(0.1 * 2**attempt, 1.0))
                 attempt += 1
-        self._rows.committed(len(batch))
-        return conn
 
-    def _commit_rows(self, conn: psycopg.Connection[tuple[Any, ...]], rows: list[tuple[object, ...]]) -> None:
+    def _close_writer(self) -> None:
+        if self._wconn is not None:
+            self._wconn.close()
+            self._wconn = None
+
+    def _commit_rows(self, conn: psycopg.Connection[tuple[Any, ...]], rows: list[Row]) -> None:
         for row in rows:
             try:
                 conn.execute(_INSERT_USAGE, row)
             except psycopg.Error as exc:
-                log.error("ledger row %s not written: %s", row[0], exc)
                 if conn.closed or conn.broken:
-                    return
+                    raise LedgerUnavailable(f"{type(exc).__name__}: {exc}") from exc
+                log.error("ledger row %s not written: %s", row[0], exc)
 
     def _query(self, sql: str, params: tuple[object, ...] = ()) -> list[tuple[Any, ...]]:
         assert self._pool is not None, "store is not open"

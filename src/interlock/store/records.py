@@ -209,10 +209,12 @@ class BudgetRecord:
 
 @dataclass(frozen=True, slots=True)
 class RateLimitRecord:
-    """Requests and tokens per minute for a key, team or model alias (None: no limit of that kind)."""
+    """Requests and tokens per minute, and requests in flight, for a key, team or model alias (None: no limit
+    of that kind)."""
 
     scope: Scope
     scope_id: str
     rpm: int | None
     tpm: int | None
     updated_at: float
+    max_concurrent: int | None = None

@@ -14,24 +14,39 @@ import threading
 from pathlib import Path
 from typing import Any, Literal
 
-from interlock.store.batching import BatchedLedger, LedgerQueue
+from interlock.store.batching import BatchedLedger, LedgerQueue, LedgerUnavailable
 from interlock.store.governance_queries import Dialect, GovernanceQueries
-from interlock.store.records import USAGE_COLUMNS, UsageRecord
+from interlock.store.records import USAGE_COLUMNS
+from interlock.store.response_queries import ResponseQueries
 from interlock.store.schema import migrate
+from interlock.store.spool import LedgerSpool, Row
 
 log = logging.getLogger(__name__)
 
 _ROW = f"({', '.join('?' * 22)})"
 _INSERT_USAGE = f"INSERT INTO usage ({USAGE_COLUMNS}) VALUES {_ROW}"
+_INSERT_USAGE_IGNORING = _INSERT_USAGE.replace("INSERT INTO", "INSERT OR IGNORE INTO", 1)
 # Rows per INSERT statement: 22 parameters each, under SQLite's 32,766-parameter limit.
 _ROWS_PER_INSERT = 500
 DEFAULT_BUSY_TIMEOUT_MS = 30_000
+DEFAULT_SPOOL_MAX_BYTES = 256 * 1024 * 1024
 
 
 def _insert_many(n: int) -> str:
     """One INSERT of `n` rows. `executemany` would run one statement per row, and Python's sqlite3
     releases and retakes the GIL around each, handing it back and forth with the event loop."""
     return f"INSERT INTO usage ({USAGE_COLUMNS}) VALUES {', '.join([_ROW] * n)}"
+
+
+def _insert_many_ignoring(n: int) -> str:
+    """The same, skipping request ids already in the ledger (a spool replayed again after a crash)."""
+    return _insert_many(n).replace("INSERT INTO", "INSERT OR IGNORE INTO", 1)
+
+
+def _rollback(conn: sqlite3.Connection) -> None:
+    """Roll back if a transaction is open (a BEGIN that timed out opened none, and ROLLBACK would raise)."""
+    if conn.in_transaction:
+        conn.execute("ROLLBACK")
 
 
 def connect(
@@ -53,7 +68,7 @@ SQLITE = Dialect(
 )
 
 
-class SqliteStore(BatchedLedger, GovernanceQueries):
+class SqliteStore(BatchedLedger, GovernanceQueries, ResponseQueries):
     """Keys and ledger in SQLite. Reads run in worker threads; ledger writes go through one writer."""
 
     dialect = SQLITE
@@ -65,6 +80,8 @@ class SqliteStore(BatchedLedger, GovernanceQueries):
         flush_interval_ms: int = 100,
         flush_max_rows: int = 512,
         busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS,
+        spool: Path | None = None,
+        spool_max_bytes: int = DEFAULT_SPOOL_MAX_BYTES,
     ) -> None:
         self.path = path
         self.busy_timeout_ms = busy_timeout_ms
@@ -73,6 +90,8 @@ class SqliteStore(BatchedLedger, GovernanceQueries):
         self._rows = LedgerQueue(self.flush_interval, self.flush_max_rows)
         self._read: sqlite3.Connection | None = None
         self._read_lock = threading.Lock()
+        self._wconn: sqlite3.Connection | None = None
+        self._spool = LedgerSpool(spool, spool_max_bytes) if spool is not None else None
 
     # lifecycle -------------------------------------------------------------------------------
 
@@ -97,29 +116,35 @@ class SqliteStore(BatchedLedger, GovernanceQueries):
 
     # ledger ----------------------------------------------------------------------------------
 
-    def _write_loop(self) -> None:
-        conn = self._connection()
-        for batch in self._rows.batches():
-            self._commit(conn, batch)
-        conn.close()
-
-    def _commit(self, conn: sqlite3.Connection, batch: list[UsageRecord]) -> None:
-        rows = [r.to_row() for r in batch]
+    def _insert_rows(self, rows: list[Row], *, replay: bool = False) -> None:
+        """One transaction per batch; a bad row does not take the batch with it (row by row)."""
+        if self._wconn is None:
+            self._wconn = self._connection()
+        conn = self._wconn
+        statement = _insert_many if not replay else _insert_many_ignoring
         try:
             conn.execute("BEGIN IMMEDIATE")
             for i in range(0, len(rows), _ROWS_PER_INSERT):
                 part = rows[i : i + _ROWS_PER_INSERT]
-                conn.execute(_insert_many(len(part)), [v for row in part for v in row])
+                conn.execute(statement(len(part)), [v for row in part for v in row])
             conn.execute("COMMIT")
+        except sqlite3.OperationalError as exc:  # locked past busy_timeout, disk I/O, read-only: the database
+            _rollback(conn)
+            raise LedgerUnavailable(str(exc)) from exc
         except sqlite3.Error:
-            conn.execute("ROLLBACK")
-            # One bad row must not take the batch with it: retry row by row.
+            _rollback(conn)
             for row in rows:
                 try:
-                    conn.execute(_INSERT_USAGE, row)
+                    conn.execute(_INSERT_USAGE_IGNORING if replay else _INSERT_USAGE, row)
+                except sqlite3.OperationalError as exc:
+                    raise LedgerUnavailable(str(exc)) from exc
                 except sqlite3.Error as exc:
                     log.error("ledger row %s not written: %s", row[0], exc)
-        self._rows.committed(len(batch))
+
+    def _close_writer(self) -> None:
+        if self._wconn is not None:
+            self._wconn.close()
+            self._wconn = None
 
     def _query(self, sql: str, params: tuple[object, ...] = ()) -> list[tuple[Any, ...]]:
         assert self._read is not None, "store is not open"

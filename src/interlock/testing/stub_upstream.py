@@ -16,6 +16,8 @@ fault, so a gateway config can point one alias at each behaviour:
     stub-badsse      a stream with a frame that is not a data line ever terminated
     stub-nousage     an answer without a usage report
     stub-reasoning   a reasoning model's answer (DeepSeek / vLLM style `reasoning_content`), without usage
+    stub-bill        bills like a real model: the prompt at one token per byte of every string it was sent
+                     (`testing.billing`), and exactly `max_tokens` (default 256) output tokens, generated
 
 Run it with `python -m interlock.testing.stub_upstream --port 9100`.
 """
@@ -30,6 +32,8 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 import orjson
+
+from interlock.testing.billing import prompt_tokens
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -86,6 +90,36 @@ def _openai_chunk(model: str, delta: dict[str, Any], finish: str | None = None) 
         "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
     }
     return b"data: " + orjson.dumps(data) + b"\n\n"
+
+
+def _billed(req: dict[str, Any]) -> tuple[int, int]:
+    """(prompt, completion) tokens a real model would bill, honouring max_tokens."""
+    limit = req.get("max_completion_tokens") or req.get("max_tokens") or 256
+    return prompt_tokens(req), int(limit)
+
+
+def _bill_completion(model: str, req: dict[str, Any]) -> bytes:
+    prompt, completion = _billed(req)
+    out = orjson.loads(_openai_completion(model, usage=False))
+    out["choices"][0]["message"]["content"] = " w" * completion
+    out["choices"][0]["finish_reason"] = "length"
+    out["usage"] = {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
+    return orjson.dumps(out)
+
+
+async def _stream_bill(send: Send, model: str, req: dict[str, Any]) -> None:
+    prompt, completion = _billed(req)
+    await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/event-stream")]})
+    frames = [_openai_chunk(model, {"role": "assistant", "content": ""})]
+    frames += [_openai_chunk(model, {"content": " w" * min(16, completion - i)}) for i in range(0, completion, 16)]
+    frames.append(_openai_chunk(model, {}, "length"))
+    usage = {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
+    chunk = {"id": "chatcmpl-stub", "object": "chat.completion.chunk", "created": 1700000000, "model": model}
+    frames.append(b"data: " + orjson.dumps({**chunk, "choices": [], "usage": usage}) + b"\n\n")
+    frames.append(b"data: [DONE]\n\n")
+    for frame in frames:
+        await send({"type": "http.response.body", "body": frame, "more_body": True})
+    await send({"type": "http.response.body", "body": b""})
 
 
 async def _stream_openai(send: Send, model: str, fault: str) -> None:
@@ -247,6 +281,11 @@ async def app(scope: Scope, receive: Receive, send: Send) -> None:
                 }
             ),
         )
+    elif fault == "bill":
+        if req.get("stream"):
+            await _stream_bill(send, model, req)
+        else:
+            await _send(send, 200, _bill_completion(model, req))
     elif req.get("stream"):
         await _stream_openai(send, model, fault)
     elif fault == "badjson":

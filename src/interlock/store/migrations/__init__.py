@@ -14,6 +14,8 @@ from interlock.store.migrations import (
     m0006_key_suspension,
     m0007_key_role,
     m0008_audit_triggers,
+    m0009_responses,
+    m0010_max_concurrent,
 )
 from interlock.store.migrations.base import Migration
 
@@ -26,4 +28,6 @@ MIGRATIONS: tuple[Migration, ...] = (
     m0006_key_suspension.MIGRATION,
     m0007_key_role.MIGRATION,
     m0008_audit_triggers.MIGRATION,
+    m0009_responses.MIGRATION,
+    m0010_max_concurrent.MIGRATION,
 )
