@@ -140,3 +140,12 @@ async def test_in_flight_slots_are_capped_released_and_expire(counters: Counters
     await counters.release("key:k", "r1")
     assert await counters.acquire("key:k", 2, "r3", 60, now=1001.0) == 2
     assert await counters.acquire("key:k", 2, "r4", 60, now=1061.0) == 1  # r2 and r3 were never released
+
+
+async def test_raise_spent_only_raises_and_never_creates(counters: Counters) -> None:
+    assert await counters.raise_spent("nope", 10) is None
+    assert await counters.reserve("r", [Bucket("nope", 100)], 1, 1, 60) == Missing(("nope",))
+    await counters.seed("b", 40)
+    assert await counters.raise_spent("b", 70) == 40
+    assert await counters.raise_spent("b", 10) == 70
+    assert (await counters.spent("b"))[0] == 70

@@ -82,6 +82,10 @@ class Counters(Protocol):
         ...
 
     async def release(self, name: str, lease: str) -> None: ...
+    async def raise_spent(self, name: str, floor: int) -> int | None:
+        """Raise a bucket's `spent` to at least `floor`: what it was before, or None if there is no such bucket."""
+        ...
+
     async def close(self) -> None: ...
 
 
@@ -201,6 +205,13 @@ class LocalCounters:
     async def release(self, name: str, lease: str) -> None:
         """Give the slot back."""
         self._leases.get(name, {}).pop(lease, None)
+
+    async def raise_spent(self, name: str, floor: int) -> int | None:
+        """Raise `spent` to at least `floor` (never lower it)."""
+        before = self._spent.get(name)
+        if before is not None and before < floor:
+            self._spent[name] = floor
+        return before
 
     async def close(self) -> None:
         """Nothing to release."""

@@ -111,6 +111,14 @@ redis.call('PEXPIRE', KEYS[1], math.ceil(ttl * 1000))
 return held + 1
 """
 
+# KEYS: the bucket. ARGV: the floor. Returns the spent before, or -1 when the bucket does not exist.
+_RAISE = """
+if redis.call('HEXISTS', KEYS[1], 'spent') == 0 then return -1 end
+local spent = tonumber(redis.call('HGET', KEYS[1], 'spent'))
+if spent < tonumber(ARGV[1]) then redis.call('HSET', KEYS[1], 'spent', ARGV[1]) end
+return spent
+"""
+
 # KEYS: the log's costs. ARGV: id, delta.
 _ADJUST = """
 local c = redis.call('HGET', KEYS[1], ARGV[1])
@@ -149,6 +157,7 @@ class RedisCounters:
         self._window = self._redis.register_script(_WINDOW)
         self._adjust = self._redis.register_script(_ADJUST)
         self._acquire = self._redis.register_script(_ACQUIRE)
+        self._raise = self._redis.register_script(_RAISE)
 
     def _k(self, name: str) -> str:
         return self._prefix + name
@@ -218,6 +227,12 @@ class RedisCounters:
     async def release(self, name: str, lease: str) -> None:
         """Give the slot back."""
         await self._redis.zrem(self._k(f"cc:{name}"), lease)
+
+    @_guarded
+    async def raise_spent(self, name: str, floor: int) -> int | None:
+        """Raise `spent` to at least `floor` (never lower it), atomically."""
+        before = int(await self._raise(keys=[self._k(name)], args=[floor]))
+        return None if before < 0 else before
 
     async def close(self) -> None:
         """Close the connection pool."""
