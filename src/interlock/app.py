@@ -36,6 +36,7 @@ from interlock.gateway.settlement import TokenCounter
 from interlock.gateway.stages import Admission, Background, Cache, DenialAudit, Ledger, Residency
 from interlock.governance.admission import Governance
 from interlock.governance.counters import open_counters
+from interlock.governance.reconcile import Reconciler
 from interlock.governance.velocity import VelocityGuard
 from interlock.plugins.hooks import Hook
 from interlock.providers.base import Provider, ProviderContext
@@ -148,6 +149,8 @@ def _lifespan(
             fail_open=settings.governance.fail_open,
         )
         await governance.start()
+        reconciler = Reconciler(governance, store, audit, settings.governance.reconcile_s)
+        reconciler.start()
         background = Background()
         counter = TokenCounter(_fallback_counter(routes))
         gateway = Gateway(
@@ -189,6 +192,7 @@ def _lifespan(
                 await loading
             await asyncio.gather(*(p.close() for p in providers.values()), return_exceptions=True)
             await velocity.close()
+            await reconciler.close()
             await http.close()
             await background.drain()
             await governance.close()

@@ -104,6 +104,7 @@ class GovernanceSettings(_Strict):
     reservation_ttl_s: int = Field(default=900, ge=1)  # a reservation held by a dead replica expires after this
     rate_limit_window_s: float = Field(default=60.0, gt=0)  # RPM/TPM windows; shorter only for tests
     image_tokens: int = Field(default=2500, ge=1)  # the worst case billed per image part, for reservations
+    reconcile_s: float = Field(default=60.0, ge=0)  # budget counters checked against the ledger; 0: never
     fail_open: bool = False  # shared counters down: refuse budgeted requests with 503 (false) or serve unmetered
     refresh_s: float = Field(default=2.0, gt=0)  # how often budgets and limits are re-read from the store
     reference_model: str = "gpt-4o"  # priced with genai-prices for the savings report; "" to turn off
