@@ -231,9 +231,11 @@ class Governance:
         `fail_open`, the request goes on unmetered by budgets and limits (logged, and marked with
         `x-interlock-governance: unenforced`).
         """
+        adm = Admission(request_id)
         try:
-            return await self._admit(request_id, principal, alias, price, prompt_bound, token_estimate, output_limit)
+            return await self._reserve(adm, principal, alias, price, prompt_bound, token_estimate, output_limit)
         except CountersUnavailable as exc:
+            await self._give_back(adm)
             if self.fail_open:
                 log.warning("governance counters unavailable (%s); admitting %s unmetered (fail_open)", exc, request_id)
                 return Admission(request_id, headers={"x-interlock-governance": "unenforced"})
@@ -244,25 +246,15 @@ class Governance:
                 code="governance_unavailable",
                 headers={"Retry-After": "1"},
             ) from None
-
-    async def _admit(
-        self,
-        request_id: str,
-        principal: Principal,
-        alias: str,
-        price: Price,
-        prompt_bound: int,
-        token_estimate: int,
-        output_limit: int | None,
-    ) -> Admission:
-        adm = Admission(request_id)
-        try:
-            return await self._reserve(adm, principal, alias, price, prompt_bound, token_estimate, output_limit)
         except BaseException:
-            if adm.leases:  # refused after taking a slot: give it back now
-                with contextlib.suppress(CountersUnavailable):
-                    await self.release(adm)
+            await self._give_back(adm)
             raise
+
+    async def _give_back(self, adm: Admission) -> None:
+        """Release the slots a request refused after taking them still holds (best effort)."""
+        if adm.leases:
+            with contextlib.suppress(CountersUnavailable):
+                await self.release(adm)
 
     async def _reserve(
         self,
