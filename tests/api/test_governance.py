@@ -160,3 +160,17 @@ def test_deletes_need_a_whole_reference(app: TestClient) -> None:
     assert app.delete("/admin/budgets?scope=team&scope_id=x&period=day").json()["error"]["code"] == "budget_not_found"
     assert app.delete("/admin/rate-limits?scope=model").status_code == 400
     assert app.delete("/admin/rate-limits?scope=model&scope_id=echo").status_code == 404
+
+
+def test_a_budgeted_key_may_use_a_free_model(tmp_path: Path) -> None:
+    """A zero-price model (the embedded one by default) costs nothing: a budget has nothing to reserve."""
+    cfg = tmp_path / "free.toml"
+    cfg.write_text(CONFIG + '\n[models.free]\nprovider = "fake"\nprice_input_per_mtok = 0\nprice_output_per_mtok = 0\n')
+    settings = load_settings(cfg, {"INTERLOCK_HOME": str(tmp_path / "home"), "INTERLOCK_ADMIN_KEY": ADMIN_KEY})
+    with TestClient(create_app(settings), headers={"authorization": f"Bearer {ADMIN_KEY}"}) as app:
+        _, team, key = _team_key(app)
+        budget = {"scope": "team", "scope_id": team, "period": "day", "limit_usd": "25"}
+        assert app.put("/admin/budgets", json=budget).status_code == 200
+        body = {"model": "free", "messages": [{"role": "user", "content": "hi"}]}
+        r = app.post("/v1/chat/completions", json=body, headers={"authorization": f"Bearer {key}"})
+        assert r.status_code == 200, r.text

@@ -89,6 +89,14 @@ def chat(
                 messages.append({"role": "user", "content": line})
                 answer = _stream(client, url.rstrip("/"), token, model, messages, max_tokens)
                 messages.append({"role": "assistant", "content": answer})
-        except (httpx.HTTPError, RuntimeError) as exc:
-            console.print(f"[red]{exc}[/red]", highlight=False)
+        except httpx.ConnectError:
+            console.print(no_gateway(url), style="red", highlight=False, markup=False)
             raise typer.Exit(1) from None
+        except (httpx.HTTPError, RuntimeError) as exc:
+            console.print(str(exc), style="red", highlight=False, markup=False)
+            raise typer.Exit(1) from None
+
+
+def no_gateway(url: str) -> str:
+    """What to say when nothing answers at `url`."""
+    return f"no Interlock gateway answers at {url.rstrip('/')}: start one with `make run` or `interlock serve`"

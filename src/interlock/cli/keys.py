@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from typing import Annotated
 
@@ -11,8 +12,10 @@ from rich.table import Table
 
 from interlock import admin
 from interlock.admin import KeyCreate, KeySuspend
+from interlock.api.admin import key_view
 from interlock.cli.options import ConfigOption, spec
 from interlock.cli.services import call
+from interlock.store.records import KeyRecord
 
 app = typer.Typer(help="Create, list, revoke and suspend virtual keys.", no_args_is_help=True)
 KeyId = Annotated[str, typer.Argument(help="The key's id (key_...)")]
@@ -58,26 +61,48 @@ def create(
     typer.echo(created.token)
 
 
+COLUMNS = ("id", "name", "owner", "team", "prefix", "models", "created", "expires", "status")
+
+
+def _row(k: KeyRecord) -> tuple[str, ...]:
+    return (
+        k.id,
+        k.name,
+        k.owner or "-",
+        k.team_id or "-",
+        k.prefix + "...",
+        ",".join(k.models) or "all",
+        _when(k.created_at),
+        _when(k.expires_at),
+        admin.key_status(k),
+    )
+
+
 @app.command("list")
-def list_keys(config: ConfigOption = None) -> None:
-    """List keys (never the keys themselves)."""
+def list_keys(
+    as_json: Annotated[bool, typer.Option("--json", help="Print the keys as GET /admin/keys returns them")] = False,
+    config: ConfigOption = None,
+) -> None:
+    """List keys (never the keys themselves), with their status: active, revoked, expired or suspended."""
     records = call(config, admin.list_keys)
+    if as_json:
+        typer.echo(json.dumps({"object": "list", "data": [key_view(k) for k in records]}, indent=2))
+        return
+    rows = [_row(k) for k in records]
+    console = Console()
+    if not console.is_terminal:
+        # piped: one tab-separated line per key, nothing cut to fit a width
+        for line in (COLUMNS, *rows):
+            typer.echo("\t".join(" ".join(cell.split()) for cell in line))  # a name's tab would shift columns
+        return
     table = Table(title="Virtual keys")
-    for col in ("id", "name", "owner", "team", "prefix", "models", "created", "expires", "status"):
+    # ids are what people copy: never truncated, whatever the terminal's width
+    table.add_column("id", no_wrap=True, min_width=max((len(r[0]) for r in rows), default=2))
+    for col in COLUMNS[1:]:
         table.add_column(col)
-    for k in records:
-        table.add_row(
-            k.id,
-            k.name,
-            k.owner,
-            k.team_id or "-",
-            k.prefix + "...",
-            ", ".join(k.models) or "all",
-            _when(k.created_at),
-            _when(k.expires_at),
-            admin.key_status(k),
-        )
-    Console().print(table)
+    for row in rows:
+        table.add_row(*row)
+    console.print(table)
 
 
 @app.command()

@@ -68,6 +68,39 @@ class _Cursor:
         return self.scalar(_SCALARS[kind])
 
 
+def _open_header(buf: mmap.mmap, path: Path) -> tuple[_Cursor, int, int]:
+    """A cursor at the first metadata entry, the number of tensors and of metadata entries."""
+    if buf[:4] != b"GGUF":
+        raise GgufError(f"{path} is not a GGUF file")
+    c = _Cursor(buf)
+    c.at = 4
+    if c.scalar("I") < 2:
+        raise GgufError(f"{path}: GGUF version 1 is not supported")
+    return c, c.scalar("Q"), c.scalar("Q")
+
+
+def context_length(path: Path) -> int | None:
+    """The context the model was trained for (`<architecture>.context_length`), or None if the file has none.
+
+    Reads the header only as far as that entry, which comes before the tokenizer's large arrays.
+    """
+    try:
+        with path.open("rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as buf:
+            c, _, n_kv = _open_header(buf, path)
+            architecture = None
+            for _ in range(n_kv):
+                key, value = c.string(), c.value(c.scalar("I"))
+                if key == "general.architecture":
+                    architecture = value
+                elif architecture is not None and key == f"{architecture}.context_length":
+                    return int(value) if isinstance(value, int) and value > 0 else None
+    except GgufError:
+        raise
+    except (struct.error, ValueError) as exc:  # a truncated or empty file
+        raise GgufError(f"{path}: unreadable GGUF header: {exc}") from None
+    return None
+
+
 @dataclass(frozen=True)
 class GgufFile:
     """Metadata and one tensor of a GGUF file."""
@@ -80,13 +113,7 @@ class GgufFile:
     def open(cls, path: Path) -> GgufFile:
         """Read the header (metadata and tensor directory) of `path`."""
         with path.open("rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as buf:
-            if buf[:4] != b"GGUF":
-                raise GgufError(f"{path} is not a GGUF file")
-            c = _Cursor(buf)
-            c.at = 4
-            if c.scalar("I") < 2:
-                raise GgufError(f"{path}: GGUF version 1 is not supported")
-            n_tensors, n_kv = c.scalar("Q"), c.scalar("Q")
+            c, n_tensors, n_kv = _open_header(buf, path)
             metadata: dict[str, Any] = {}
             for _ in range(n_kv):
                 key = c.string()

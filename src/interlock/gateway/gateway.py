@@ -41,6 +41,14 @@ Stream = AsyncIterator[list[ChatChunk]]
 T = TypeVar("T")
 
 
+SHOWN_NAME_CHARS = 200
+
+
+def _shown(name: str) -> str:
+    """A client's model name as an error message echoes it: at most `SHOWN_NAME_CHARS` characters."""
+    return name if len(name) <= SHOWN_NAME_CHARS else name[:SHOWN_NAME_CHARS] + "…"
+
+
 class Sink(Protocol):
     """Where the answer goes: the HTTP layer's writer for one request, in its wire format."""
 
@@ -106,8 +114,13 @@ class Gateway:
         ctx.alias = alias
         route = self.routes.get(alias)
         if route is None:
-            known = ", ".join(sorted(a for a, r in self.routes.items() if r.model.mode == mode))
-            raise NotFound(f"model '{alias}' does not exist; available {mode} models: {known or 'none'}", param="model")
+            # only the aliases this key may call: a 404 must not reveal the others
+            known = ", ".join(
+                sorted(a for a, r in self.routes.items() if r.model.mode == mode and ctx.principal.may_use(a, r.tags))
+            )
+            raise NotFound(
+                f"model '{_shown(alias)}' does not exist; available {mode} models: {known or 'none'}", param="model"
+            )
         if route.model.mode != mode:
             raise NotFound(f"model '{alias}' is an {route.model.mode} model, not a {mode} model", param="model")
         if not ctx.principal.may_use(alias, route.tags):

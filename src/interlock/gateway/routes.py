@@ -14,7 +14,7 @@ from interlock.routing.router import LearnedRouter, RouterFileError
 from interlock.settings import ConfigError
 
 if TYPE_CHECKING:
-    from interlock.settings import Settings
+    from interlock.settings import ModelSettings, Settings
 
 
 def build_routes(settings: Settings, context: ProviderContext) -> dict[str, ModelRoute]:
@@ -41,8 +41,26 @@ def build_routes(settings: Settings, context: ProviderContext) -> dict[str, Mode
                     breaker=CircuitBreaker(breaker.breaker_failures, breaker.breaker_cooldown_s),
                 )
             )
-        routes[alias] = ModelRoute(alias, model, deployments, list(model.fallbacks), _load_router(settings, alias))
+        routes[alias] = ModelRoute(
+            alias,
+            _with_context_window(model, deployments),
+            deployments,
+            list(model.fallbacks),
+            _load_router(settings, alias),
+        )
     return routes
+
+
+def _with_context_window(model: ModelSettings, deployments: list[Deployment]) -> ModelSettings:
+    """The alias's settings, with the smallest window its providers know of when the config sets none.
+
+    A provider reports one on its own settings (the local one reads it from the GGUF); the smallest is
+    the one every deployment the alias may reach can hold.
+    """
+    windows = [d.provider.model.context_window for d in deployments]
+    if model.context_window is not None or not windows or None in windows:
+        return model
+    return model.model_copy(update={"context_window": min(w for w in windows if w is not None)})
 
 
 def _load_router(settings: Settings, alias: str) -> LearnedRouter | None:

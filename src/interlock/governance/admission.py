@@ -274,6 +274,8 @@ class Governance:
         if not buckets:
             return adm
         worst = price.cost_micros(prompt_bound, cap)
+        if worst == 0:
+            return adm  # a free model (the embedded one) cannot spend: nothing to reserve
         minimum = price.cost_micros(prompt_bound, 1)
         result: Grant | Missing = await self.counters.reserve(request_id, buckets, worst, minimum, self._ttl)
         for _ in range(SEED_TRIES):  # buckets that vanish again between seeding and reserving: seed again

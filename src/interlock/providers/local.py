@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from interlock.engines.gguf import GgufError, context_length
 from interlock.engines.llamacpp import grammar
 from interlock.engines.llamacpp.engine import ChatEngine, Generation
 from interlock.engines.llamacpp.model import GgufModel, default_model_path
@@ -63,7 +64,21 @@ def create(alias: str, model: ModelSettings, context: ProviderContext, options: 
         from interlock.providers.local_embeddings import LocalEmbeddingProvider
 
         return LocalEmbeddingProvider(alias, model, context, options.path)
+    if model.context_window is None:
+        model = model.model_copy(update={"context_window": _context_window(options.path, context.settings.engine)})
     return LocalChatProvider(alias, model, context.settings.engine, options)
+
+
+def _context_window(path: str | None, engine: EngineSettings) -> int | None:
+    """What one request may hold: the context the GGUF was trained for, capped by the engine's slot size.
+
+    None when the file cannot be read here: loading it at startup then says why.
+    """
+    try:
+        trained = context_length(Path(path).expanduser() if path else default_model_path())
+    except (OSError, GgufError):
+        return None
+    return min(trained, engine.n_ctx_per_slot) if trained else None
 
 
 PLUGIN: Plugin[ProviderFactory] = Plugin("local", Options, create)

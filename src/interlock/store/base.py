@@ -65,6 +65,10 @@ class Store(Protocol):
         """Spend grouped by org, team, key, model or day since `since` (epoch seconds), largest first."""
         ...
 
+    async def key_usage(self, key_id: str | None, since: float | None = None) -> list[SpendRow]:
+        """One key's spend per model alias since `since`, largest first; `key_id` None: the admin key's requests."""
+        ...
+
     async def spent_since(self, scope: Scope, scope_id: str, since: float) -> int:
         """Micro-dollars spent by one org, team, key or model since `since`."""
         ...

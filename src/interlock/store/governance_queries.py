@@ -103,15 +103,30 @@ class GovernanceQueries:
 
     async def spend(self, group: SpendGroup, since: float | None = None) -> list[SpendRow]:
         """Spend grouped by org, team, key, model or day since `since` (epoch seconds), largest first."""
+        return await self._spend_rows(group, since)
+
+    async def key_usage(self, key_id: str | None, since: float | None = None) -> list[SpendRow]:
+        """One key's spend per model alias since `since`, largest first; `key_id` None: the admin key's requests."""
+        return await self._spend_rows("model", since, key=key_id or "")
+
+    async def _spend_rows(self, group: SpendGroup, since: float | None, key: str | None = None) -> list[SpendRow]:
+        """The spend report's one query; `key` narrows it to one key's rows ("" for rows without a key)."""
         expr = self.dialect.day if group == "day" else _GROUP_EXPR[group]
+        where = "u.ts >= ?"
+        params: list[object] = [since or 0.0]
+        if key == "":
+            where += " AND u.key_id IS NULL"
+        elif key is not None:
+            where += " AND u.key_id = ?"  # the (key_id, ts) index serves it
+            params.append(key)
         sql = (
             f"SELECT {expr} AS g, count(*), sum(prompt_tokens), sum(completion_tokens), "
             "sum(cost_micros), sum(CASE WHEN status >= 400 THEN 1 ELSE 0 END), sum(reference_cost_micros) "
             "FROM usage u LEFT JOIN keys k ON k.id = u.key_id LEFT JOIN teams t ON t.id = u.team_id "
-            "LEFT JOIN orgs o ON o.id = u.org_id WHERE u.ts >= ? "
+            f"LEFT JOIN orgs o ON o.id = u.org_id WHERE {where} "
             f"GROUP BY g ORDER BY 5 DESC, ({expr}){self.dialect.collate}"
         )
-        rows = await asyncio.to_thread(self._query, sql, (since or 0.0,))
+        rows = await asyncio.to_thread(self._query, sql, tuple(params))
         out = []
         for g, n, pt, ct, cost, errors, ref in rows:
             label, extra = str(g), {}
