@@ -76,6 +76,8 @@ def test_the_hook_runs_on_every_model_endpoint(hooked: tuple[TestClient, Recorde
     with client.stream("POST", "/v1/messages", json={**anthropic, "stream": True}) as r:
         assert r.status_code == 200 and "message_stop" in r.read().decode()
     assert client.post("/v1/embeddings", json={"model": "vectors", "input": "hello"}).status_code == 200
+    assert client.post("/v1/responses", json={"model": "echo", "input": "say my secret"}).status_code == 200
+    assert client.post("/v1/completions", json={"model": "echo", "prompt": "say my secret"}).status_code == 200
 
     by_endpoint: dict[str, list[str]] = {}
     for method, endpoint in hook.calls:
@@ -84,7 +86,9 @@ def test_the_hook_runs_on_every_model_endpoint(hooked: tuple[TestClient, Recorde
     assert "after" in by_endpoint["chat"] and "on_batch" in by_endpoint["chat"]
     assert by_endpoint["messages"].count("before") == 2 and "on_batch" in by_endpoint["messages"]
     assert by_endpoint["embeddings"] == ["before", "after", "finish"]
-    assert [o.status for o in hook.outcomes] == [200] * 5
+    assert by_endpoint["responses"] == ["before", "after", "finish"]
+    assert by_endpoint["completions"] == ["before", "after", "finish"]
+    assert [o.status for o in hook.outcomes] == [200] * 7
 
 
 def test_a_rewrite_reaches_the_model_and_the_original_does_not(hooked: tuple[TestClient, Recorder]) -> None:
