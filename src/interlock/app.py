@@ -14,7 +14,7 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import Match, Route
 
 from interlock import __version__
 from interlock.api import admin, anthropic, completions, openai, responses
@@ -24,6 +24,7 @@ from interlock.api.hotpaths import HotPaths
 from interlock.api.http import JSONResponse, error_response
 from interlock.api.openapi import openapi_document
 from interlock.api.state import AppState
+from interlock.api.usage import usage
 from interlock.audit.log import AuditLog
 from interlock.audit.stores import open_audit_store
 from interlock.auth.keys import Keys, load_admin_key
@@ -211,7 +212,11 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     if exc.status_code == 405:
         err = BadRequest(f"method {request.method} is not allowed on {request.url.path}", code="method_not_allowed")
         err.status = 405
-        return error_response(err)
+        # Starlette's `Allow` names the first route on the path only; here a path has a route per method.
+        routes = request.app.router.routes
+        allowed = {m for r in routes if r.matches(request.scope)[0] != Match.NONE for m in getattr(r, "methods", ())}
+        allow = ", ".join(sorted(allowed)) if allowed else (exc.headers or {}).get("Allow", "")
+        return error_response(err, headers={"Allow": allow})
     return error_response(GatewayError(str(exc.detail)))
 
 
@@ -234,6 +239,7 @@ def create_app(settings: Settings, hooks: Sequence[Hook[RequestContext]] = ()) -
         Route("/v1/embeddings", openai.embeddings, methods=["POST"]),
         Route("/v1/completions", completions.completions, methods=["POST"]),
         Route("/v1/models", openai.list_models, methods=["GET"]),
+        Route("/v1/usage", usage, methods=["GET"]),
         Route("/v1/models/{model:path}", openai.get_model, methods=["GET"]),
         Route("/v1/messages", anthropic.messages, methods=["POST"]),
         Route("/v1/messages/count_tokens", count_tokens, methods=["POST"]),
