@@ -28,7 +28,8 @@ from interlock.providers.base import ProviderContext
 from interlock.providers.openai_compatible import OpenAICompatibleProvider
 from interlock.settings import ModelSettings, Settings, load_settings
 from interlock.translate.openai import unsendable
-from interlock.types import MAX_JSON_DEPTH, ChatRequest, Message
+from interlock.types import ChatRequest, Message
+from interlock.types.base import MAX_JSON_DEPTH
 from tests.conftest import ADMIN_KEY
 
 CONFIG = """

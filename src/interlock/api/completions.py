@@ -23,16 +23,8 @@ from interlock.api.http import validate
 from interlock.api.openai import ChatWire, model_endpoint
 from interlock.errors import BadRequest
 from interlock.plugins.hooks import ModelRequest, ModelResponse
-from interlock.types import (
-    ChatChunk,
-    ChatRequest,
-    ChatResponse,
-    StreamOptions,
-    StrictBool,
-    StrictFloat,
-    StrictInt,
-    Usage,
-)
+from interlock.types import ChatChunk, ChatRequest, ChatResponse, StreamOptions, Usage
+from interlock.types.base import StrictBool, StrictFloat, StrictInt
 
 DEFAULT_MAX_TOKENS = 16  # OpenAI's default for this endpoint
 _REFUSED = ("suffix", "logprobs", "logit_bias")

@@ -11,7 +11,7 @@ from typing import Any
 
 from interlock.errors import BadRequest
 from interlock.translate.anthropic_models import AnthropicBlock, AnthropicPrompt, AnthropicRequest
-from interlock.types import MAX_JSON_DEPTH
+from interlock.types.base import MAX_JSON_DEPTH
 
 MAX_STOP_SEQUENCES = 4  # what the OpenAI-shaped chat request behind the gateway takes
 IMAGE_TYPES = ("image/jpeg", "image/png", "image/gif", "image/webp")

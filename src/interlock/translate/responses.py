@@ -17,7 +17,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from interlock.errors import BadRequest, describe_validation_error
 from interlock.types import (
-    MAX_JSON_DEPTH,
     ChatRequest,
     ContentPart,
     FunctionCall,
@@ -31,6 +30,7 @@ from interlock.types import (
     ToolCall,
     ToolChoice,
 )
+from interlock.types.base import MAX_JSON_DEPTH
 
 # Fields of the Responses API that chat cannot honour: refused when set (null, false and [] are "not set").
 UNSUPPORTED = ("reasoning", "background", "conversation", "prompt", "max_tool_calls", "top_logprobs", "context")

@@ -1,106 +1,21 @@
-"""Typed requests and responses that every stage of the pipeline hands to the next.
-
-The chat types follow OpenAI's wire format, which is the lingua franca of the gateway: the Anthropic
-API and the Anthropic provider translate to and from it in pure functions.
-"""
+"""Chat: OpenAI's request, answer and stream chunk, the lingua franca of the gateway."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from decimal import ROUND_CEILING, Decimal
-from typing import Annotated, Any, Literal, Self, TypeVar
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, Strict, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-__all__ = [
-    "SCALE",
-    "AssistantMessage",
-    "Batch",
-    "ChatChunk",
-    "ChatRequest",
-    "ChatResponse",
-    "Choice",
-    "ChunkChoice",
-    "ContentPart",
-    "Delta",
-    "Embedding",
-    "EmbeddingRequest",
-    "EmbeddingResponse",
-    "FinishReason",
-    "FunctionCall",
-    "FunctionDef",
-    "ImagePart",
-    "JsonSchemaSpec",
-    "Message",
-    "NamedToolChoice",
-    "Price",
-    "ResponseFormat",
-    "Role",
-    "StreamOptions",
-    "TextPart",
-    "Tool",
-    "ToolCall",
-    "ToolCallDelta",
-    "ToolChoice",
-    "Usage",
-]
-
-Role = Literal["system", "developer", "user", "assistant", "tool"]
-FinishReason = Literal["stop", "length", "tool_calls", "content_filter"]
-
-# OpenAI refuses `true` where a number is expected; pydantic's lax mode would read it as 1.
-StrictInt = Annotated[int, Strict()]
-StrictFloat = Annotated[float, Strict()]  # an integer is still a valid float
-StrictBool = Annotated[bool, Strict()]
-
-
-MAX_JSON_DEPTH = 64
-"""How deep a client's free-form JSON (pass-through fields, tool parameters, schemas) may nest.
-
-Every stage re-serialises the request (the cache key, the budget bound, the upstream body) and orjson
-stops at 255 levels, so deeper input is a 400 here rather than a failure further down.
-"""
-
-
-_J = TypeVar("_J")
-
-
-def _check_depth(value: _J, where: str) -> _J:
-    """`value`, or a ValueError if its dicts and lists nest more than MAX_JSON_DEPTH levels."""
-    stack: list[tuple[Any, int]] = [(value, 1)]
-    while stack:
-        item, depth = stack.pop()
-        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else None
-        if children is None:
-            continue
-        if depth > MAX_JSON_DEPTH:
-            raise ValueError(f"{where} nests deeper than {MAX_JSON_DEPTH} levels")
-        stack.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
-    return value
-
-
-class _Open(BaseModel):
-    """Wire objects keep fields we do not model, so newer clients' parameters pass through."""
-
-    model_config = ConfigDict(extra="allow")
-
-    @model_validator(mode="after")
-    def _bound_extra(self) -> Self:
-        extra = self.__pydantic_extra__
-        if extra:
-            for name, value in extra.items():
-                _check_depth(value, f"'{name}'")
-        return self
-
-
-class _Relayed(BaseModel):
-    """Answer objects keep fields we do not model, so what an upstream adds reaches the client.
-
-    For example `reasoning_content` in a delta (DeepSeek, vLLM's reasoning parsers), `system_fingerprint`,
-    `logprobs` or `usage.prompt_tokens_details`.
-    """
-
-    model_config = ConfigDict(extra="allow")
+from interlock.types.base import (
+    FinishReason,
+    Role,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    _check_depth,
+    _Open,
+    _Relayed,
+)
 
 
 class TextPart(BaseModel):
@@ -390,83 +305,3 @@ class Batch(list[ChatChunk]):
         batch = cls(chunks)
         batch.last = True
         return batch
-
-
-class EmbeddingRequest(_Open):
-    """An OpenAI embeddings request."""
-
-    model: str = Field(min_length=1)
-    input: str | list[str] | list[int] | list[list[int]]
-    encoding_format: Literal["float", "base64"] = "float"
-    dimensions: StrictInt | None = Field(default=None, ge=1)
-    user: str | None = None
-
-    def texts(self) -> list[str]:
-        """The inputs as strings; token-array inputs are rejected by the caller's provider."""
-        if isinstance(self.input, str):
-            return [self.input]
-        if all(isinstance(x, str) for x in self.input):
-            return [str(x) for x in self.input]
-        raise ValueError("token-array input is not supported; send strings")
-
-    @field_validator("input")
-    @classmethod
-    def _not_empty(cls, v: Any) -> Any:
-        if isinstance(v, list) and not v:
-            raise ValueError("input must not be empty")
-        if isinstance(v, list) and len(v) > 2048:
-            raise ValueError("at most 2048 inputs per request")
-        return v
-
-
-class Embedding(BaseModel):
-    """One embedding vector."""
-
-    object: Literal["embedding"] = "embedding"
-    index: int
-    embedding: list[float] | str
-
-
-class EmbeddingResponse(BaseModel):
-    """An OpenAI embeddings response."""
-
-    object: Literal["list"] = "list"
-    data: list[Embedding]
-    model: str
-    usage: Usage
-
-
-# Money ---------------------------------------------------------------------------------------
-# Prices in USD per million tokens; costs in integer micro-dollars, rounded up, so the ledger never
-# under-reports (the error is below one micro-dollar per request).
-
-SCALE = 10**9  # prices with up to 9 decimals (in $ per 1M tokens) are exact integers at this scale
-
-
-def _scaled(price: Decimal) -> int | None:
-    scaled = price * SCALE
-    return int(scaled) if scaled == scaled.to_integral_value() else None
-
-
-@dataclass(frozen=True, slots=True)
-class Price:
-    """USD per million input and output tokens, and where that number came from."""
-
-    input_per_mtok: Decimal
-    output_per_mtok: Decimal
-    version: str
-    # The same prices as exact integers, for integer arithmetic on the hot path (None: too many decimals).
-    _in: int | None = field(default=None, init=False, repr=False, compare=False)
-    _out: int | None = field(default=None, init=False, repr=False, compare=False)
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "_in", _scaled(self.input_per_mtok))
-        object.__setattr__(self, "_out", _scaled(self.output_per_mtok))
-
-    def cost_micros(self, prompt_tokens: int, completion_tokens: int) -> int:
-        """The cost of these tokens in micro-dollars, rounded up."""
-        # $p per 1M tokens is p micro-dollars per token.
-        if self._in is not None and self._out is not None:
-            return -(-(self._in * prompt_tokens + self._out * completion_tokens) // SCALE)
-        total = self.input_per_mtok * prompt_tokens + self.output_per_mtok * completion_tokens
-        return int(total.to_integral_value(rounding=ROUND_CEILING))
