@@ -233,8 +233,8 @@ class Gateway:
                 usage, source = self.counter.usage(dep, request, tally.reported, tally.generated())
             self._finish(ctx, hooks, outcome(ctx, usage, source, status=status, error=error, cached=cached))
             if live is not None:
-                assert dep is not None
-                self.failover.release(dep)
+                if dep is not None:  # always, once a stream opened: failover set it
+                    self.failover.release(dep)
                 if batches is not None:
                     await batches.aclose()
                 await _close(live)  # an abandoned or cut stream releases its upstream connection now
