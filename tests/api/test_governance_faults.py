@@ -46,9 +46,9 @@ def _app(tmp_path: Path, redis_url: str, prefix: str, fail_open: bool = False) -
     return TestClient(create_app(settings), headers={"authorization": f"Bearer {ADMIN_KEY}"})
 
 
-def _budgeted_key(app: TestClient) -> dict[str, str]:
+def _budgeted_key(app: TestClient, limit_usd: str = "0.1") -> dict[str, str]:
     created = app.post("/admin/keys", json={"name": "svc"}).json()
-    budget = {"scope": "key", "scope_id": created["id"], "period": "total", "limit_usd": "0.1"}
+    budget = {"scope": "key", "scope_id": created["id"], "period": "total", "limit_usd": limit_usd}
     assert app.put("/admin/budgets", json=budget).status_code == 200
     return {"authorization": f"Bearer {created['key']}"}
 
@@ -110,3 +110,27 @@ def test_redis_down_with_fail_open_serves_unmetered(tmp_path: Path, prefix: str)
         r = app.post("/v1/chat/completions", json=body, headers=headers)
         assert r.status_code == 200 and r.headers["x-interlock-governance"] == "unenforced"
         assert [status for status, _ in _ledger(app)] == [200]
+
+
+def test_a_redis_outage_behind_a_proxy_gives_503s_not_500s_and_the_budget_holds(tmp_path: Path, prefix: str) -> None:
+    """Finding 3: a 2-second Redis outage gave 49 HTTP 500s with no request id and no ledger row."""
+    import time
+
+    from interlock.testing.tcp_proxy import TcpProxy
+
+    with TcpProxy("127.0.0.1", 6379) as proxy, _app(tmp_path, f"redis://127.0.0.1:{proxy.port}/15", prefix) as app:
+        headers = _budgeted_key(app, "0.5")
+        statuses = [_chat(app, headers) for _ in range(2)]
+        proxy.cut()  # Redis goes away: open connections are reset, new ones refused
+        time.sleep(0.1)
+        statuses += [_chat(app, headers) for _ in range(5)]
+        proxy.restore()
+        time.sleep(0.1)
+        for _ in range(20):
+            statuses.append(_chat(app, headers))
+            if statuses[-1] == 429:
+                break
+        assert statuses[:2] == [200, 200] and statuses[2:7] == [503] * 5 and statuses[-1] == 429
+        rows = _ledger(app)
+        assert len(rows) == len(statuses)  # every request has its row, refusals included
+        assert sum(cost for status, cost in rows if status == 200) <= 500_000
