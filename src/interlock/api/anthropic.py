@@ -22,7 +22,7 @@ from interlock.translate.anthropic import (
 )
 from interlock.types import ChatChunk, ChatRequest, ChatResponse
 
-# The wire has no gateway: message_start counts with the deployment's tokenizer, else estimates.
+# The wire has no gateway: message_start counts the templated prompt where the provider can, else estimates.
 _COUNTER = TokenCounter()
 
 
@@ -61,7 +61,13 @@ class MessagesWire:
         dep, chat = self._ctx.deployment, self._chat
         if dep is None or chat is None:
             return 0
-        return _COUNTER.count(dep, prompt_text(chat.messages, chat.tools or []))[0]
+        try:
+            templated = dep.provider.count_prompt(chat)
+        except GatewayError:
+            templated = None
+        return (
+            templated if templated is not None else _COUNTER.estimate(dep, prompt_text(chat.messages, chat.tools or []))
+        )
 
     def frames(self, chunk: ChatChunk) -> list[bytes]:
         """The events for one chunk (`message_start`, with the prompt's token count, before the first)."""

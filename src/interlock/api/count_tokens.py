@@ -8,6 +8,7 @@ written, because no model is called and nothing is billed.
 
 from __future__ import annotations
 
+from pydantic import ValidationError
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -17,7 +18,8 @@ from interlock.api.state import AppState
 from interlock.errors import GatewayError
 from interlock.gateway.stages import denial_event, is_policy_denial
 from interlock.routing.deployments import Deployment, ModelRoute
-from interlock.translate.anthropic import AnthropicPrompt, count_text
+from interlock.translate.anthropic import AnthropicPrompt, count_text, prompt_messages, prompt_tools
+from interlock.types import ChatRequest
 
 SOURCE_HEADER = "x-interlock-token-count-source"
 CODE_HEADER = "x-interlock-error-code"
@@ -42,6 +44,16 @@ def _coded(response: Response, exc: GatewayError) -> Response:
     return response
 
 
+def _templated(dep: Deployment, prompt: AnthropicPrompt) -> int | None:
+    """The prompt's tokens as the model sees them (its chat template applied), where the provider knows."""
+    tools = [t.model_dump(exclude_none=True) for t in prompt_tools(prompt)]
+    body = {"model": prompt.model, "messages": [m.model_dump(exclude_none=True) for m in prompt_messages(prompt)]}
+    try:
+        return dep.provider.count_prompt(ChatRequest.model_validate({**body, **({"tools": tools} if tools else {})}))
+    except (GatewayError, ValidationError):  # the model cannot render this prompt: count its text instead
+        return None
+
+
 async def count_tokens(request: Request) -> Response:
     """The input tokens of a Messages API prompt: `{"input_tokens": N}`."""
     state: AppState = request.app.state.interlock
@@ -62,5 +74,9 @@ async def count_tokens(request: Request) -> Response:
     if dep is None:
         n, source = (len(text) + 3) // 4, "estimate:chars/4"
     else:
-        n, source = state.gateway.counter.count(dep, text)
+        templated = _templated(dep, prompt)
+        if templated is not None:
+            n, source = templated, f"tokenizer:{dep.alias}+template"
+        else:
+            n, source = state.gateway.counter.count(dep, text)
     return JSONResponse({"input_tokens": n}, headers={SOURCE_HEADER: source, "x-request-id": ctx.request_id})

@@ -77,3 +77,7 @@ class Provider:
     def count_tokens(self, text: str) -> int | None:
         """Count tokens with the model's own tokenizer, or None if this provider has none."""
         return None
+
+    def count_prompt(self, request: ChatRequest) -> int | None:
+        """The prompt tokens of `request` as the model sees them (its chat template applied), or None."""
+        return None

@@ -257,6 +257,12 @@ class LocalChatProvider(Provider):
             return None
         return len(self._engine.model.tokenize(text, add_special=False, parse_special=False))
 
+    def count_prompt(self, request: ChatRequest) -> int | None:
+        """The tokens the engine would be given for `request`: the chat template rendered, tools included."""
+        if self._engine is None or self._engine.model is None:
+            return None
+        return len(self._plan(request).prompt)
+
     # ---- requests ----
 
     def _ready_engine(self) -> tuple[ChatEngine, ChatTemplate]:
