@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
@@ -383,3 +384,23 @@ async def test_an_unreachable_database_spools_the_ledger_and_replays_it(pg_url: 
         assert sorted(r[0] for r in found) == sorted(wanted)
     finally:
         await store.close()
+
+
+async def test_the_response_store_works_on_both_databases(pg: PostgresStore, tmp_path: Path) -> None:
+    from interlock.store.response_queries import ResponseRecord
+
+    lite = SqliteStore(tmp_path / "interlock.db", flush_interval_ms=5)
+    await lite.open()
+    try:
+        for store in (lite, pg):
+            rid = f"resp_{uuid.uuid4().hex}"
+            await store.save_response(ResponseRecord(rid, "key_a", 100.0, 200.0, '{"id": 1}', "[]"))
+            assert await store.get_response(rid, "key_b", 150.0) is None  # another key's
+            assert await store.get_response(rid, "key_a", 250.0) is None  # expired
+            found = await store.get_response(rid, "key_a", 150.0)
+            assert found is not None and found.body == '{"id": 1}'
+            assert await store.delete_response(rid, "key_b") is False
+            assert await store.delete_response(rid, "key_a") is True
+            assert await store.get_response(rid, "key_a", 150.0) is None
+    finally:
+        await lite.close()
