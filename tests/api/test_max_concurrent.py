@@ -23,6 +23,7 @@ price_output_per_mtok = 1
 """
 
 
+@pytest.mark.slow
 def test_a_third_request_in_flight_is_refused_until_one_finishes(tmp_path: Path, stub_upstream: str) -> None:
     cfg = tmp_path / "c.toml"
     cfg.write_text(CONFIG.format(stub=stub_upstream))

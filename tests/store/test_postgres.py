@@ -355,6 +355,7 @@ def test_both_stores_have_the_same_api() -> None:
         assert str(lite[name]) == str(pg[name]) == str(protocol[name]), name
 
 
+@pytest.mark.slow
 async def test_an_unreachable_database_spools_the_ledger_and_replays_it(pg_url: str, tmp_path: Path) -> None:
     """The writer retries a lost server briefly, then spools to disk; when the server is back, the spool
     is replayed into the ledger once (ids already there are skipped)."""
