@@ -32,7 +32,9 @@ typecheck: install
 	$(BIN)/mypy
 
 # One BLAS thread: numpy would otherwise fight the llama.cpp engine threads for the 2 cores.
+# tests/ui drive Debian's headless Chromium; the script installs it once (apt-get) and is a no-op after.
 unit: install
+	scripts/install-chromium.sh
 	OPENBLAS_NUM_THREADS=1 $(BIN)/pytest
 
 # The developer loop: everything but the tests that load models, start `interlock serve` or are marked slow.
@@ -52,7 +54,7 @@ bench-engine: install
 	OPENBLAS_NUM_THREADS=1 $(BIN)/python bench/engine/load.py
 
 bench-router: install
-	OPENBLAS_NUM_THREADS=1 $(BIN)/python bench/router/run.py --seeds 5 --methods
+	OPENBLAS_NUM_THREADS=1 timeout 1200 $(BIN)/python bench/router/run.py --seeds 5 --folds 5
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

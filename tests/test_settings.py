@@ -137,11 +137,13 @@ api_key_env = "OWN_KEY"
         "base_url": "http://a/v1",
         "api_key_env": "SHARED_KEY",
         "headers": {"x-team": "search", "x-replica": "a"},
+        "responses_api": "chat",
     }
     assert b.model_dump() == {
         "base_url": "http://b/v1",
         "api_key_env": "OWN_KEY",
         "headers": {"x-team": "search", "x-replica": "?"},
+        "responses_api": "chat",
     }
 
 

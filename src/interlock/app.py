@@ -17,11 +17,15 @@ from starlette.responses import Response
 from starlette.routing import Match, Route
 
 from interlock import __version__
-from interlock.api import admin, anthropic, completions, openai, responses
+from interlock.admin import AdminContext
+from interlock.agents.hook import ToolPolicyHook
+from interlock.agents.registry import Policies
+from interlock.api import admin, agents, anthropic, completions, openai, outcomes, responses
 from interlock.api import governance as governance_api
 from interlock.api.count_tokens import count_tokens
 from interlock.api.hotpaths import HotPaths
-from interlock.api.http import JSONResponse, error_response
+from interlock.api.http import JSONResponse, error_response, flavor_of
+from interlock.api.metrics import metrics
 from interlock.api.openapi import openapi_document
 from interlock.api.state import AppState
 from interlock.api.usage import usage
@@ -36,15 +40,20 @@ from interlock.gateway.routes import build_routes
 from interlock.gateway.settlement import TokenCounter
 from interlock.gateway.stages import Admission, Background, Cache, DenialAudit, Ledger, Residency
 from interlock.governance.admission import Governance
+from interlock.governance.alerts import BudgetAlerts, webhook_failure_auditor
 from interlock.governance.counters import open_counters
 from interlock.governance.reconcile import Reconciler
 from interlock.governance.velocity import VelocityGuard
+from interlock.governance.webhook import Webhook
+from interlock.guardrails.service import GuardrailService
+from interlock.observability import Observability
 from interlock.plugins.hooks import Hook
 from interlock.providers.base import Provider, ProviderContext
 from interlock.routing.cache import open_cache
 from interlock.routing.deployments import ModelRoute
 from interlock.settings import Settings
 from interlock.store import open_store
+from interlock.ui import Dashboard
 
 log = logging.getLogger(__name__)
 
@@ -104,13 +113,17 @@ class _HttpSessions:
 
     def __init__(self) -> None:
         self.session: aiohttp.ClientSession | None = None
+        self.trace_configs: list[aiohttp.TraceConfig] = []  # the traceparent of each call, when tracing
 
     def __call__(self) -> aiohttp.ClientSession:
         if self.session is None:
             connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300)
             # No cookie jar: a cookie one upstream answer sets must not ride along on other callers' requests.
             self.session = aiohttp.ClientSession(
-                connector=connector, auto_decompress=True, cookie_jar=aiohttp.DummyCookieJar()
+                connector=connector,
+                auto_decompress=True,
+                cookie_jar=aiohttp.DummyCookieJar(),
+                trace_configs=self.trace_configs or None,
             )
         return self.session
 
@@ -120,7 +133,13 @@ class _HttpSessions:
 
 
 def _lifespan(
-    settings: Settings, routes: dict[str, ModelRoute], http: _HttpSessions, hooks: Sequence[Hook[RequestContext]]
+    settings: Settings,
+    routes: dict[str, ModelRoute],
+    http: _HttpSessions,
+    hooks: Sequence[Hook[RequestContext]],
+    guardrails: GuardrailService | None,
+    observability: Observability,
+    dashboard: Dashboard,
 ) -> Any:
     providers = {d.name: d.provider for r in routes.values() for d in r.deployments}
 
@@ -153,21 +172,28 @@ def _lifespan(
         reconciler = Reconciler(governance, store, audit, settings.governance.reconcile_s)
         reconciler.start()
         background = Background()
+        if guardrails is not None:
+            await guardrails.start(store)
         counter = TokenCounter(_fallback_counter(routes))
         gateway = Gateway(
             routes,
             settings.routing,
             counter,
-            input_hooks=[h for h in hooks if h.phase == "input"],
+            input_hooks=[
+                *([guardrails.hook(audit.record, observability.metrics)] if guardrails is not None else []),
+                *(h for h in hooks if h.phase == "input"),
+            ],
             policy_hooks=[
                 Residency(),
                 *(h for h in hooks if h.phase == "policy"),
+                ToolPolicyHook(Policies(keys.agents), audit.record),
                 Cache(cache, background),
                 Admission(governance, counter, background, settings.governance.image_tokens),
             ],
             output_hooks=[
                 Ledger(store.record_usage, reference_price(settings), store.ledger_state),
                 DenialAudit(audit),
+                *observability.hooks,
             ],
             first_token_timeout=settings.server.first_token_timeout,
         )
@@ -183,7 +209,33 @@ def _lifespan(
             interval_s=g.velocity_interval_s,
         )
         velocity.start()
-        app.state.interlock = AppState(settings, store, keys, gateway, providers, int(time.time()), governance, audit)
+        a = settings.alerts
+        webhook = (
+            Webhook(
+                a.webhook_url,
+                a.webhook_secret.get_secret_value().encode(),
+                attempts=a.webhook_attempts,
+                on_failure=webhook_failure_auditor(audit),
+            )
+            if a.webhook_url and a.webhook_secret
+            else None
+        )
+        alerts = BudgetAlerts(store, governance, audit, a.budget_thresholds, webhook=webhook, interval_s=a.interval_s)
+        alerts.start()
+        observability.bind(store, governance)
+        app.state.interlock = AppState(
+            settings,
+            store,
+            keys,
+            gateway,
+            providers,
+            int(time.time()),
+            governance,
+            audit,
+            guardrails,
+            observability=observability,
+        )
+        dashboard.bind(AdminContext(settings, store, keys, governance, audit, guardrails), audit)
         loading = asyncio.create_task(_start_providers(providers), name="interlock-load-models")
         try:
             yield
@@ -193,6 +245,9 @@ def _lifespan(
                 await loading
             await asyncio.gather(*(p.close() for p in providers.values()), return_exceptions=True)
             await velocity.close()
+            await alerts.close()
+            if guardrails is not None:
+                await guardrails.close()
             await reconciler.close()
             await http.close()
             await background.drain()
@@ -201,14 +256,16 @@ def _lifespan(
             await keys.close()
             await audit.close()
             await store.close()
+            await observability.close()
 
     return lifespan
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
+    flavor = flavor_of(request.url.path)
     if exc.status_code == 404:
-        return error_response(NotFound(f"no route {request.method} {request.url.path}", code="unknown_route"))
+        return error_response(NotFound(f"no route {request.method} {request.url.path}", code="unknown_route"), flavor)
     if exc.status_code == 405:
         err = BadRequest(f"method {request.method} is not allowed on {request.url.path}", code="method_not_allowed")
         err.status = 405
@@ -216,13 +273,14 @@ async def _http_error(request: Request, exc: Exception) -> Response:
         routes = request.app.router.routes
         allowed = {m for r in routes if r.matches(request.scope)[0] != Match.NONE for m in getattr(r, "methods", ())}
         allow = ", ".join(sorted(allowed)) if allowed else (exc.headers or {}).get("Allow", "")
-        return error_response(err, headers={"Allow": allow})
-    return error_response(GatewayError(str(exc.detail)))
+        return error_response(err, flavor, headers={"Allow": allow})
+    return error_response(GatewayError(str(exc.detail)), flavor)
 
 
 async def _server_error(request: Request, exc: Exception) -> Response:
     log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
-    return error_response(GatewayError("internal error; the details are in the server log"))
+    err = GatewayError("internal error; the details are in the server log")
+    return error_response(err, flavor_of(request.url.path))
 
 
 def create_app(settings: Settings, hooks: Sequence[Hook[RequestContext]] = ()) -> HotPaths:
@@ -234,24 +292,32 @@ def create_app(settings: Settings, hooks: Sequence[Hook[RequestContext]] = ()) -
     """
     http = _HttpSessions()
     models = build_routes(settings, ProviderContext(settings=settings, http=http))
+    observability = Observability(settings, models)
+    http.trace_configs = observability.trace_configs()
+    guardrails = GuardrailService(settings.guardrails, settings.source) if settings.guardrails.enabled else None
+    dashboard = Dashboard()
     endpoints = [
         Route("/v1/chat/completions", openai.chat_completions, methods=["POST"]),
         Route("/v1/embeddings", openai.embeddings, methods=["POST"]),
         Route("/v1/completions", completions.completions, methods=["POST"]),
         Route("/v1/models", openai.list_models, methods=["GET"]),
         Route("/v1/usage", usage, methods=["GET"]),
+        Route("/v1/outcomes", outcomes.outcomes, methods=["POST"]),
         Route("/v1/models/{model:path}", openai.get_model, methods=["GET"]),
         Route("/v1/messages", anthropic.messages, methods=["POST"]),
         Route("/v1/messages/count_tokens", count_tokens, methods=["POST"]),
         Route("/v1/responses", responses.create_response, methods=["POST"]),
         Route("/v1/responses/{response_id}", responses.get_response, methods=["GET"]),
         Route("/v1/responses/{response_id}", responses.delete_response, methods=["DELETE"]),
+        Route("/v1/responses/{response_id}/input_items", responses.list_input_items, methods=["GET"]),
         Route("/admin/keys", admin.create_key, methods=["POST"]),
+        *agents.ROUTES,
         Route("/admin/keys", admin.list_keys, methods=["GET"]),
         Route("/admin/keys/{key_id}/revoke", admin.revoke_key, methods=["POST"]),
         Route("/admin/keys/{key_id}/suspend", admin.suspend_key, methods=["POST"]),
         Route("/admin/keys/{key_id}/resume", admin.resume_key, methods=["POST"]),
         Route("/admin/spend", admin.spend, methods=["GET"]),
+        Route("/admin/roi", outcomes.roi, methods=["GET"]),
         Route("/admin/orgs", governance_api.create_org, methods=["POST"]),
         Route("/admin/orgs", governance_api.list_orgs, methods=["GET"]),
         Route("/admin/teams", governance_api.create_team, methods=["POST"]),
@@ -262,13 +328,18 @@ def create_app(settings: Settings, hooks: Sequence[Hook[RequestContext]] = ()) -
         Route("/admin/rate-limits", governance_api.set_rate_limit, methods=["PUT"]),
         Route("/admin/rate-limits", governance_api.delete_rate_limit, methods=["DELETE"]),
         Route("/admin/rate-limits", governance_api.list_rate_limits, methods=["GET"]),
+        Route("/admin/guardrails", governance_api.set_guardrail_policy, methods=["PUT"]),
+        Route("/admin/guardrails", governance_api.delete_guardrail_policy, methods=["DELETE"]),
+        Route("/admin/guardrails", governance_api.list_guardrail_policies, methods=["GET"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
         Route("/openapi.json", openapi_json, methods=["GET"]),
+        Route("/metrics", metrics, methods=["GET"]),
+        *dashboard.routes(),
     ]
     app = Starlette(
         routes=endpoints,
-        lifespan=_lifespan(settings, models, http, hooks),
+        lifespan=_lifespan(settings, models, http, hooks, guardrails, observability, dashboard),
         exception_handlers={HTTPException: _http_error, GatewayError: admin.gateway_error, Exception: _server_error},
     )
     hot = {
@@ -278,4 +349,4 @@ def create_app(settings: Settings, hooks: Sequence[Hook[RequestContext]] = ()) -
         ("POST", "/v1/embeddings"): openai.embeddings,
         ("POST", "/v1/completions"): completions.completions,
     }
-    return HotPaths(app, hot, _server_error)
+    return HotPaths(app, observability.traced(hot), _server_error)

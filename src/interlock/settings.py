@@ -138,6 +138,56 @@ class ResponsesSettings(_Strict):
     retention_s: int = Field(default=30 * 86_400, ge=1)  # a stored response is deleted this long after it was made
 
 
+class MetricsSettings(_Strict):
+    """Prometheus `/metrics`: readable with the admin key, an admin_read key, or `token`."""
+
+    enabled: bool = True
+    token: SecretStr | None = None  # a scrape-only bearer token (also INTERLOCK_METRICS__TOKEN)
+    key_names: bool = False  # label requests, tokens and cost with the key's name (one series per key)
+
+
+class TracingSettings(_Strict):
+    """OpenTelemetry traces (GenAI semantic conventions); off by default."""
+
+    enabled: bool = False
+    otlp_endpoint: str = ""  # e.g. http://127.0.0.1:4318/v1/traces; needs opentelemetry-exporter-otlp-proto-http
+    service_name: str = "interlock"
+
+
+class RoiTaskType(_Strict):
+    """The manual work one completed outcome of a task type replaces."""
+
+    minutes: Decimal = Field(gt=0)
+    hourly_usd: Decimal = Field(ge=0)
+
+
+class RoiSettings(_Strict):
+    """`[roi.task_types.<name>]`: what each task type's completed outcome is worth (`interlock spend --roi`).
+    When any is configured, `POST /v1/outcomes` accepts only these task types."""
+
+    task_types: dict[str, RoiTaskType] = Field(default_factory=dict)
+
+
+class AlertSettings(_Strict):
+    """Budget-threshold alerts: audited, and sent as a signed webhook when `webhook_url` is set."""
+
+    budget_thresholds: list[float] = Field(default_factory=lambda: [0.8, 1.0])  # shares of each budget's limit
+    interval_s: float = Field(default=30.0, gt=0)  # how often budgets are checked
+    webhook_url: str = ""
+    webhook_secret: SecretStr | None = None  # HMAC-SHA256 key (also INTERLOCK_ALERTS__WEBHOOK_SECRET)
+    webhook_attempts: int = Field(default=5, ge=1, le=20)
+
+    @model_validator(mode="after")
+    def _check(self) -> AlertSettings:
+        if any(not 0 < t <= 10 for t in self.budget_thresholds):
+            raise ValueError("alerts.budget_thresholds: each must be a share of the limit, above 0 (1.0 = 100%)")
+        if self.webhook_url and not self.webhook_url.startswith(("http://", "https://")):
+            raise ValueError("alerts.webhook_url must be an http:// or https:// URL")
+        if self.webhook_url and (self.webhook_secret is None or not self.webhook_secret.get_secret_value()):
+            raise ValueError("alerts.webhook_secret is required with alerts.webhook_url (webhooks are signed)")
+        return self
+
+
 class RouterSettings(_Strict):
     """A learned router: per request, pick one of the router file's models by the prompt.
 
@@ -250,6 +300,23 @@ class ModelSettings(BaseModel):
         return schema.model_validate(data)
 
 
+class GuardrailSettings(_Strict):
+    """`[guardrails]`: content checks on every request and answer (see the README's Guardrails section).
+
+    `detectors` run on every text; `untrusted` run on tool results only (prompt injection). Each is a
+    plugin of the `interlock.guardrails` group, named by its table, with that table as its options.
+    `policy` is the default policy (`guardrails.policy.PolicyRules`: `input`, `output`, `patterns`,
+    `keywords`), validated at startup; empty: the shipped default.
+    """
+
+    enabled: bool = True
+    hold_back_chars: int = Field(default=128, ge=0, le=4096)  # streamed text held back for scanning
+    refresh_s: float = Field(default=2.0, gt=0)  # scoped policies re-read from the store this often
+    detectors: dict[str, dict[str, Any]] = Field(default_factory=lambda: {"pii": dict[str, Any](), "secrets": {}})
+    untrusted: dict[str, dict[str, Any]] = Field(default_factory=lambda: {"injection": dict[str, Any]()})
+    policy: dict[str, Any] = Field(default_factory=dict)
+
+
 class PluginSettings(_Strict):
     """Python modules imported at startup, before plugin options are validated, so they can register plugins."""
 
@@ -289,6 +356,11 @@ class Settings(_Strict):
     audit: AuditSettings = Field(default_factory=AuditSettings)
     responses: ResponsesSettings = Field(default_factory=ResponsesSettings)
     plugins: PluginSettings = Field(default_factory=PluginSettings)
+    metrics: MetricsSettings = Field(default_factory=MetricsSettings)
+    tracing: TracingSettings = Field(default_factory=TracingSettings)
+    guardrails: GuardrailSettings = Field(default_factory=GuardrailSettings)
+    roi: RoiSettings = Field(default_factory=RoiSettings)
+    alerts: AlertSettings = Field(default_factory=AlertSettings)
     models: dict[str, ModelSettings] = Field(default_factory=_default_models)
     source: str = "<defaults>"
     # From INTERLOCK_ADMIN_KEY only (never from the file); unset: generated under `home`.

@@ -24,12 +24,14 @@ def doc(client: TestClient) -> dict[str, Any]:
 
 
 def _app_routes(settings: Settings) -> set[tuple[str, str]]:
-    """(method, path template) of every route the app serves; `{model:path}` reads `{model}`."""
+    """(method, path template) of every API route the app serves; `{model:path}` reads `{model}`.
+
+    The dashboard's pages under `/ui` are HTML for a browser, not API: they are left out of the document."""
     routes = create_app(settings).app.router.routes
     return {
         (method.lower(), re.sub(r"\{(\w+):\w+\}", r"{\1}", r.path))
         for r in routes
-        if isinstance(r, Route)
+        if isinstance(r, Route) and not (r.path == "/ui" or r.path.startswith("/ui/"))
         for method in r.methods or ()
         if method != "HEAD"
     }

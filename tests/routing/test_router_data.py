@@ -45,3 +45,34 @@ def test_bad_jsonl_line(tmp_path: Path) -> None:
     bad.write_text('{"prompt": "x"}\n')
     with pytest.raises(DataError, match=r"bad\.jsonl:1"):
         load_labelled([bad])
+
+
+def test_conversations_and_one_outcome_per_row(tmp_path: Path) -> None:
+    """Feedback-style rows: one answer each, merged by text; conversations read as the router reads them."""
+    chat = [{"role": "system", "content": "be brief"}, {"role": "user", "content": "hi"}]
+    chat += [
+        {"role": "assistant", "content": "hello"},
+        {"role": "user", "content": [{"type": "text", "text": "sum 2+2"}]},
+    ]
+    rows = [
+        {"messages": chat, "model": "cheap", "score": 0, "group": "support"},
+        {"messages": chat, "model": "strong", "score": 1},
+        {"messages": chat, "model": "cheap", "score": 1},  # a second outcome of the same model: averaged
+        {"prompt": "plain", "scores": {"cheap": True, "strong": True}, "group": "docs"},
+    ]
+    path = tmp_path / "feedback.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    data = load_labelled([path])
+    assert data.prompts == ("[user] hi\n[assistant] hello\nsum 2+2", "plain")
+    assert data.models == ("cheap", "strong")
+    assert data.scores.tolist() == [[0.5, 1.0], [1.0, 1.0]]
+    assert data.groups == ("support", "docs")
+    assert data.subset([1]).groups == ("docs",)
+    assert load_prompts(path)[0] == data.prompts[0]
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps({"messages": chat, "model": "cheap"}) + "\n")
+    with pytest.raises(DataError, match="'model': str, 'score'"):
+        load_labelled([bad])
+    bad.write_text("not json\n")
+    with pytest.raises(DataError, match=r"bad\.jsonl:1: not JSON"):
+        load_prompts(bad)

@@ -5,6 +5,14 @@ audits the action, in one place (see `admin.context`). Callers authenticate; ser
 """
 
 from interlock.admin.context import AdminContext, AuditSink, audit_action
+from interlock.admin.guardrails import (
+    GuardrailPolicy,
+    GuardrailRef,
+    GuardrailSet,
+    delete_guardrail_policy,
+    list_guardrail_policies,
+    set_guardrail_policy,
+)
 from interlock.admin.keys import (
     CreatedKey,
     KeyCreate,
@@ -31,6 +39,7 @@ from interlock.admin.limits import (
     set_rate_limit,
 )
 from interlock.admin.orgs import OrgCreate, TeamCreate, create_org, create_team, list_orgs, list_teams
+from interlock.admin.outcomes import OutcomeReport, RoiQuery, RoiReport, RoiRow, report_outcome, roi_report
 from interlock.admin.spend import SpendQuery, SpendReport, spend_report
 
 __all__ = [
@@ -40,12 +49,19 @@ __all__ = [
     "BudgetSet",
     "BudgetStatus",
     "CreatedKey",
+    "GuardrailPolicy",
+    "GuardrailRef",
+    "GuardrailSet",
     "KeyCreate",
     "KeyStatus",
     "KeySuspend",
     "OrgCreate",
+    "OutcomeReport",
     "RateLimitRef",
     "RateLimitSet",
+    "RoiQuery",
+    "RoiReport",
+    "RoiRow",
     "SpendQuery",
     "SpendReport",
     "TeamCreate",
@@ -54,16 +70,21 @@ __all__ = [
     "create_org",
     "create_team",
     "delete_budget",
+    "delete_guardrail_policy",
     "delete_rate_limit",
     "key_status",
     "list_budgets",
+    "list_guardrail_policies",
     "list_keys",
     "list_orgs",
     "list_rate_limits",
     "list_teams",
+    "report_outcome",
     "resume_key",
     "revoke_key",
+    "roi_report",
     "set_budget",
+    "set_guardrail_policy",
     "set_rate_limit",
     "spend_report",
     "suspend_key",

@@ -10,7 +10,7 @@ unknown ids and conflicts raise `GatewayError` subclasses, whoever the caller is
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from interlock.audit.chain import MetaValue
 from interlock.audit.log import AuditEntry, AuditEvent
@@ -18,6 +18,9 @@ from interlock.auth.keys import Keys, Principal
 from interlock.governance.admission import Governance
 from interlock.settings import Settings
 from interlock.store import Store
+
+if TYPE_CHECKING:
+    from interlock.guardrails.service import GuardrailService
 
 
 class AuditSink(Protocol):
@@ -35,6 +38,7 @@ class AdminContext:
     keys: Keys
     governance: Governance
     audit: AuditSink
+    guardrails: GuardrailService | None = None  # refreshed after a guardrail policy changes
 
     def knows_model(self, alias: str) -> bool:
         """Whether `alias` is a configured model alias."""

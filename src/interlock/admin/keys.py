@@ -27,7 +27,9 @@ class KeyCreate(BaseModel):
     restricted: bool = Field(default=False, description="data residency: only local/sovereign deployments")
     cache_ttl_s: int = Field(default=0, ge=0, le=30 * 86400, description="response cache TTL; 0 = off")
     team_id: str | None = Field(default=None, description="the team the key belongs to (budgets roll up)")
-    role: Literal["", "admin_read"] = Field(default="", description="'admin_read': may read the admin API")
+    role: Literal["", "admin_read", "governance"] = Field(
+        default="", description="'admin_read': may read the admin API; 'governance': may halt and resume agents"
+    )
 
 
 class KeySuspend(BaseModel):

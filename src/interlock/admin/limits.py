@@ -66,7 +66,7 @@ class BudgetStatus:
         return max(0, self.budget.limit_micros - self.spent_micros - self.reserved_micros)
 
 
-async def _check_scope(ctx: AdminContext, scope: Scope, scope_id: str) -> None:
+async def check_scope(ctx: AdminContext, scope: Scope, scope_id: str) -> None:
     """404 unless `scope_id` names an existing org, team, key or model alias."""
     if scope == "org":
         known = scope_id in {o.id for o in await ctx.store.list_orgs()}
@@ -83,7 +83,7 @@ async def _check_scope(ctx: AdminContext, scope: Scope, scope_id: str) -> None:
 async def set_budget(ctx: AdminContext, actor: Principal, spec: BudgetSet) -> BudgetRecord:
     """Create or change a budget."""
     require_admin(actor)
-    await _check_scope(ctx, spec.scope, spec.scope_id)
+    await check_scope(ctx, spec.scope, spec.scope_id)
     record = BudgetRecord(spec.scope, spec.scope_id, spec.period, int(spec.limit_usd * 1_000_000), time.time())
     await ctx.store.upsert_budget(record)
     await ctx.governance.refresh()
@@ -122,7 +122,7 @@ async def set_rate_limit(ctx: AdminContext, actor: Principal, spec: RateLimitSet
     require_admin(actor)
     if spec.rpm is None and spec.tpm is None and spec.max_concurrent is None:
         raise BadRequest("set 'rpm', 'tpm', 'max_concurrent' or several (DELETE removes a limit)")
-    await _check_scope(ctx, spec.scope, spec.scope_id)
+    await check_scope(ctx, spec.scope, spec.scope_id)
     record = RateLimitRecord(spec.scope, spec.scope_id, spec.rpm, spec.tpm, time.time(), spec.max_concurrent)
     await ctx.store.upsert_rate_limit(record)
     await ctx.governance.refresh()

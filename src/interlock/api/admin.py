@@ -51,7 +51,9 @@ async def caller(request: Request) -> tuple[AdminContext, Principal]:
             )
         )
         raise
-    return AdminContext(state.settings, state.store, state.keys, state.governance, state.audit), principal
+    return AdminContext(
+        state.settings, state.store, state.keys, state.governance, state.audit, state.guardrails
+    ), principal
 
 
 async def body(request: Request) -> dict[str, Any]:

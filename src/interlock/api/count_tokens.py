@@ -22,7 +22,6 @@ from interlock.translate.anthropic import AnthropicPrompt, count_text, prompt_me
 from interlock.types import ChatRequest
 
 SOURCE_HEADER = "x-interlock-token-count-source"
-CODE_HEADER = "x-interlock-error-code"
 
 
 def _deployment(state: AppState, route: ModelRoute) -> Deployment | None:
@@ -35,13 +34,6 @@ def _deployment(state: AppState, route: ModelRoute) -> Deployment | None:
         if target is not None and target.deployments:
             return target.deployments[0]
     return None
-
-
-def _coded(response: Response, exc: GatewayError) -> Response:
-    """Anthropic's error JSON has no `code`: it goes in a header."""
-    if exc.code:
-        response.headers[CODE_HEADER] = exc.code
-    return response
 
 
 def _templated(dep: Deployment, prompt: AnthropicPrompt) -> int | None:
@@ -60,7 +52,7 @@ async def count_tokens(request: Request) -> Response:
     try:
         ctx = await authenticate(state, request, "count_tokens")
     except GatewayError as exc:
-        return _coded(refuse(state, request, exc, "anthropic"), exc)
+        return refuse(state, request, exc, "anthropic")
     try:
         data = parse_json(await read_body(request, state.settings.server.max_body_bytes))
         prompt = validate(AnthropicPrompt, data)
@@ -69,7 +61,7 @@ async def count_tokens(request: Request) -> Response:
     except GatewayError as exc:
         if is_policy_denial(exc, False):
             state.audit.record(denial_event(ctx.operation, exc, ctx))
-        return _coded(error_response(exc, "anthropic", ctx.response_headers()), exc)
+        return error_response(exc, "anthropic", ctx.response_headers())
     dep = _deployment(state, route)
     if dep is None:
         n, source = (len(text) + 3) // 4, "estimate:chars/4"

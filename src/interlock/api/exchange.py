@@ -26,7 +26,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from interlock.api.http import parse_json, read_body
+from interlock.api.http import error_headers, parse_json, read_body
 from interlock.errors import GatewayError
 from interlock.gateway.context import RequestContext
 from interlock.gateway.gateway import Gateway, Stream
@@ -185,9 +185,7 @@ class Exchange(Response):
         try:
             if not self._started:
                 body = error_body(exc, self._wire.flavor)
-                headers = {**exc.headers, **ctx.response_headers()}
-                if self._wire.flavor == "anthropic" and exc.code:  # Anthropic's error JSON has no `code`
-                    headers["x-interlock-error-code"] = exc.code
+                headers = {**error_headers(exc, self._wire.flavor), **ctx.response_headers()}
                 await self._start(exc.status, _head(headers, [*_JSON, (b"content-length", str(len(body)).encode())]))
                 await self._body(body, False)
             else:

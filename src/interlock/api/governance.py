@@ -8,7 +8,16 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from interlock import admin as services
-from interlock.admin import BudgetRef, BudgetSet, OrgCreate, RateLimitRef, RateLimitSet, TeamCreate
+from interlock.admin import (
+    BudgetRef,
+    BudgetSet,
+    GuardrailRef,
+    GuardrailSet,
+    OrgCreate,
+    RateLimitRef,
+    RateLimitSet,
+    TeamCreate,
+)
 from interlock.api.admin import body, caller, listing, query
 from interlock.api.http import JSONResponse, validate
 
@@ -88,3 +97,23 @@ async def list_rate_limits(request: Request) -> Response:
     """GET /admin/rate-limits."""
     ctx, actor = await caller(request)
     return listing(await services.list_rate_limits(ctx, actor))
+
+
+async def set_guardrail_policy(request: Request) -> Response:
+    """PUT /admin/guardrails: set the guardrail policy of an org, team, key or model alias."""
+    ctx, actor = await caller(request)
+    policy = await services.set_guardrail_policy(ctx, actor, validate(GuardrailSet, await body(request)))
+    return JSONResponse(asdict(policy))
+
+
+async def delete_guardrail_policy(request: Request) -> Response:
+    """DELETE /admin/guardrails?scope=&scope_id=."""
+    ctx, actor = await caller(request)
+    await services.delete_guardrail_policy(ctx, actor, validate(GuardrailRef, query(request)))
+    return JSONResponse(DELETED)
+
+
+async def list_guardrail_policies(request: Request) -> Response:
+    """GET /admin/guardrails: every scoped guardrail policy."""
+    ctx, actor = await caller(request)
+    return listing(await services.list_guardrail_policies(ctx, actor))

@@ -33,10 +33,30 @@ class JSONResponse(Response):
         return orjson.dumps(content)
 
 
+ERROR_CODE_HEADER = "x-interlock-error-code"
+
+
+def flavor_of(path: str) -> str:
+    """The error shape of a path: Anthropic's under `/v1/messages`, OpenAI's everywhere else."""
+    return "anthropic" if path == "/v1/messages" or path.startswith("/v1/messages/") else "openai"
+
+
+def error_headers(exc: GatewayError, flavor: str) -> dict[str, str]:
+    """The error's own headers (`Retry-After`, ...), and in Anthropic's shape, which has no `code`, the code.
+
+    Every error answer in Anthropic's shape gets its headers here (`error_response`, and the exchange's
+    `fail` for the errors of a model request), so no refusal goes out without the header: an error
+    with no code of its own names its type (`server_error`, `invalid_request_error`).
+    """
+    if flavor != "anthropic":
+        return exc.headers
+    return {**exc.headers, ERROR_CODE_HEADER: exc.code or exc.type}
+
+
 def error_response(exc: GatewayError, flavor: str = "openai", headers: dict[str, str] | None = None) -> Response:
     """The error as OpenAI's (or Anthropic's) JSON, with its status and headers."""
     body = exc.anthropic_body() if flavor == "anthropic" else exc.openai_body()
-    return JSONResponse(body, status_code=exc.status, headers={**exc.headers, **(headers or {})})
+    return JSONResponse(body, status_code=exc.status, headers={**error_headers(exc, flavor), **(headers or {})})
 
 
 def bearer_token(request: Request) -> str | None:

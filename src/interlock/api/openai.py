@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any, ClassVar
 
@@ -19,6 +20,8 @@ from interlock.types import ChatChunk, ChatRequest, EmbeddingRequest
 
 DONE = b"data: [DONE]\n\n"
 RESIDENCY_HEADER = "x-interlock-residency"
+RUN_ID_HEADER = "x-interlock-run-id"
+_RUN_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 
 
 class ChatWire:
@@ -73,12 +76,16 @@ async def authenticate(state: AppState, request: Request, endpoint: str) -> Requ
     residency = request.headers.get(RESIDENCY_HEADER, "").strip().lower()
     if residency not in ("", "restricted", "unrestricted"):
         raise BadRequest(f"header {RESIDENCY_HEADER} must be 'restricted' (or absent), not {residency!r}")
+    run_id = request.headers.get(RUN_ID_HEADER, "")
+    if run_id and not _RUN_ID.fullmatch(run_id):
+        raise BadRequest(f"header {RUN_ID_HEADER} must be 1 to 128 of A-Z a-z 0-9 . _ : -", param=RUN_ID_HEADER)
     # A key marked restricted cannot lift its own restriction with the header.
     return RequestContext(
         principal=principal,
         endpoint=endpoint,
         operation=f"{request.method} {request.url.path}",
         restricted=principal.restricted or residency == "restricted",
+        run_id=run_id,
     )
 
 

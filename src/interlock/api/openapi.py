@@ -16,16 +16,25 @@ from pydantic.json_schema import JsonSchemaMode
 from interlock.admin import (
     BudgetRef,
     BudgetSet,
+    GuardrailPolicy,
+    GuardrailRef,
+    GuardrailSet,
     KeyCreate,
     KeySuspend,
     OrgCreate,
+    OutcomeReport,
     RateLimitRef,
     RateLimitSet,
+    RoiQuery,
+    RoiRow,
     SpendQuery,
     TeamCreate,
 )
+from interlock.admin.agents import AgentCreate, HaltSet, OwnerCreate
 from interlock.admin.usage import UsageQuery
 from interlock.api.completions import CompletionRequest
+from interlock.api.responses import InputItemsQuery
+from interlock.store.agent_queries import HaltRecord, OwnerRecord
 from interlock.store.records import BudgetRecord, KeyRecord, OrgRecord, RateLimitRecord, SpendRow, TeamRecord
 from interlock.translate.anthropic import AnthropicPrompt, AnthropicRequest
 from interlock.translate.responses import ResponsesRequest
@@ -46,6 +55,11 @@ _BODIES: tuple[type[BaseModel], ...] = (
     TeamCreate,
     BudgetSet,
     RateLimitSet,
+    GuardrailSet,
+    OutcomeReport,
+    OwnerCreate,
+    AgentCreate,
+    HaltSet,
 )
 _RENDERED: tuple[type[Any], ...] = (
     ChatResponse,
@@ -57,6 +71,10 @@ _RENDERED: tuple[type[Any], ...] = (
     TeamRecord,
     BudgetRecord,
     RateLimitRecord,
+    GuardrailPolicy,
+    RoiRow,
+    OwnerRecord,
+    HaltRecord,
 )
 MODEL_ERRORS = (400, 401, 403, 404, 413, 429, 502, 503, 504)
 ADMIN_ERRORS = (400, 401, 403, 404, 413)
@@ -125,6 +143,15 @@ def _hand_written(model: dict[type[Any], Schema]) -> dict[str, Schema]:
             usage=_obj({"input_tokens": _INT, "output_tokens": _INT}),
         ),
         "TokenCount": _obj({"input_tokens": _INT}),
+        "Agent": _obj(
+            {"id": _STR, "name": _STR, "owner_id": _STR, "description": _STR, "status": _STR, "policy": _OBJ},
+            models={"type": "array", "items": _STR},
+            created_at=_NUM,
+            expires_at={"type": ["number", "null"]},
+            keys={"type": "array", "items": _ref("Key")},
+            halt={"anyOf": [_ref("HaltRecord"), {"type": "null"}]},
+        ),
+        "CreatedAgent": {"allOf": [_ref("Agent"), _obj({"key": _STR, "key_id": _STR})]},
         "Spend": _obj(
             {
                 "object": {"const": "list"},
@@ -198,6 +225,13 @@ def _op(
     return op
 
 
+def _also_ok(op: Schema, status: int) -> Schema:
+    """`op` with its success answer under a second status too (201 created, 200 repeated)."""
+    first = next(iter(op["responses"].values()))
+    op["responses"][str(status)] = first
+    return op
+
+
 def _admin(summary: str, ok: Schema, **kw: Any) -> Schema:
     return _op(summary, ok, errors=ADMIN_ERRORS, tag="admin", **kw)
 
@@ -229,6 +263,22 @@ def _model_paths() -> dict[str, Schema]:
                 params=_path("response_id"),
             ),
         },
+        "/v1/responses/{response_id}/input_items": {
+            "get": _op(
+                "The input items of one of the caller's stored responses",
+                _obj(
+                    {
+                        "object": {"const": "list"},
+                        "data": {"type": "array", "items": _obj({"id": _STR, "type": _STR})},
+                        "first_id": _NULLABLE_STR,
+                        "last_id": _NULLABLE_STR,
+                        "has_more": {"type": "boolean"},
+                    }
+                ),
+                errors=(400, 401, 404),
+                params=_path("response_id") + _query(InputItemsQuery),
+            )
+        },
         "/v1/messages": {
             "post": _op(
                 "Anthropic Messages API",
@@ -254,6 +304,27 @@ def _model_paths() -> dict[str, Schema]:
                 ),
                 errors=(400, 401),
                 params=_query(UsageQuery),
+            )
+        },
+        "/v1/outcomes": {
+            "post": _also_ok(
+                _op(
+                    "Report how one of the caller's requests or runs ended (idempotent: a repeat updates it)",
+                    _obj(
+                        {
+                            "object": {"const": "outcome"},
+                            "task_type": _STR,
+                            "status": _STR,
+                            "created": {"type": "boolean"},
+                        },
+                        request_id=_STR,
+                        run_id=_STR,
+                    ),
+                    body="OutcomeReport",
+                    status=201,
+                    errors=(400, 401, 403, 404, 413),
+                ),
+                200,
             )
         },
         "/v1/models": {"get": _op("List the models this key may use", _list_of(_ref("Model")), errors=(401,))},
@@ -289,6 +360,21 @@ def _admin_paths() -> dict[str, Schema]:
         "/admin/spend": {
             "get": _admin("Spend by org, team, key, model or day", _ref("Spend"), params=_query(SpendQuery))
         },
+        "/admin/roi": {
+            "get": _admin(
+                "Outcomes, AI cost per completed outcome, labour replaced and ROI",
+                _obj(
+                    {
+                        "object": {"const": "list"},
+                        "group": _STR,
+                        "data": {"type": "array", "items": _ref("RoiRow")},
+                        "total": _ref("RoiRow"),
+                        "summary": _OBJ,
+                    }
+                ),
+                params=_query(RoiQuery),
+            )
+        },
         "/admin/orgs": {
             "get": _admin("List organisations", _list_of(_ref("OrgRecord"))),
             "post": _admin("Create an organisation", _ref("OrgRecord"), body="OrgCreate", status=201),
@@ -307,7 +393,51 @@ def _admin_paths() -> dict[str, Schema]:
             "put": _admin("Set a rate limit", _ref("RateLimitRecord"), body="RateLimitSet"),
             "delete": _admin("Remove a rate limit", _obj(done), params=_query(RateLimitRef)),
         },
+        "/admin/guardrails": {
+            "get": _admin("List the scoped guardrail policies", _list_of(_ref("GuardrailPolicy"))),
+            "put": _admin("Set the guardrail policy of a scope", _ref("GuardrailPolicy"), body="GuardrailSet"),
+            "delete": _admin("Remove a scoped guardrail policy", _obj(done), params=_query(GuardrailRef)),
+        },
     }
+
+
+def _agent_paths() -> dict[str, Schema]:
+    """Owners, agents and the kill switch (halts: the admin or a governance key; resume: governance only)."""
+    owner, agent = _path("owner_id"), _path("agent_id")
+    paths: dict[str, Schema] = {
+        "/admin/owners": {
+            "get": _admin("List owners", _list_of(_ref("OwnerRecord"))),
+            "post": _admin("Register an owner (a person)", _ref("OwnerRecord"), body="OwnerCreate", status=201),
+        },
+        "/admin/agents": {
+            "get": _admin("List agents", _list_of(_ref("Agent"))),
+            "post": _admin("Register an agent and its key (returned once)", _ref("CreatedAgent"), body="AgentCreate",
+                           status=201),
+        },
+        "/admin/agents/{agent_id}": {"get": _admin("An agent, its keys and its halt", _ref("Agent"), params=agent)},
+        "/admin/halts": {
+            "get": _admin("The halts in force", _list_of(_ref("HaltRecord"))),
+            "post": _admin("Halt an agent, an owner's agents, or all", _ref("HaltRecord"), body="HaltSet", status=201),
+        },
+        "/admin/halts/resume": {
+            "post": _admin("Lift a halt (governance key only)", _obj({"resumed": {"const": True}}), body="HaltSet")
+        },
+    }  # fmt: skip
+    for verb, summary in (("suspend", "Suspend"), ("resume", "Reactivate"), ("remove", "Remove")):
+        paths[f"/admin/owners/{{owner_id}}/{verb}"] = {
+            "post": _admin(f"{summary} an owner (and so every agent they own)", _ref("OwnerRecord"), params=owner)
+        }
+        paths[f"/admin/agents/{{agent_id}}/{verb}"] = {
+            "post": _admin(f"{summary} an agent", _ref("Agent"), params=agent)
+        }
+    return paths
+
+
+def _metrics() -> Schema:
+    """GET /metrics: Prometheus text, for the admin key, an admin_read key or the `[metrics] token`."""
+    op = _op("Prometheus metrics", _STR, errors=(400, 401, 403, 404), tag="health")
+    op["responses"]["200"]["content"] = {"text/plain": {"schema": _STR}}
+    return op
 
 
 def openapi_document(version: str) -> dict[str, Any]:
@@ -325,8 +455,10 @@ def openapi_document(version: str) -> dict[str, Any]:
         "paths": {
             **_model_paths(),
             **_admin_paths(),
+            **_agent_paths(),
             "/healthz": {"get": _public("Liveness", (200,))},
             "/readyz": {"get": _public("Readiness: store open, models loaded", (200, 503))},
+            "/metrics": {"get": _metrics()},
             "/openapi.json": {
                 "get": {
                     "summary": "This document",

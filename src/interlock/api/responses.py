@@ -5,26 +5,34 @@ its wire format translates to chat and back (`translate/responses*.py`). Interlo
 store itself: a request with `previous_response_id` gets the stored conversation prepended (so the
 upstream always receives, and the budget bound always sees, the full input), and a completed response
 is stored (unless `store: false`) before its last byte goes out, so a client's follow-up always finds
-it. Stored responses belong to the key that made them: `GET` and `DELETE /v1/responses/{id}` and
-`previous_response_id` see only the caller's own.
+it. Stored responses belong to the key that made them: `GET` and `DELETE /v1/responses/{id}`,
+`GET /v1/responses/{id}/input_items` and `previous_response_id` see only the caller's own.
+
+Which upstream API serves the request is the deployment's choice, not this module's: the request goes
+through the gateway as a `ResponsesChat`, which an `openai_compatible` deployment with
+`responses_api = "native"` sends to the upstream's own `/v1/responses` (`translate/responses_upstream.py`)
+and every other provider answers as chat. Either way the answer comes back as chat types, so the
+hooks, the ledger and this wire are the same for both.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import orjson
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.requests import Request
 from starlette.responses import Response
 
+from interlock.api.admin import query
 from interlock.api.exchange import Exchange
-from interlock.api.http import JSONResponse, bearer_token, sse_frame
+from interlock.api.http import JSONResponse, bearer_token, sse_frame, validate
 from interlock.api.openai import authenticate, refuse
 from interlock.api.state import AppState
 from interlock.auth.keys import Principal
-from interlock.errors import GatewayError, NotFound
+from interlock.errors import BadRequest, GatewayError, NotFound
 from interlock.gateway.context import RequestContext
 from interlock.plugins.hooks import ModelRequest, ModelResponse
 from interlock.store import Store
@@ -32,6 +40,7 @@ from interlock.store.response_queries import ResponseRecord
 from interlock.translate.responses import ResponsesRequest, parse_request, to_chat_request
 from interlock.translate.responses_output import dump_messages, load_messages, output_messages, skeleton, to_response
 from interlock.translate.responses_stream import Event, ResponsesStreamWriter
+from interlock.translate.responses_upstream import input_items
 from interlock.types import ChatChunk, ChatRequest, ChatResponse, Message
 
 log = logging.getLogger(__name__)
@@ -42,6 +51,21 @@ def owner_of(principal: Principal) -> str | None:
     if principal.key_id is not None:
         return principal.key_id
     return "admin" if principal.is_admin else None
+
+
+MAX_ID_CHARS = 256
+
+
+class InputItemsQuery(BaseModel):
+    """The query of `GET /v1/responses/{id}/input_items`, as OpenAI's list endpoints take it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    limit: int = Field(default=20, ge=1, le=100, description="how many items, 1 to 100")
+    order: Literal["asc", "desc"] = Field(default="desc", description="'asc': oldest first; 'desc': newest first")
+    after: str | None = Field(
+        default=None, min_length=1, max_length=MAX_ID_CHARS, description="list the items after this item id"
+    )
 
 
 def _frame(event: Event) -> bytes:
@@ -184,8 +208,8 @@ async def _stored(request: Request) -> tuple[AppState, str, str]:
     principal = await state.keys.authenticate(bearer_token(request))
     owner = owner_of(principal)
     response_id = request.path_params["response_id"]
-    if owner is None:
-        raise NotFound(f"response '{response_id}' does not exist", code="response_not_found")
+    if owner is None or len(response_id) > MAX_ID_CHARS or "\x00" in response_id:  # never an id we made
+        raise NotFound(f"response '{response_id[:MAX_ID_CHARS]}' does not exist", code="response_not_found")
     return state, owner, response_id
 
 
@@ -210,3 +234,52 @@ async def delete_response(request: Request) -> Response:
     except GatewayError as exc:
         return refuse(request.app.state.interlock, request, exc)
     return JSONResponse({"id": response_id, "object": "response", "deleted": True})
+
+
+def stored_input_items(response_id: str, conversation: str) -> list[dict[str, Any]]:
+    """The input items of a stored response, oldest first, with ids: the whole conversation it was given.
+
+    That is every earlier turn (`previous_response_id`) and this turn's input, as the upstream got it,
+    less the `instructions` (not carried from turn to turn) and this response's own output.
+    """
+    suffix = response_id.removeprefix("resp_")
+    prefixes = {"message": "msg", "function_call": "fc", "function_call_output": "fco"}
+    items = input_items(load_messages(conversation)[:-1])
+    for n, item in enumerate(items):
+        item["id"] = f"{prefixes[item['type']]}_{suffix}_in{n}"
+        item["status"] = "completed"
+    return items
+
+
+async def list_input_items(request: Request) -> Response:
+    """GET /v1/responses/{response_id}/input_items: OpenAI's list shape, paged by `limit`, `order` and `after`."""
+    try:
+        state, owner, response_id = await _stored(request)
+        params = validate(InputItemsQuery, query(request))
+        found = await state.store.get_response(response_id, owner, time.time())
+        if found is None:
+            raise NotFound(f"response '{response_id}' does not exist", code="response_not_found")
+        items = stored_input_items(response_id, found.conversation)
+        if params.order == "desc":
+            items.reverse()
+        if params.after is not None:
+            at = next((i for i, item in enumerate(items) if item["id"] == params.after), None)
+            if at is None:
+                raise BadRequest(
+                    f"invalid 'after': no item '{params.after}' in the input of response '{response_id}'",
+                    param="after",
+                    code="invalid_value",
+                )
+            items = items[at + 1 :]
+    except GatewayError as exc:
+        return refuse(request.app.state.interlock, request, exc)
+    page = items[: params.limit]
+    return JSONResponse(
+        {
+            "object": "list",
+            "data": page,
+            "first_id": page[0]["id"] if page else None,
+            "last_id": page[-1]["id"] if page else None,
+            "has_more": len(items) > len(page),
+        }
+    )

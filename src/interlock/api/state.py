@@ -8,6 +8,8 @@ from interlock.audit.log import AuditLog
 from interlock.auth.keys import Keys
 from interlock.gateway.gateway import Gateway
 from interlock.governance.admission import Governance
+from interlock.guardrails.service import GuardrailService
+from interlock.observability import Observability
 from interlock.providers.base import Provider
 from interlock.settings import Settings
 from interlock.store import Store
@@ -25,3 +27,5 @@ class AppState:
     started: int
     governance: Governance
     audit: AuditLog
+    guardrails: GuardrailService | None = None
+    observability: Observability | None = None

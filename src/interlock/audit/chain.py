@@ -84,6 +84,9 @@ class AuditEvent:
     reason: str = ""
     metadata: Mapping[str, MetaValue] = field(default_factory=dict)
     ts: float = field(default_factory=time.time)
+    urgent: bool = False
+    """Covered by a signed checkpoint before `append` returns (admin actions). Not part of the entry or its hash:
+    per-request verdicts leave it False and are covered by the next periodic checkpoint."""
 
     def __post_init__(self) -> None:
         if self.decision not in ("allow", "deny"):
@@ -105,7 +108,7 @@ class AuditEvent:
         cls, action: str, *, actor_id: str | None, actor_name: str, target: str = "", **metadata: MetaValue
     ) -> AuditEvent:
         """An admin action that was carried out (checkpointed before `append` returns)."""
-        return cls(action, "allow", actor_id, actor_name, target, "", metadata)
+        return cls(action, "allow", actor_id, actor_name, target, "", metadata, urgent=True)
 
     @classmethod
     def denial(

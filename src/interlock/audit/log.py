@@ -325,8 +325,8 @@ class AuditLog:
                 entries.append(AuditEntry.chain(event, seq, prev))
                 prev = entries[-1].hash
             self._store.insert_entries(entries)
-            admin = any(e.decision == "allow" for e in events)
-            return entries, self._maybe_checkpoint(seq, prev, now, force=admin)
+            urgent = any(e.urgent for e in events)
+            return entries, self._maybe_checkpoint(seq, prev, now, force=urgent)
 
     def _checkpoint_sync(self) -> Checkpoint | None:
         with self._store.transaction():

@@ -18,8 +18,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from interlock.auth.agents import AgentDirectory
 from interlock.background import Periodic
 from interlock.errors import BadRequest, Forbidden, Unauthorized
+from interlock.store.agent_queries import AgentStore
 from interlock.store.records import KeyRecord, TeamRecord
 
 log = logging.getLogger(__name__)
@@ -27,8 +29,8 @@ log = logging.getLogger(__name__)
 KEY_PREFIX = "sk-il-"
 
 
-class KeyStore(Protocol):
-    """What key management needs from the store."""
+class KeyStore(AgentStore, Protocol):
+    """What key management needs from the store (agents' keys are checked against the agent registry)."""
 
     async def insert_key(self, key: KeyRecord) -> None: ...
     async def list_keys(self) -> list[KeyRecord]: ...
@@ -51,6 +53,9 @@ class Principal:
     cache_ttl_s: int = 0
     team_id: str | None = None
     org_id: str | None = None
+    agent_id: str | None = None  # an agent key: the agent, and the person who answers for it
+    owner_id: str | None = None
+    governance: bool = False  # may halt and resume agents (and nothing else on the admin API)
 
     def may_use(self, alias: str, tags: list[str]) -> bool:
         """Whether this principal may call model `alias` (entries are aliases or `tag:<tag>`)."""
@@ -109,6 +114,7 @@ class Keys:
         self._admin_hash = hash_key(admin_token)
         self._by_hash: dict[str, KeyRecord] = {}
         self._team_org: dict[str, str] = {}
+        self.agents = AgentDirectory()
         self._refresher = Periodic(
             self.refresh,
             refresh_interval,
@@ -128,6 +134,7 @@ class Keys:
         """Reload every key (and which org each team belongs to) from the store."""
         self._team_org = {t.id: t.org_id for t in await self._store.list_teams()}
         self._by_hash = {k.hash: k for k in await self._store.list_keys()}
+        await self.agents.load(self._store)
 
     async def authenticate(self, token: str | None) -> Principal:
         """The principal for a presented token; 401 if missing, unknown, expired or revoked."""
@@ -146,16 +153,29 @@ class Keys:
                 self._by_hash[digest] = key
         if key is None or not hmac.compare_digest(key.hash, digest):
             raise Unauthorized("invalid API key", code="invalid_api_key")
-        check_usable(key, time.time())
+        now = time.time()
+        check_usable(key, now)
+        name, models, agent_id, owner_id = key.name, key.models, None, None
+        if key.agent_id is not None:
+            if key.agent_id not in self.agents.agents:
+                await self.refresh()  # an agent registered by another process since the refresh
+            who = self.agents.check(key.agent_id, now)
+            agent_id, owner_id = who.agent.id, who.owner.id
+            # The name is what every audit entry records: it names the agent and its owner.
+            name = f"agent:{who.agent.name} ({who.agent.id}; owner {who.owner.id})"
+            models = _narrowed(key.models, who.agent.models)
         return Principal(
             key_id=key.id,
-            name=key.name,
-            models=key.models,
+            name=name,
+            models=models,
             restricted=key.residency == "restricted",
             cache_ttl_s=key.cache_ttl_s,
             team_id=key.team_id,
             org_id=self._team_org.get(key.team_id) if key.team_id else None,
             admin_read=key.role == "admin_read",
+            agent_id=agent_id,
+            owner_id=owner_id,
+            governance=key.role == "governance",
         )
 
     async def create(
@@ -169,6 +189,7 @@ class Keys:
         cache_ttl_s: int = 0,
         team_id: str | None = None,
         role: str = "",
+        agent_id: str | None = None,
     ) -> tuple[KeyRecord, str]:
         """Create a key; returns the record and the plaintext token (shown once, never stored)."""
         token = new_key_token()
@@ -185,6 +206,7 @@ class Keys:
             cache_ttl_s=cache_ttl_s,
             team_id=team_id,
             role=role,
+            agent_id=agent_id,
         )
         if team_id is not None and team_id not in self._team_org:
             await self.refresh()  # a team made by another process since the last refresh
@@ -216,6 +238,22 @@ class Keys:
     async def list(self) -> list[KeyRecord]:
         """Every key."""
         return await self._store.list_keys()
+
+
+def _narrowed(key_models: tuple[str, ...], agent_models: tuple[str, ...]) -> tuple[str, ...]:
+    """The models both the key and its agent allow (an empty list allows all)."""
+    if not key_models or not agent_models:
+        return key_models or agent_models
+    return tuple(m for m in key_models if m in agent_models) or ("-",)  # nothing in common: nothing allowed
+
+
+def require_governance(principal: Principal) -> None:
+    """Raise 403 unless the caller holds the governance role (halts are lifted by it alone)."""
+    if not principal.governance:
+        raise Forbidden(
+            "lifting a halt needs a governance key (role 'governance'); the admin key cannot",
+            code="governance_required",
+        )
 
 
 def require_admin(principal: Principal, write: bool = True) -> None:

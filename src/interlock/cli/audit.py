@@ -1,21 +1,26 @@
-"""`interlock audit verify|list`: check the tamper-evident audit log offline, and show recent entries."""
+"""`interlock audit verify|list|export`: check the tamper-evident audit log offline (with a progress bar), show
+recent entries, and export entries as JSON lines for a SIEM."""
 
 from __future__ import annotations
 
 import json
+import sys
 from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
+import orjson
 import typer
 from rich.console import Console
 from rich.table import Table
 
+from interlock.admin.exports import audit_entries
 from interlock.audit.chain import AuditStore
 from interlock.audit.log import verify_home
 from interlock.audit.stores import open_audit_store
 from interlock.cli.options import ConfigOption, settings_or_exit
+from interlock.cli.progress import CountedEntries, progress_bar
 from interlock.settings import Settings
 
 app = typer.Typer(help="Verify and list the tamper-evident audit log.", no_args_is_help=True)
@@ -42,7 +47,9 @@ def verify(
     """Check every entry, checkpoint signature and the head file; exit 1 naming the first bad entry."""
     settings, store = _open(config)
     try:
-        result = verify_home(store, settings.audit_dir(), head_path=head, expect_fingerprint=fingerprint)
+        with progress_bar("verifying entries", total=store.tail()[0], quiet=as_json) as advance:
+            counted = CountedEntries(store, advance)
+            result = verify_home(counted, settings.audit_dir(), head_path=head, expect_fingerprint=fingerprint)
     finally:
         store.close()
     if as_json:
@@ -81,3 +88,18 @@ def list_entries(
         style = "red" if e.decision == "deny" else None
         table.add_row(str(e.seq), when, actor, e.action, e.target, e.decision, e.reason, meta, style=style)
     Console().print(table)
+
+
+@app.command("export")
+def export(
+    since: Annotated[float | None, typer.Option(help="Only entries from this epoch second on")] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Write entries as JSON lines (one per entry, with its hash and the previous entry's) to stdout."""
+    _, store = _open(config)
+    try:
+        for record in audit_entries(store, since):
+            sys.stdout.write(orjson.dumps(record).decode() + "\n")
+    finally:
+        store.close()
+    sys.stdout.flush()

@@ -1,4 +1,5 @@
-"""The `interlock` command: serve, chat, keys, orgs, teams, budgets, limits, models, spend, audit, version."""
+"""The `interlock` command: serve, chat, keys, orgs, teams, budgets, limits, guardrails, models, spend, audit,
+version."""
 
 from __future__ import annotations
 
@@ -9,21 +10,27 @@ from typing import Annotated
 import typer
 
 from interlock import __version__
-from interlock.cli import audit, chat, keys, limits, models, orgs, router, spend
+from interlock.cli import agents, audit, chat, guardrails, keys, limits, models, orgs, router, spend, status
 from interlock.cli.options import ConfigOption, fail, settings_or_exit
 from interlock.settings import ConfigError
 
 app = typer.Typer(help="Interlock: a self-hosted AI gateway.", no_args_is_help=True, add_completion=False)
 app.add_typer(keys.app, name="keys")
+app.add_typer(agents.agents, name="agents")
+app.add_typer(agents.owners, name="owners")
+app.add_typer(agents.halt, name="halt")
+app.add_typer(agents.resume, name="resume")
 app.add_typer(orgs.orgs, name="orgs")
 app.add_typer(orgs.teams, name="teams")
 app.add_typer(limits.budgets, name="budgets")
 app.add_typer(limits.limits, name="limits")
+app.add_typer(guardrails.app, name="guardrails")
 app.add_typer(audit.app, name="audit")
 app.add_typer(router.app, name="router")
 app.command("chat")(chat.chat)
 app.command("models")(models.models)
 app.command("spend")(spend.spend)
+app.command("status")(status.status)
 
 
 @app.command()

@@ -13,14 +13,21 @@ from rich.console import Console
 from rich.table import Table
 
 from interlock.routing.router.data import DataError, LabelledSet, load_excluded, load_labelled, load_prompts
-from interlock.routing.router.features import COMBINED_STATIC, EMBEDDERS, load_embedder
+from interlock.routing.router.features import COMBINED_STATIC, EMBEDDERS, embed_conversations, load_embedder
 from interlock.routing.router.metrics import SHARES, Summary, bootstrap, random_summary, routing_curve
-from interlock.routing.router.model import LearnedRouter, RouterFileError
-from interlock.routing.router.train import train_router
+from interlock.routing.router.model import LearnedRouter, RouterFileError, sidecar_path
+from interlock.routing.router.train import STATS_WEIGHT, train_router
 
 app = typer.Typer(help="The learned cost/quality router.", no_args_is_help=True, add_completion=False)
 
-Inputs = Annotated[list[Path], typer.Option("--input", "-i", help="Labelled JSONL or RouteLLM CSV (repeatable)")]
+Inputs = Annotated[
+    list[Path],
+    typer.Option(
+        "--input",
+        "-i",
+        help="Labelled JSONL ('prompt' or 'messages'; 'scores' or 'model'+'score') or RouteLLM CSV (repeatable)",
+    ),
+]
 Exclude = Annotated[Path | None, typer.Option(help="JSONL of prompts to leave out (e.g. contaminated_prompts.jsonl)")]
 
 
@@ -47,8 +54,15 @@ def train(
     seed: Annotated[int, typer.Option(help="Seed of the sample and the cross-validation folds")] = 0,
     embedder: Annotated[str, typer.Option(help=f"Prompt features: {', '.join(EMBEDDERS)}")] = COMBINED_STATIC,
     max_tokens: Annotated[int, typer.Option(help="The router reads the last N tokens of a prompt")] = 256,
+    stats: Annotated[
+        bool, typer.Option(help="Add prompt statistics (length, digits, options...) to the features (opt-in)")
+    ] = False,
 ) -> None:
-    """Learn a router from prompts labelled with each model's score."""
+    """Learn a router from prompts (or conversations) labelled with each model's score.
+
+    Rows with a "group" field (a source, a tenant, a subject) are cross-validated group by group, so the
+    threshold and the calibration describe kinds of prompts the router has not seen.
+    """
     data = _load(inputs, exclude)
     if max_train is not None and len(data) > max_train:
         data = data.subset(np.sort(np.random.default_rng(seed).choice(len(data), max_train, replace=False)))
@@ -56,12 +70,15 @@ def train(
         encoder = load_embedder(embedder, max_tokens)
         model = train_router(
             data,
-            encoder.embed(data.prompts),
+            embed_conversations(encoder, data.prompts),
             encoder.name,
             cheap=cheap,
             strong=strong,
             seed=seed,
             max_tokens=max_tokens,
+            identity=encoder.identity,
+            stats_weight=STATS_WEIGHT if stats else None,
+            groups=data.groups,
         )
     except ValueError as exc:
         raise _fail(str(exc)) from None
@@ -70,7 +87,11 @@ def train(
     print(f"trained on {t['prompts']} prompts; models (cheap → strong): {', '.join(model.models)}")
     for name, apgr in sorted(t["cv"]["apgr"].items(), key=lambda kv: -kv[1]):
         print(f"  cv APGR {apgr:.3f}  {name}{'  ← chosen' if name == t['chosen'] else ''}")
-    print(f"default threshold {model.threshold:.4f} (50% strong calls); wrote {output}")
+    grouped = " (grouped)" if t["cv"].get("grouped") else ""
+    print(
+        f"default threshold {model.threshold:.4f} (50% strong calls{grouped}); "
+        f"wrote {output} and {sidecar_path(output)}"
+    )
 
 
 def _router(path: Path) -> LearnedRouter:
@@ -139,33 +160,40 @@ def evaluate(
 @app.command()
 def score(
     router: Annotated[Path, typer.Option(help="Router file")],
-    input_file: Annotated[Path, typer.Option("--input", "-i", help="Prompts: JSONL ('prompt' or strings) or CSV")],
+    input_file: Annotated[
+        Path, typer.Option("--input", "-i", help="JSONL (strings, 'prompt' or 'messages' objects) or CSV")
+    ],
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Write here instead of stdout")] = None,
 ) -> None:
-    """Write, per prompt, the estimated probability that the cheap model is not good enough, as JSONL.
+    """Write, per prompt, its routing score and what it means, as JSONL.
 
-    `p_cheap_not_good_enough` is that probability (calibrated on the training prompts); `score` is the
-    routing score it is a monotone function of (predicted quality of the strong model minus the cheap one).
+    `score`: what routing ranks by; higher means send to the stronger model (the predicted quality of the
+    strong model minus the cheap one). `p_cheap_not_good_enough`: the probability that the cheap model
+    fails where the strong one succeeds. `gain`: the expected quality the strong model adds (in [-1, 1]).
+    Both are isotonic maps of the score fitted on out-of-fold training scores: calibrated on the training
+    distribution. `prompt` is the text the router read (for 'messages', the bounded conversation).
     """
     r = _router(router)
     try:
         prompts = load_prompts(input_file)
-    except (OSError, KeyError, json.JSONDecodeError) as exc:
+    except (OSError, KeyError, DataError) as exc:
         raise _fail(f"{input_file}: {exc}") from None
     qualities = r.model.qualities(r.embed(prompts))
     chosen = r.model.choose(qualities)
-    probabilities = r.model.probability(qualities[:, -1] - qualities[:, 0])
+    raw = qualities[:, -1] - qualities[:, 0]
+    probabilities, gains = r.model.probability(raw), r.model.gain(raw)
     lines = (
         json.dumps(
             {
                 "prompt": p,
+                "score": float(s),
                 "p_cheap_not_good_enough": float(pr),
-                "score": float(q[-1] - q[0]),
+                "gain": float(g),
                 "qualities": dict(zip(r.models, map(float, q), strict=True)),
                 "model": m,
             }
         )
-        for p, q, m, pr in zip(prompts, qualities, chosen, probabilities, strict=True)
+        for p, s, q, m, pr, g in zip(prompts, raw, qualities, chosen, probabilities, gains, strict=True)
     )
     out = output.open("w", encoding="utf-8") if output else sys.stdout
     try:

@@ -74,8 +74,10 @@ class RequestContext:
     ts: float = field(default_factory=time.time)
     started: float = field(default_factory=time.perf_counter)
     alias: str = ""
+    run_id: str = ""  # the caller's `x-interlock-run-id`: an agent's run, for outcomes and ROI
     stream: bool = False
     restricted: bool = False  # data residency: only local/sovereign deployments
+    cacheable: bool = True  # False: never store this answer in the response cache
     route: ModelRoute | None = None  # the route that will serve the request (after the router's pick)
     plan: list[Deployment] = field(default_factory=list)  # deployments it may go to, in order
     reach: list[Deployment] = field(default_factory=list)  # every deployment a router alias may pick (budget)

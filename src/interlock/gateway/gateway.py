@@ -150,8 +150,8 @@ class Gateway:
         if threshold is None and spec.strong_share is not None:
             threshold = router.threshold_for_share(spec.strong_share)
         threshold = router.threshold if threshold is None else threshold
-        prompt = "\n".join(m.text() for m in request.messages if m.role == "user")[-4000:]
-        choice, score = await asyncio.to_thread(router.decide, prompt, threshold)
+        conversation = [(m.role, m.text()) for m in request.messages]  # bounded by the router (prompt.py)
+        choice, score = await asyncio.to_thread(router.decide, conversation, threshold)
         order = [choice] + [m for m in router.models if m != choice]
         why = (
             "predicted gain of the stronger model is above the threshold"
@@ -209,7 +209,7 @@ class Gateway:
                 live = opened
                 ctx.ttft_ms = (time.perf_counter() - ctx.started) * 1000
                 ctx.tally = StreamTally()
-                batches = self._batches(ctx, first, opened, hooks)
+                batches = self._batches(ctx, chat, first, opened, hooks)
                 await sink.stream(ctx, await anext(batches), batches)
         except GatewayError as exc:
             status, error = exc.status, exc
@@ -314,9 +314,14 @@ class Gateway:
         return batch
 
     async def _batches(
-        self, ctx: RequestContext, first: list[ChatChunk], live: Stream, hooks: _Hooks
+        self, ctx: RequestContext, request: ChatRequest, first: list[ChatChunk], live: Stream, hooks: _Hooks
     ) -> AsyncGenerator[list[ChatChunk], None]:
-        """The stream, batch by batch, through `_batch`; a cut batch delivers what it kept, then fails."""
+        """The stream, batch by batch, through `_batch`; a cut batch delivers what it kept, then fails.
+
+        A stream that ends without the upstream's usage ends with a usage chunk of the gateway's own
+        count (`_counted`), so every wire's closing frames (`response.completed`, `message_delta`, chat's
+        `include_usage` chunk) carry the numbers the ledger row gets.
+        """
         batch: list[ChatChunk] | None = first
         while batch is not None:
             try:
@@ -325,10 +330,40 @@ class Gateway:
                 if cut.kept:
                     yield cut.kept
                 raise cut.error from None
-            yield out
             if getattr(out, "last", False):
+                yield Batch.final([*out, *self._counted(ctx, request)])
                 return
-            batch = await anext(live, None)
+            yield out
+            try:
+                batch = await anext(live, None)
+            except GatewayError:
+                # The upstream failed mid-stream: what the hooks hold back (text being scanned) is released
+                # first, through one empty last batch, then the error ends the stream.
+                try:
+                    held = await self._batch(ctx, Batch.final([]), hooks)
+                except _Cut as cut:
+                    held = cut.kept
+                if held:
+                    yield list(held)  # not a last batch: the stream ends with the error, not [DONE]
+                raise
+        counted = self._counted(ctx, request)
+        if counted:
+            yield Batch.final(counted)
+
+    def _counted(self, ctx: RequestContext, request: ChatRequest) -> list[ChatChunk]:
+        """A usage chunk of the counted usage when the upstream reported none, else nothing.
+
+        The tally does not see it, so the ledger's count in `handle` (the same call on the same tally)
+        gives the same numbers.
+        """
+        tally, dep = ctx.tally, ctx.deployment
+        if tally is None or dep is None or tally.opening is None:
+            return []
+        usage, source = self.counter.usage(dep, request, tally.reported, tally.generated())
+        if source == "provider":
+            return []
+        opening = tally.opening
+        return [ChatChunk(id=opening.id, created=opening.created, model=opening.model, usage=usage)]
 
 
 class _Cut(Exception):

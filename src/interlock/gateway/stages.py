@@ -65,9 +65,11 @@ class Residency(Hook[RequestContext]):
             return request
         allowed = [d for d in ctx.plan if is_resident(d.model.tags)]
         if not allowed:
+            why = ctx.notes.get("residency_reason")
             raise Denied(
-                f"this request is restricted to local or sovereign deployments (data residency), and model "
-                f"'{ctx.alias}' has none; use a model tagged 'local' or 'sovereign'",
+                f"this request is restricted to local or sovereign deployments (data residency"
+                f"{'; ' + str(why) if why else ''}), and model '{ctx.alias}' has none; use a model tagged 'local' "
+                "or 'sovereign'",
                 code="residency_restricted",
             )
         ctx.plan = allowed
@@ -84,7 +86,7 @@ class Cache(Hook[RequestContext]):
         self._background = background
 
     def _key(self, ctx: RequestContext, request: ModelRequest) -> tuple[str, int] | None:
-        if not isinstance(request, ChatRequest) or ctx.route is None:
+        if not isinstance(request, ChatRequest) or ctx.route is None or not ctx.cacheable:
             return None
         ttl = max(ctx.route.model.cache_ttl_s, ctx.principal.cache_ttl_s)
         return (cache_key(ctx.principal.key_id, request), ttl) if ttl > 0 else None
@@ -268,6 +270,9 @@ class Ledger(Hook[RequestContext]):
                 team_id=p.team_id,
                 org_id=p.org_id,
                 reference_cost_micros=ref.cost_micros(usage.prompt_tokens, usage.completion_tokens) if ref else 0,
+                run_id=ctx.run_id,
+                agent_id=p.agent_id or "",
+                owner_id=p.owner_id or "",
             )
         )
 

@@ -54,6 +54,15 @@ class Caller(Protocol):
     def team_id(self) -> str | None: ...
     @property
     def org_id(self) -> str | None: ...
+    @property
+    def agent_id(self) -> str | None:
+        """The agent behind the key (None: not an agent)."""
+        ...
+
+    @property
+    def owner_id(self) -> str | None:
+        """The person who answers for the agent."""
+        ...
 
 
 class HookContext(Protocol):
@@ -78,6 +87,8 @@ class HookContext(Protocol):
 
     restricted: bool
     """Data residency: only local or sovereign deployments may serve this request."""
+    cacheable: bool
+    """False: the answer must not be stored in the response cache (it holds restored sensitive values)."""
     headers: dict[str, str]
     """Added to the response."""
     notes: dict[str, object]
@@ -112,6 +123,8 @@ class Denied(Forbidden):
     def __init__(self, message: str, *, code: str, status: int = 403, headers: dict[str, str] | None = None) -> None:
         super().__init__(message, code=code, headers=headers)
         self.status = status
+        if status == 400:
+            self.type = "invalid_request_error"
 
 
 class Answered(Exception):

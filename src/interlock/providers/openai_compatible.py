@@ -1,8 +1,15 @@
-"""Any OpenAI-compatible upstream: vLLM, SGLang, llama.cpp server, Ollama, OpenRouter, DeepSeek, OpenAI."""
+"""Any OpenAI-compatible upstream: vLLM, SGLang, llama.cpp server, Ollama, OpenRouter, DeepSeek, OpenAI.
+
+With `responses_api = "native"` a request that came to `/v1/responses` (a `ResponsesChat`) is sent to
+the upstream's own `POST /v1/responses` (`translate/responses_upstream.py`); chat completions to the
+same deployment still go to `/chat/completions`. The choice is made here, per deployment, from the
+request's type: the gateway, its hooks and failover stay the same for both (see the README).
+"""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import Literal
 
 from yarl import URL
 
@@ -26,11 +33,19 @@ from interlock.translate.openai import (
     parse_embedding_response,
     unsendable,
 )
+from interlock.translate.responses import ResponsesChat
+from interlock.translate.responses_upstream import ResponsesEventReader, parse_response, responses_payload
 from interlock.types import Batch, ChatChunk, ChatRequest, ChatResponse, EmbeddingRequest, EmbeddingResponse
 
 
 class Options(RemoteOptions):
-    """`openai_compatible`: `base_url` ends where OpenAI's `/v1` does; the key is sent as a bearer token."""
+    """`openai_compatible`: `base_url` ends where OpenAI's `/v1` does; the key is sent as a bearer token.
+
+    `responses_api`: "chat" (default) translates `/v1/responses` requests to chat completions;
+    "native" sends them to the upstream's own `/v1/responses`, always with `store: false`.
+    """
+
+    responses_api: Literal["chat", "native"] = "chat"
 
 
 class OpenAICompatibleProvider(Provider):
@@ -46,12 +61,20 @@ class OpenAICompatibleProvider(Provider):
         self._context = context
         self._base = options.base_url.rstrip("/")
         self._chat_url = URL(f"{self._base}/chat/completions")  # parsed once, not on every request
+        self._responses_url = URL(f"{self._base}/responses") if options.responses_api == "native" else None
         key = api_key_from_env(alias, options, context.settings.source)
         self._headers = {**({"authorization": f"Bearer {key}"} if key else {}), **options.headers}
         self._timeout = client_timeout(context.settings.server)
 
+    def _native(self, request: ChatRequest) -> URL | None:
+        """The upstream's `/v1/responses`, when this request came to ours and the deployment serves it natively."""
+        return self._responses_url if isinstance(request, ResponsesChat) else None
+
     async def chat(self, request: ChatRequest) -> ChatResponse:
-        """One upstream completion."""
+        """One upstream completion (or Responses object, for a native Responses request)."""
+        native = self._native(request)
+        if native is not None:
+            return await self._respond(native, request)
         url = self._chat_url
         body = chat_payload(request, self.upstream_model, stream=False)
         try:
@@ -69,6 +92,11 @@ class OpenAICompatibleProvider(Provider):
 
     async def stream_batches(self, request: ChatRequest) -> AsyncIterator[list[ChatChunk]]:
         """Upstream chunks, batched by the read that brought them."""
+        native = self._native(request)
+        if native is not None:
+            async for answered in self._respond_batches(native, request):
+                yield answered
+            return
         url = self._chat_url
         body = chat_payload(request, self.upstream_model, stream=True)
         try:
@@ -91,6 +119,40 @@ class OpenAICompatibleProvider(Provider):
         except TypeError as exc:
             raise unsendable(body, exc) from None
         raise UpstreamError("the upstream stream ended before [DONE]", code="upstream_truncated")
+
+    async def _respond(self, url: URL, request: ChatRequest) -> ChatResponse:
+        """One upstream Responses object, as a chat completion."""
+        body = responses_payload(request, self.upstream_model, stream=False)
+        try:
+            async with upstream_call(self._context.http(), url, body, self._headers, self._timeout) as resp:
+                raw = await read_body(resp, url)
+        except TypeError as exc:
+            raise unsendable(body, exc) from None
+        return parse_response(raw, self.alias)
+
+    async def _respond_batches(self, url: URL, request: ChatRequest) -> AsyncIterator[list[ChatChunk]]:
+        """Upstream Responses events as chat chunks, batched by read; a stream without `response.completed` fails."""
+        body = responses_payload(request, self.upstream_model, stream=True)
+        reader = ResponsesEventReader(self.alias)
+        try:
+            async with upstream_call(self._context.http(), url, body, self._headers, self._timeout) as resp:
+                async for events in sse_event_batches(resp, url):
+                    batch: list[ChatChunk] = []
+                    for _, data in events:
+                        try:
+                            batch += reader.feed(data)
+                        except UpstreamError:
+                            if batch:
+                                yield batch  # what came before the bad event still reaches the client
+                            raise
+                        if reader.done:
+                            yield Batch.final(batch)
+                            return
+                    if batch:
+                        yield batch
+        except TypeError as exc:
+            raise unsendable(body, exc) from None
+        raise UpstreamError("the upstream stream ended before response.completed", code="upstream_truncated")
 
     async def embed(self, request: EmbeddingRequest) -> EmbeddingResponse:
         """Upstream embeddings."""

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from interlock.store.agent_queries import AgentStore
 from interlock.store.batching import LedgerState
+from interlock.store.guardrail_queries import GuardrailPolicyRecord
+from interlock.store.outcome_queries import OutcomeCost, OutcomeKind, OutcomeRecord
 from interlock.store.records import (
     BudgetRecord,
     KeyRecord,
@@ -20,7 +23,7 @@ from interlock.store.records import (
 from interlock.store.response_queries import ResponseRecord
 
 
-class Store(Protocol):
+class Store(AgentStore, Protocol):
     """Keys, the usage ledger and the governance tables. Ledger writes are queued, never blocking a request."""
 
     # lifecycle: the async pair for the server, the blocking pair for the command line
@@ -140,6 +143,18 @@ class Store(Protocol):
         """Every rate limit."""
         ...
 
+    async def upsert_guardrail_policy(self, r: GuardrailPolicyRecord) -> None:
+        """Create or replace the guardrail policy of one scope."""
+        ...
+
+    async def delete_guardrail_policy(self, scope: str, scope_id: str) -> bool:
+        """Remove the guardrail policy of one scope; False if there was none."""
+        ...
+
+    async def list_guardrail_policies(self) -> list[GuardrailPolicyRecord]:
+        """Every scoped guardrail policy."""
+        ...
+
     # the Responses API's stored responses (each readable by the key that created it only)
     async def save_response(self, record: ResponseRecord) -> None:
         """Store a response, deleting those that have expired."""
@@ -151,4 +166,33 @@ class Store(Protocol):
 
     async def delete_response(self, response_id: str, owner: str) -> bool:
         """Delete a response `owner` created; False if there is none."""
+        ...
+
+    # outcomes (ROI), ledger exports and budget alerts
+    async def has_usage(self, key_id: str, kind: OutcomeKind, subject_id: str) -> bool:
+        """Whether the key ("" the admin key) has a ledger row for this request, or carrying this run id."""
+        ...
+
+    async def upsert_outcome(self, r: OutcomeRecord) -> bool:
+        """Store an outcome or replace its status (same key, subject and task type); True when it is new."""
+        ...
+
+    async def list_outcomes(self, since: float | None = None) -> list[OutcomeRecord]:
+        """Outcomes reported (or last changed) since `since`, oldest first."""
+        ...
+
+    async def outcome_costs(self, since: float | None = None) -> list[OutcomeCost]:
+        """Outcomes since `since` per task type, key, team and status, with the cost of their ledger rows."""
+        ...
+
+    async def usage_page(
+        self, since: float | None, after: tuple[float, str] | None = None, limit: int = 1000
+    ) -> list[UsageRecord]:
+        """Up to `limit` ledger rows from `since` on, oldest first, after the row (ts, request id) `after`."""
+        ...
+
+    async def claim_budget_alert(
+        self, scope: str, scope_id: str, period: str, period_key: str, threshold: float, at: float
+    ) -> bool:
+        """Claim the alert of one budget, period and threshold; False when it was claimed already."""
         ...

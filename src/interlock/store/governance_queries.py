@@ -72,7 +72,9 @@ class GovernanceQueries:
     async def insert_key(self, key: KeyRecord) -> None:
         """Store a new key."""
         await asyncio.to_thread(
-            self._execute, f"INSERT INTO keys ({KEY_COLUMNS}) VALUES ({', '.join('?' * 15)})", key.to_row()
+            self._execute,
+            f"INSERT INTO keys ({KEY_COLUMNS}) VALUES ({', '.join('?' * (KEY_COLUMNS.count(',') + 1))})",
+            key.to_row(),
         )
 
     async def list_keys(self) -> list[KeyRecord]:

@@ -17,18 +17,20 @@ import psycopg
 from psycopg_pool import ConnectionPool
 
 from interlock.store import schema
+from interlock.store.agent_queries import AgentQueries
 from interlock.store.batching import BatchedLedger, LedgerQueue, LedgerUnavailable
 from interlock.store.governance_queries import Dialect, GovernanceQueries
-from interlock.store.records import USAGE_COLUMNS
+from interlock.store.guardrail_queries import GuardrailQueries
+from interlock.store.outcome_queries import OutcomeQueries
+from interlock.store.records import USAGE_COLUMN_COUNT, USAGE_COLUMNS
 from interlock.store.response_queries import ResponseQueries
 from interlock.store.spool import LedgerSpool, Row
 from interlock.store.sqlite import DEFAULT_SPOOL_MAX_BYTES
 
 log = logging.getLogger(__name__)
 
-_INSERT_USAGE = (
-    f"INSERT INTO usage ({USAGE_COLUMNS}) VALUES ({', '.join(['%s'] * 22)}) ON CONFLICT (request_id) DO NOTHING"
-)
+_VALUES = ", ".join(["%s"] * USAGE_COLUMN_COUNT)
+_INSERT_USAGE = f"INSERT INTO usage ({USAGE_COLUMNS}) VALUES ({_VALUES}) ON CONFLICT (request_id) DO NOTHING"
 # How long a batch is retried while the server is unreachable before it goes to the spool (see store/spool.py).
 _RETRY_FOR_S = 2.0
 _CONNECT_TIMEOUT_S = 10
@@ -68,7 +70,7 @@ def _placeholders(sql: str) -> str:
     return sql.replace("?", "%s")
 
 
-class PostgresStore(BatchedLedger, GovernanceQueries, ResponseQueries):
+class PostgresStore(BatchedLedger, GovernanceQueries, ResponseQueries, GuardrailQueries, OutcomeQueries, AgentQueries):
     """Keys and ledger in PostgreSQL. Reads use a connection pool in worker threads; writes go through one writer."""
 
     dialect = POSTGRES

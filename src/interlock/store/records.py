@@ -8,13 +8,14 @@ from typing import Any, Literal
 
 KEY_COLUMNS = (
     "id, name, owner, hash, prefix, models, created_at, expires_at, revoked_at, residency, cache_ttl_s, team_id, "
-    "suspended_at, suspended_reason, role"
+    "suspended_at, suspended_reason, role, agent_id"
 )
 USAGE_COLUMNS = (
     "request_id, ts, key_id, endpoint, alias, provider, upstream_model, stream, prompt_tokens, "
     "completion_tokens, usage_source, cost_micros, price_version, latency_ms, ttft_ms, status, error, "
-    "deployment, attempts, team_id, org_id, reference_cost_micros"
+    "deployment, attempts, team_id, org_id, reference_cost_micros, run_id, agent_id, owner_id"
 )
+USAGE_COLUMN_COUNT = USAGE_COLUMNS.count(",") + 1
 SpendGroup = Literal["org", "team", "key", "model", "day"]
 Scope = Literal["org", "team", "key", "model"]
 Period = Literal["day", "month", "total"]
@@ -42,7 +43,8 @@ class KeyRecord:
     team_id: str | None = None
     suspended_at: float | None = None
     suspended_reason: str = ""
-    role: str = ""  # rights on the admin API: "" none, "admin_read" read-only
+    role: str = ""  # rights on the admin API: "" none, "admin_read" read-only; "governance": halts agents
+    agent_id: str | None = None  # a key of kind "agent": it authenticates as this agent (m0013)
 
     @classmethod
     def from_row(cls, row: tuple[Any, ...]) -> KeyRecord:
@@ -63,6 +65,7 @@ class KeyRecord:
             susp,
             why,
             role,
+            agent,
         ) = row
         return cls(
             id=str(id_),
@@ -80,6 +83,7 @@ class KeyRecord:
             suspended_at=None if susp is None else float(susp),
             suspended_reason=str(why),
             role=str(role),
+            agent_id=None if agent is None else str(agent),
         )
 
     def to_row(self) -> tuple[object, ...]:
@@ -100,6 +104,7 @@ class KeyRecord:
             self.suspended_at,
             self.suspended_reason,
             self.role,
+            self.agent_id,
         )
 
 
@@ -129,6 +134,9 @@ class UsageRecord:
     team_id: str | None = None
     org_id: str | None = None
     reference_cost_micros: int = 0  # the same tokens at the reference (proprietary) model's price
+    run_id: str = ""  # the caller's `x-interlock-run-id` header: groups an agent's requests into one run
+    agent_id: str = ""  # the agent that made the request, and its owner ("" for other callers; m0013)
+    owner_id: str = ""
 
     def to_row(self) -> tuple[object, ...]:
         """The values in `USAGE_COLUMNS` order (the field order), for every store."""
@@ -155,6 +163,9 @@ class UsageRecord:
             self.team_id,
             self.org_id,
             self.reference_cost_micros,
+            self.run_id,
+            self.agent_id,
+            self.owner_id,
         )
 
     @classmethod

@@ -21,6 +21,8 @@ from pathlib import Path
 
 import orjson
 
+from interlock.store.records import USAGE_COLUMN_COUNT
+
 log = logging.getLogger(__name__)
 
 Row = tuple[object, ...]
@@ -83,7 +85,9 @@ class LedgerSpool:
             rows: list[Row] = []
             for n, line in enumerate(lines):
                 try:
-                    rows.append(tuple(orjson.loads(line)))
+                    row = tuple(orjson.loads(line))
+                    # A row spooled before the ledger gained a column (`run_id`, m0012): its default.
+                    rows.append(row + ("",) * (USAGE_COLUMN_COUNT - len(row)))
                 except orjson.JSONDecodeError:
                     if n != len(lines) - 1:
                         raise

@@ -14,19 +14,22 @@ import threading
 from pathlib import Path
 from typing import Any, Literal
 
+from interlock.store.agent_queries import AgentQueries
 from interlock.store.batching import BatchedLedger, LedgerQueue, LedgerUnavailable
 from interlock.store.governance_queries import Dialect, GovernanceQueries
-from interlock.store.records import USAGE_COLUMNS
+from interlock.store.guardrail_queries import GuardrailQueries
+from interlock.store.outcome_queries import OutcomeQueries
+from interlock.store.records import USAGE_COLUMN_COUNT, USAGE_COLUMNS
 from interlock.store.response_queries import ResponseQueries
 from interlock.store.schema import migrate
 from interlock.store.spool import LedgerSpool, Row
 
 log = logging.getLogger(__name__)
 
-_ROW = f"({', '.join('?' * 22)})"
+_ROW = f"({', '.join('?' * USAGE_COLUMN_COUNT)})"
 _INSERT_USAGE = f"INSERT INTO usage ({USAGE_COLUMNS}) VALUES {_ROW}"
 _INSERT_USAGE_IGNORING = _INSERT_USAGE.replace("INSERT INTO", "INSERT OR IGNORE INTO", 1)
-# Rows per INSERT statement: 22 parameters each, under SQLite's 32,766-parameter limit.
+# Rows per INSERT statement: 23 parameters each, under SQLite's 32,766-parameter limit.
 _ROWS_PER_INSERT = 500
 DEFAULT_BUSY_TIMEOUT_MS = 30_000
 DEFAULT_SPOOL_MAX_BYTES = 256 * 1024 * 1024
@@ -68,7 +71,7 @@ SQLITE = Dialect(
 )
 
 
-class SqliteStore(BatchedLedger, GovernanceQueries, ResponseQueries):
+class SqliteStore(BatchedLedger, GovernanceQueries, ResponseQueries, GuardrailQueries, OutcomeQueries, AgentQueries):
     """Keys and ledger in SQLite. Reads run in worker threads; ledger writes go through one writer."""
 
     dialect = SQLITE

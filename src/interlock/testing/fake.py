@@ -1,7 +1,9 @@
 """A deterministic provider for tests and demos: it echoes the last user message.
 
 It reports usage as word counts, answers tool requests with a call to the first tool, and answers
-JSON requests with a JSON object. Two markers in the last user message inject failures:
+JSON requests with a JSON object. A request with tools whose newest message holding `[[call:NAME {json}]]`
+markers (any role: a tool result with one plays a hijacked model) is answered with exactly those calls.
+Two markers in the last user message inject failures:
 `[[fail]]` fails before the first byte, `[[fail-mid]]` fails after two chunks.
 
 It is no production entry point: importing this module registers it as the `fake` provider, so a
@@ -10,8 +12,10 @@ config that wants it says `[plugins] modules = ["interlock.testing.fake"]`.
 
 from __future__ import annotations
 
+import re
 import time
 import uuid
+from collections import deque
 from collections.abc import AsyncIterator
 
 import orjson
@@ -46,20 +50,45 @@ def _last_user_text(request: ChatRequest) -> str:
     return ""
 
 
+_CALL = re.compile(r"\[\[call:([\w.-]+) (\{.*?\})\]\]", re.DOTALL)
+
+
+def _scripted_calls(request: ChatRequest) -> list[ToolCall]:
+    """The calls the newest message with `[[call:NAME {json}]]` markers asks for."""
+    for m in reversed(request.messages):
+        found = _CALL.findall(m.text())
+        if found:
+            return [
+                ToolCall(id="call_" + uuid.uuid4().hex[:12], function=FunctionCall(name=name, arguments=args))
+                for name, args in found
+            ]
+    return []
+
+
 def _words(text: str) -> int:
     return len(text.split())
 
 
 class FakeProvider(Provider):
-    """Echoes the prompt; deterministic, instant, no model."""
+    """Echoes the prompt; deterministic, instant, no model. `received` keeps the last requests it was sent."""
 
     kind = "fake"
+    received: deque[ChatRequest | EmbeddingRequest]
+
+    def _seen(self, request: ChatRequest | EmbeddingRequest) -> None:
+        if not hasattr(self, "received"):
+            self.received = deque(maxlen=64)
+        self.received.append(request)
 
     def _answer(self, request: ChatRequest) -> tuple[str | None, list[ToolCall] | None, FinishReason]:
+        self._seen(request)
         prompt = _last_user_text(request)
         if "[[fail]]" in prompt:
             raise UpstreamError("fake upstream failure")
         if request.tools and request.tool_choice != "none":
+            scripted = _scripted_calls(request)
+            if scripted:
+                return None, scripted, "tool_calls"
             name = request.tools[0].function.name
             call = ToolCall(
                 id="call_" + uuid.uuid4().hex[:12],
@@ -126,6 +155,7 @@ class FakeProvider(Provider):
 
     async def embed(self, request: EmbeddingRequest) -> EmbeddingResponse:
         """A deterministic 8-dimensional vector per input."""
+        self._seen(request)
         texts = request.texts()
         data = [
             Embedding(index=i, embedding=[((len(t) * (k + 1)) % 97) / 97 for k in range(8)])

@@ -1,8 +1,10 @@
 """A stub OpenAI- and Anthropic-compatible upstream, for tests and benchmarks (no network here).
 
 It is a bare ASGI app (fast enough to benchmark the gateway against) that answers
-`/v1/chat/completions`, `/v1/embeddings` and `/v1/messages`. The requested model name selects a
-fault, so a gateway config can point one alias at each behaviour:
+`/v1/chat/completions`, `/v1/embeddings`, `/v1/messages` and `/v1/responses` (`stub_responses`).
+It records the last `RECORDED` request bodies it received: `GET /stub/received` lists them (oldest
+first, each `{"path", "body"}`), so a test can check what the gateway sent upstream. The requested
+model name selects a fault, so a gateway config can point one alias at each behaviour:
 
     stub             a normal answer ("Hello from the stub upstream." in 6 chunks when streamed)
     stub-500         HTTP 500 before anything is sent
@@ -16,6 +18,7 @@ fault, so a gateway config can point one alias at each behaviour:
     stub-badsse      a stream with a frame that is not a data line ever terminated
     stub-nousage     an answer without a usage report
     stub-reasoning   a reasoning model's answer (DeepSeek / vLLM style `reasoning_content`), without usage
+    stub-failed      on /v1/responses: a stream that ends with `response.failed` (see `stub_responses`)
     stub-bill        bills like a real model: the prompt at one token per byte of every string it was sent
                      (`testing.billing`), and exactly `max_tokens` (default 256) output tokens, generated
 
@@ -28,11 +31,13 @@ import argparse
 import asyncio
 import socket
 import struct
+from collections import deque
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 import orjson
 
+from interlock.testing import stub_responses
 from interlock.testing.billing import prompt_tokens
 
 Scope = MutableMapping[str, Any]
@@ -43,6 +48,7 @@ Send = Callable[[Message], Awaitable[None]]
 WORDS = ["Hello", " from", " the", " stub", " upstream", "."]
 TEXT = "".join(WORDS)
 THOUGHTS = ["The user", " greets me;", " I should", " greet them", " back", " politely."]
+RECORDED = 256  # request bodies kept for `GET /stub/received`
 
 
 async def _body(receive: Receive) -> bytes:
@@ -237,19 +243,38 @@ def _reset(receive: Receive) -> None:
     transport.abort()
 
 
-async def app(scope: Scope, receive: Receive, send: Send) -> None:
-    """The stub as an ASGI app."""
-    if scope["type"] == "lifespan":
-        while True:
-            msg = await receive()
-            if msg["type"] == "lifespan.startup":
-                await send({"type": "lifespan.startup.complete"})
-            elif msg["type"] == "lifespan.shutdown":
-                await send({"type": "lifespan.shutdown.complete"})
-                return
-    path = scope["path"]
-    raw = await _body(receive)
-    req = orjson.loads(raw) if raw else {}
+class StubUpstream:
+    """The stub as an ASGI app; `received` holds the last request bodies, for `GET /stub/received`."""
+
+    def __init__(self) -> None:
+        self.received: deque[dict[str, Any]] = deque(maxlen=RECORDED)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Serve one request (or the lifespan)."""
+        if scope["type"] == "lifespan":
+            await _lifespan(receive, send)
+            return
+        path = scope["path"]
+        raw = await _body(receive)
+        if path == "/stub/received":
+            await _send(send, 200, orjson.dumps({"data": list(self.received)}))
+            return
+        req = orjson.loads(raw) if raw else {}
+        self.received.append({"path": path, "body": req})
+        await _answer(send, receive, path, req)
+
+
+async def _lifespan(receive: Receive, send: Send) -> None:
+    while True:
+        msg = await receive()
+        if msg["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif msg["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+
+
+async def _answer(send: Send, receive: Receive, path: str, req: dict[str, Any]) -> None:
     model = str(req.get("model", "stub"))
     fault = model.split("stub-", 1)[1] if model.startswith("stub-") else ""
     if fault == "500":
@@ -263,7 +288,9 @@ async def app(scope: Scope, receive: Receive, send: Send) -> None:
         return
     if fault == "hang":
         await asyncio.sleep(3600)
-    if path.endswith("/messages"):
+    if path.endswith("/responses"):
+        await stub_responses.respond(send, req, fault)
+    elif path.endswith("/messages"):
         await _anthropic(send, req, fault)
     elif path.endswith("/embeddings"):
         raw_input = req.get("input")
@@ -305,7 +332,7 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=9100)
     args = parser.parse_args()
     uvicorn.run(
-        app,
+        StubUpstream(),
         host=args.host,
         port=args.port,
         loop="uvloop",

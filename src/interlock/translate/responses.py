@@ -37,6 +37,16 @@ UNSUPPORTED = ("reasoning", "background", "conversation", "prompt", "max_tool_ca
 _INPUT_PARTS = {"input_text": "text", "output_text": "text", "refusal": "refusal"}
 
 
+class ResponsesChat(ChatRequest):
+    """A chat request translated from `/v1/responses`: its type is the wire it came from.
+
+    The gateway and its hooks treat it as any `ChatRequest` (their `model_copy` rewrites keep the
+    type). A provider whose upstream serves the Responses API itself (`openai_compatible` with
+    `responses_api = "native"`) sends it there instead of to chat completions; every other provider,
+    and every request from another endpoint, goes to chat as before.
+    """
+
+
 class _Closed(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -328,7 +338,7 @@ def _response_format(text: TextConfig | None) -> ResponseFormat | None:
     return ResponseFormat(type="json_schema", json_schema=spec)
 
 
-def to_chat_request(req: ResponsesRequest, history: list[Message] | None = None) -> ChatRequest:
+def to_chat_request(req: ResponsesRequest, history: list[Message] | None = None) -> ResponsesChat:
     """The chat request for `req`: instructions first, then the stored `history`, then this input."""
     try:
         return _chat_request(req, history or [])
@@ -336,7 +346,7 @@ def to_chat_request(req: ResponsesRequest, history: list[Message] | None = None)
         raise describe_validation_error(exc) from None
 
 
-def _chat_request(req: ResponsesRequest, history: list[Message]) -> ChatRequest:
+def _chat_request(req: ResponsesRequest, history: list[Message]) -> ResponsesChat:
     messages = [Message(role="system", content=req.instructions)] if req.instructions else []
     messages += [m.model_copy() for m in history]
     messages += input_messages(req.input)
@@ -344,7 +354,7 @@ def _chat_request(req: ResponsesRequest, history: list[Message]) -> ChatRequest:
     extra: dict[str, Any] = {}
     if req.parallel_tool_calls is not None and tools:
         extra["parallel_tool_calls"] = req.parallel_tool_calls
-    return ChatRequest(
+    return ResponsesChat(
         model=req.model,
         messages=messages,
         max_tokens=req.max_output_tokens,

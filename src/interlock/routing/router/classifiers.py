@@ -30,6 +30,8 @@ class KNN:
 
     With several neighbourhood sizes in `ks` it averages the estimates at each scale: on 1,500 prompts the
     best single k is noisy to pick, and the average is about as good as the best one (bench/router).
+    It reads the first `points.shape[1]` columns of a feature row: the unit-norm embedding, not the
+    prompt statistics that may follow it.
     """
 
     points: Floats32
@@ -39,12 +41,21 @@ class KNN:
     prior_weight: float
 
     @classmethod
-    def fit(cls, x: Floats32, y: Floats, *, ks: tuple[int, ...], temperature: float, prior_weight: float = 0.0) -> KNN:
-        """Store the training points (unit-norm rows) and their scores."""
+    def fit(
+        cls,
+        x: Floats32,
+        y: Floats,
+        *,
+        ks: tuple[int, ...],
+        temperature: float,
+        prior_weight: float = 0.0,
+        columns: int | None = None,
+    ) -> KNN:
+        """Store the training points (the first `columns` columns, unit-norm rows) and their scores."""
         if not ks or min(ks) < 1:
             raise ValueError("ks must be positive neighbourhood sizes")
         return cls(
-            np.ascontiguousarray(x, dtype=np.float32),
+            np.ascontiguousarray(np.asarray(x)[:, :columns], dtype=np.float32),
             np.asarray(y, dtype=np.float64),
             tuple(ks),
             temperature,
@@ -53,7 +64,8 @@ class KNN:
 
     def predict(self, x: Floats32) -> Floats:
         """See `Predictor.predict`."""
-        sims = np.asarray(x, dtype=np.float32) @ self.points.T
+        x = np.asarray(x, dtype=np.float32)[:, : self.points.shape[1]]
+        sims = x @ self.points.T
         widest = min(max(self.ks), self.points.shape[0])
         top = np.argpartition(-sims, widest - 1, axis=1)[:, :widest]
         top_sims = np.take_along_axis(sims, top, axis=1).astype(np.float64)

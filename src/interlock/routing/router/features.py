@@ -3,11 +3,17 @@
 The default concatenates two static views: the mean of MiniLM's input token vectors and the mean of the
 local chat model SmolLM2-135M's input token vectors. Neither runs a transformer; together they take well
 under a millisecond per prompt and tell MMLU subjects apart better than either alone (bench/router).
+
+The SmolLM2 table is read from the engine's GGUF file, so converting that file (another quantisation)
+changes the features. Each embedder has an `identity`, a fingerprint of the weights behind it, that a
+router file records; loading a router against other weights is refused (`model.LearnedRouter`).
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -18,6 +24,7 @@ from tokenizers import Tokenizer, models, pre_tokenizers
 
 from interlock.engines.embeddings.minilm import SentenceEncoder, packaged_model_dir
 from interlock.engines.gguf import GgufFile, default_model_path
+from interlock.routing.router.prompt import split_conversation
 
 Floats = npt.NDArray[np.float32]
 
@@ -28,6 +35,8 @@ COMBINED_STATIC = "all-MiniLM-L6-v2+SmolLM2-135M/static"
 EMBEDDERS = (COMBINED_STATIC, MINILM_STATIC, SMOLLM2_STATIC, MINILM)
 # The router reads the end of a long prompt: the question usually comes last, after any context.
 DEFAULT_MAX_TOKENS = 256
+# The weight of a conversation's earlier turns next to its last user turn (see `embed_conversations`).
+SUMMARY_WEIGHT = 0.3
 
 
 class Embedder(Protocol):
@@ -38,9 +47,21 @@ class Embedder(Protocol):
         """The name a router file records, so the server can rebuild the same embedder."""
         ...
 
+    @property
+    def identity(self) -> str:
+        """A fingerprint of the weights behind the features: a router file refuses an embedder whose differs."""
+        ...
+
     def embed(self, texts: Sequence[str]) -> Floats:
         """Unit-norm float32 vectors, shape (len(texts), dimensions)."""
         ...
+
+
+def _digest(*parts: bytes) -> str:
+    h = hashlib.sha256()
+    for part in parts:
+        h.update(part)
+    return h.hexdigest()[:16]
 
 
 def _unit_rows(x: Floats) -> Floats:
@@ -95,6 +116,11 @@ class StaticEmbedder:
         """See `Embedder.name`."""
         return self._name
 
+    @cached_property
+    def identity(self) -> str:
+        """See `Embedder.identity`: the token table's bytes and the vocabulary (~0.1 s, once)."""
+        return _digest(self._table.tobytes(), str(self._tokenizer.get_vocab_size()).encode())
+
     def embed(self, texts: Sequence[str]) -> Floats:
         """See `Embedder.embed`."""
         out = np.zeros((len(texts), self._table.shape[1]), dtype=np.float32)
@@ -116,6 +142,11 @@ class ConcatEmbedder:
     def name(self) -> str:
         """See `Embedder.name`."""
         return self._name
+
+    @property
+    def identity(self) -> str:
+        """See `Embedder.identity`."""
+        return "+".join(p.identity for p in self._parts)
 
     def embed(self, texts: Sequence[str]) -> Floats:
         """See `Embedder.embed`."""
@@ -144,6 +175,11 @@ class MiniLMEmbedder:
         """See `Embedder.name`."""
         return MINILM
 
+    @cached_property
+    def identity(self) -> str:
+        """See `Embedder.identity`: the packaged model file's bytes."""
+        return _digest((packaged_model_dir() / "model.safetensors").read_bytes())
+
     def _tail(self, text: str) -> str:
         enc = self._tokenizer.encode(text, add_special_tokens=False)
         if len(enc.ids) <= self._max_tokens - 2:
@@ -154,6 +190,20 @@ class MiniLMEmbedder:
     def embed(self, texts: Sequence[str]) -> Floats:
         """See `Embedder.embed`."""
         return self._encoder.encode([self._tail(t) for t in texts])
+
+
+def embed_conversations(embedder: Embedder, texts: Sequence[str], summary_weight: float = SUMMARY_WEIGHT) -> Floats:
+    """Embeddings of `prompt.conversation_text` strings: the last turn plus `summary_weight` times the summary.
+
+    A plain prompt (no summary) embeds exactly as `embedder.embed` would embed it; rows are unit-norm.
+    """
+    parts = [split_conversation(t) for t in texts]
+    out = embedder.embed([last for _, last in parts])
+    with_summary = [i for i, (summary, _) in enumerate(parts) if summary]
+    if with_summary:
+        earlier = embedder.embed([parts[i][0] for i in with_summary])
+        out[with_summary] = _unit_rows(out[with_summary] + np.float32(summary_weight) * earlier)
+    return out
 
 
 def load_embedder(name: str, max_tokens: int = DEFAULT_MAX_TOKENS) -> Embedder:

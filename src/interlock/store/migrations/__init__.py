@@ -16,6 +16,9 @@ from interlock.store.migrations import (
     m0008_audit_triggers,
     m0009_responses,
     m0010_max_concurrent,
+    m0011_guardrail_policies,
+    m0012_outcomes,
+    m0013_agents,
 )
 from interlock.store.migrations.base import Migration
 
@@ -30,4 +33,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     m0008_audit_triggers.MIGRATION,
     m0009_responses.MIGRATION,
     m0010_max_concurrent.MIGRATION,
+    m0011_guardrail_policies.MIGRATION,
+    m0012_outcomes.MIGRATION,
+    m0013_agents.MIGRATION,
 )

@@ -1,0 +1,446 @@
+"""The guardrail hook: scans every request before routing and every answer before the client gets it.
+
+Input (phase "input", so before the route and the residency rule): every message's text parts, the
+system prompt, tool results and tool-call arguments, and embedding inputs. Tool results are also
+screened as untrusted content (prompt injection, hidden unicode, exfiltration links). What is found
+is acted on as the request's effective policy says (`policy.Effective`): the strongest action wins
+for the request (block > restrict > redact/pseudonymise > log), and every span is redacted or
+pseudonymised by its own entity's action.
+
+Output: complete answers (text and tool-call arguments) are scanned, then pseudonyms restored. A
+streamed answer's text goes through a `HoldBack` window of `hold_back_chars`; streamed tool-call
+arguments are held whole until the stream finishes (a client cannot act on half a tool call). A
+blocked stream ends with an error event, and no byte of the blocked entity is sent.
+
+Untrusted-content findings (`PROMPT_INJECTION`, `HIDDEN_UNICODE`, `EXFILTRATION_LINK`) are kept per
+request for provenance (`Verdict.untrusted`, in `ctx.notes["guardrails"]`) and acted on like any other
+type (the default logs them; a policy may block or redact them). Every verdict (guardrail, direction,
+action, entity types and counts, request id; never a value) is audited and counted. A pseudonymised
+request is never cached: its answer holds the real values.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from interlock.audit.chain import AuditEvent
+from interlock.guardrails.findings import Detector, Finding
+from interlock.guardrails.policy import ACTION_RANK, Effective, PolicyBook
+from interlock.guardrails.scanner import Prefiltered, resolve_overlaps
+from interlock.guardrails.transform import HoldBack, Pseudonyms, redacted, rewrite
+from interlock.plugins.hooks import CutStream, Denied, Hook, HookContext, ModelRequest, ModelResponse, Outcome
+from interlock.types import Batch, ChatChunk, ChatResponse, ChunkChoice, Delta, EmbeddingRequest, Message, TextPart
+
+log = logging.getLogger(__name__)
+
+NAME = "guardrails"
+THREAD_CHARS = 8192  # requests with more text than this are scanned off the event loop
+
+
+class TextScanner(Protocol):
+    """What the hook needs of a scanner: sorted, non-overlapping findings, and the detectors behind them."""
+
+    @property
+    def detectors(self) -> tuple[Detector, ...]: ...
+
+    def scan(self, text: str) -> list[Finding]: ...
+
+
+def prefilter(scanner: TextScanner, policy: Effective) -> Callable[[str], bool] | None:
+    """A cheap check that a word could start an entity the output policy acts on (None: cannot tell)."""
+    relevant = [d for d in scanner.detectors if any(policy.output_action(e) is not None for e in d.entities)]
+    if not all(isinstance(d, Prefiltered) for d in relevant):
+        return None
+    checks = [d.could_match for d in relevant if isinstance(d, Prefiltered)]
+    return lambda text: any(check(text) for check in checks)
+
+
+class Scanners(Protocol):
+    """The scanners for one effective policy (its custom patterns join the configured detectors)."""
+
+    def content(self, policy: Effective) -> TextScanner: ...
+    def output(self, policy: Effective) -> TextScanner: ...
+    def untrusted(self) -> TextScanner | None: ...
+
+
+class Observer(Protocol):
+    """Where verdicts are counted (metrics)."""
+
+    def verdict(self, guardrail: str, direction: str, entity: str, action: str, count: int) -> None: ...
+
+
+@dataclass(slots=True)
+class Verdict:
+    """What one request's guardrails found and did, by direction: counts per (entity, action)."""
+
+    input: Counter[tuple[str, str]] = field(default_factory=Counter)
+    output: Counter[tuple[str, str]] = field(default_factory=Counter)
+    untrusted: Counter[str] = field(default_factory=Counter)
+
+    def strongest(self) -> str | None:
+        """The strongest input action taken."""
+        actions = [a for (_, a) in self.input]
+        return max(actions, key=ACTION_RANK.__getitem__) if actions else None
+
+
+def describe(counts: Counter[str]) -> str:
+    """`CREDIT_CARD (2), EMAIL_ADDRESS (1)`: types and counts, never values."""
+    return ", ".join(f"{entity} ({n})" for entity, n in sorted(counts.items()))
+
+
+@dataclass(slots=True)
+class _State:
+    policy: Effective
+    verdict: Verdict
+    pseudonyms: Pseudonyms
+    text: HoldBack | None = None
+    template: ChatChunk | None = None  # the stream's first chunk: ids for text released at the end
+    calls: dict[int, ChatChunk] = field(default_factory=dict)  # streamed tool calls, held whole
+    args: dict[int, list[str]] = field(default_factory=dict)
+
+
+class Guardrails(Hook[HookContext]):
+    """Content guardrails on every model endpoint (see the module docstring)."""
+
+    name = NAME
+    phase = "input"
+
+    def __init__(
+        self,
+        book: PolicyBook,
+        scanners: Scanners,
+        *,
+        hold_back_chars: int = 128,
+        audit: Callable[[AuditEvent], None] | None = None,
+        observer: Observer | None = None,
+    ) -> None:
+        self.book = book
+        self._scanners = scanners
+        self._hold = hold_back_chars
+        self._audit = audit
+        self._observer = observer
+
+    # input -------------------------------------------------------------------------------------
+
+    async def before(self, ctx: HookContext, request: ModelRequest) -> ModelRequest:
+        """Scan the request; block it, restrict it, or rewrite it as the policy says."""
+        p = ctx.principal
+        policy = self.book.resolve(
+            key_id=p.key_id, agent_id=p.agent_id, team_id=p.team_id, org_id=p.org_id, model=request.model
+        )
+        state = _State(policy, Verdict(), Pseudonyms())
+        ctx.notes[NAME] = state
+        size = _size(request)
+        if size > THREAD_CHARS:
+            request = await asyncio.to_thread(self._input, state, request)
+        else:
+            request = self._input(state, request)
+        strongest = state.verdict.strongest()
+        if strongest == "block":
+            blocked = Counter({e: n for (e, a), n in state.verdict.input.items() if a == "block"})
+            raise Denied(
+                f"the request contains {describe(blocked)}, which the guardrail policy blocks; remove them and "
+                "retry (or ask an admin to change the policy)",
+                code="guardrail_blocked",
+                status=400,
+            )
+        if strongest == "restrict":
+            ctx.restricted = True
+            ctx.notes["residency_reason"] = "guardrails: " + describe(
+                Counter({e: n for (e, a), n in state.verdict.input.items() if a == "restrict"})
+            )
+        if state.pseudonyms.by_placeholder:
+            ctx.cacheable = False
+        return request
+
+    def _input(self, state: _State, request: ModelRequest) -> ModelRequest:
+        scanner = self._scanners.content(state.policy)
+        untrusted = self._scanners.untrusted()
+
+        def clean(text: str, *, tool_result: bool = False) -> str:
+            if not text:
+                return text
+            found = scanner.scan(text)
+            if tool_result and untrusted is not None:
+                screened = untrusted.scan(text)
+                for f in screened:
+                    state.verdict.untrusted[f.entity] += 1
+                if screened:  # acted on like any other type: logged by "*", or as the policy names them
+                    found = resolve_overlaps([*found, *screened])
+            return self._apply(state, found, text)
+
+        if isinstance(request, EmbeddingRequest):
+            if isinstance(request.input, str):
+                return request.model_copy(update={"input": clean(request.input)})
+            if request.input and all(isinstance(x, str) for x in request.input):
+                return request.model_copy(update={"input": [clean(str(x)) for x in request.input]})
+            return request
+        messages = [self._message(m, clean) for m in request.messages]
+        if all(new is old for new, old in zip(messages, request.messages, strict=True)):
+            return request
+        return request.model_copy(update={"messages": messages})
+
+    def _message(self, m: Message, clean: Callable[..., str]) -> Message:
+        tool = m.role == "tool"
+        update: dict[str, object] = {}
+        if isinstance(m.content, str):
+            new = clean(m.content, tool_result=tool)
+            if new != m.content:
+                update["content"] = new
+        elif m.content:
+            parts = [
+                p.model_copy(update={"text": clean(p.text, tool_result=tool)}) if isinstance(p, TextPart) else p
+                for p in m.content
+            ]
+            if any(
+                isinstance(a, TextPart) and isinstance(b, TextPart) and a.text != b.text
+                for a, b in zip(parts, m.content, strict=True)
+            ):
+                update["content"] = parts
+        if m.tool_calls:
+            calls = []
+            for call in m.tool_calls:
+                args = clean(call.function.arguments)
+                if args != call.function.arguments:
+                    call = call.model_copy(update={"function": call.function.model_copy(update={"arguments": args})})
+                calls.append(call)
+            if any(a is not b for a, b in zip(calls, m.tool_calls, strict=True)):
+                update["tool_calls"] = calls
+        return m.model_copy(update=update) if update else m
+
+    def _apply(self, state: _State, findings: Sequence[Finding], text: str) -> str:
+        """Record the input findings and rewrite `text` for the redacted and pseudonymised ones."""
+        policy, verdict, pseudonyms = state.policy, state.verdict, state.pseudonyms
+
+        def replace(f: Finding, value: str) -> str | None:
+            action = policy.input_action(f.entity)
+            if action is None:
+                return None
+            verdict.input[(f.entity, action)] += 1
+            if action == "redact":
+                return redacted(f.entity)
+            if action == "pseudonymise":
+                return pseudonyms.placeholder(f.entity, value)
+            return None
+
+        return rewrite(text, findings, replace)
+
+    # output ------------------------------------------------------------------------------------
+
+    def _output(self, state: _State, text: str, *, json_string: bool = False) -> str:
+        """A complete piece of answer, scanned and restored; raises Denied when the policy blocks it."""
+        stream = HoldBack(
+            self._scanners.output(state.policy).scan,
+            state.policy.output_action,
+            state.pseudonyms if state.pseudonyms.by_placeholder else None,
+            0,
+            json_string=json_string,
+        )
+        out = stream.feed(text, final=True)
+        self._count_output(state, stream)
+        if stream.blocked is not None:
+            raise self._blocked(stream.blocked)
+        return out
+
+    def _count_output(self, state: _State, stream: HoldBack) -> None:
+        for f in stream.findings:
+            action = state.policy.output_action(f.entity)
+            if action is not None:
+                state.verdict.output[(f.entity, action)] += 1
+        stream.findings.clear()
+
+    @staticmethod
+    def _blocked(f: Finding) -> Denied:
+        return Denied(
+            f"the answer contained {f.entity}, which the guardrail policy blocks; it was not delivered",
+            code="guardrail_blocked",
+            status=400,
+        )
+
+    def _active(self, ctx: HookContext) -> _State | None:
+        state = ctx.notes.get(NAME)
+        if not isinstance(state, _State):
+            return None
+        if not state.policy.scans_output and not state.pseudonyms.by_placeholder:
+            return None
+        return state
+
+    async def after(self, ctx: HookContext, response: ModelResponse) -> ModelResponse:
+        """Scan a complete answer and restore its pseudonyms."""
+        state = self._active(ctx)
+        if state is None or not isinstance(response, ChatResponse):
+            return response
+        choices = []
+        for choice in response.choices:
+            msg = choice.message
+            update: dict[str, object] = {}
+            if msg.content:
+                update["content"] = self._output(state, msg.content)
+            if msg.tool_calls:
+                update["tool_calls"] = [
+                    c.model_copy(
+                        update={
+                            "function": c.function.model_copy(
+                                update={"arguments": self._output(state, c.function.arguments, json_string=True)}
+                            )
+                        }
+                    )
+                    for c in msg.tool_calls
+                ]
+            choices.append(choice.model_copy(update={"message": msg.model_copy(update=update)}) if update else choice)
+        return response.model_copy(update={"choices": choices})
+
+    async def on_batch(self, ctx: HookContext, batch: list[ChatChunk]) -> list[ChatChunk]:
+        """Hold back, scan and restore a streamed answer; cut it at a blocked entity."""
+        state = self._active(ctx)
+        if state is None:
+            return batch
+        text = state.text
+        if text is None:
+            scanner = self._scanners.output(state.policy)
+            text = state.text = HoldBack(
+                scanner.scan,
+                state.policy.output_action,
+                state.pseudonyms if state.pseudonyms.by_placeholder else None,
+                self._hold,
+                could_match=prefilter(scanner, state.policy),
+            )
+        last = getattr(batch, "last", False)
+        if state.template is None and batch:
+            state.template = batch[0]
+        out: list[ChatChunk] = []
+        for chunk in batch:
+            out.extend(self._chunk(state, text, chunk))
+            if text.blocked is not None:
+                self._count_output(state, text)
+                raise CutStream(self._blocked(text.blocked), keep=out)
+        template = batch[-1] if batch else state.template
+        if last and template is not None and (text.pending or state.calls):  # ended without a finish reason
+            rest = text.feed("", final=True)
+            if text.blocked is not None:
+                self._count_output(state, text)
+                raise CutStream(self._blocked(text.blocked), keep=[*out, *self._text(template, rest)])
+            tail = [*self._text(template, rest), *self._calls(state)]
+            at = len(out)
+            while at > 0 and not out[at - 1].choices:  # before a trailing usage chunk
+                at -= 1
+            out[at:at] = tail
+        self._count_output(state, text)
+        return Batch.final(out) if last else out
+
+    def _chunk(self, state: _State, text: HoldBack, chunk: ChatChunk) -> list[ChatChunk]:
+        """One chunk through the hold-back: its text delayed, its tool calls held until the finish."""
+        if not chunk.choices:
+            return [chunk]
+        choice = chunk.choices[0]
+        delta = choice.delta
+        for call in delta.tool_calls or ():
+            if call.index not in state.calls:
+                state.calls[call.index] = _only(chunk, delta.model_copy(update={"content": None, "tool_calls": [call]}))
+            state.args.setdefault(call.index, []).append((call.function or {}).get("arguments", ""))
+        finishing = choice.finish_reason is not None
+        released = text.feed(delta.content or "", final=finishing)
+        out = self._text(chunk, released)
+        if text.blocked is not None:
+            return out
+        if finishing:
+            out.extend(self._calls(state))
+        if delta.role is not None or finishing or chunk.usage is not None or delta.model_extra:
+            # the chunk's other parts pass on now: role, finish reason, usage, reasoning (not scanned)
+            rest = delta.model_copy(update={"content": None, "tool_calls": None})
+            if delta.role is not None and not out:
+                rest = rest.model_copy(update={"content": ""})
+            out.append(chunk.model_copy(update={"choices": [choice.model_copy(update={"delta": rest})]}))
+        return out
+
+    @staticmethod
+    def _text(chunk: ChatChunk, text: str) -> list[ChatChunk]:
+        """A chunk like `chunk` carrying only `text` (none when there is no text)."""
+        if not text:
+            return []
+        return [_only(chunk, Delta(content=text))]
+
+    def _calls(self, state: _State) -> list[ChatChunk]:
+        """The held tool calls, each whole in one chunk, scanned and restored."""
+        out = []
+        for index in sorted(state.calls):
+            held = state.calls[index]
+            args = self._stream_output(state, "".join(state.args[index]))
+            choice = held.choices[0]
+            call = (choice.delta.tool_calls or [])[0]
+            fn = {**(call.function or {}), "arguments": args}
+            delta = choice.delta.model_copy(update={"tool_calls": [call.model_copy(update={"function": fn})]})
+            out.append(_only(held, delta))
+        state.calls.clear()
+        state.args.clear()
+        return out
+
+    def _stream_output(self, state: _State, text: str) -> str:
+        try:
+            return self._output(state, text, json_string=True)
+        except Denied as exc:
+            raise CutStream(exc) from None
+
+    # finish ------------------------------------------------------------------------------------
+
+    def finish(self, ctx: HookContext, outcome: Outcome) -> None:
+        """Audit and count the verdict (types, counts and actions only)."""
+        state = ctx.notes.get(NAME)
+        if not isinstance(state, _State):
+            return
+        v = state.verdict
+        if not v.input and not v.output and not v.untrusted:
+            return
+        if self._observer is not None:
+            for direction, counts in (("input", v.input), ("output", v.output)):
+                for (entity, action), n in counts.items():
+                    self._observer.verdict(NAME, direction, entity, action, n)
+            for entity, n in v.untrusted.items():
+                self._observer.verdict(NAME, "untrusted", entity, "flag", n)
+        if self._audit is None:
+            return
+        p = ctx.principal
+        blocked = any(a == "block" for (_, a) in (*v.input, *v.output))
+        self._audit(
+            AuditEvent(
+                "guardrail.verdict",
+                "deny" if blocked else "allow",
+                p.key_id,
+                p.name,
+                ctx.alias,
+                "",
+                {
+                    "request_id": ctx.request_id,
+                    "input": _flat(v.input),
+                    "output": _flat(v.output),
+                    "untrusted": describe(v.untrusted),
+                    "status": outcome.status,
+                },
+            )
+        )
+
+
+def _flat(counts: Counter[tuple[str, str]]) -> str:
+    """`CREDIT_CARD:restrict:1,EMAIL_ADDRESS:pseudonymise:2`."""
+    return ",".join(f"{e}:{a}:{n}" for (e, a), n in sorted(counts.items()))
+
+
+def _size(request: ModelRequest) -> int:
+    if isinstance(request, EmbeddingRequest):
+        return (
+            sum(len(x) for x in request.input if isinstance(x, str))
+            if not isinstance(request.input, str)
+            else len(request.input)
+        )
+    return sum(len(m.text()) for m in request.messages)
+
+
+def _only(chunk: ChatChunk, delta: Delta) -> ChatChunk:
+    """A copy of `chunk` with one choice carrying `delta`, no finish reason and no usage."""
+    choice = ChunkChoice(index=chunk.choices[0].index if chunk.choices else 0, delta=delta)
+    return chunk.model_copy(update={"choices": [choice], "usage": None})

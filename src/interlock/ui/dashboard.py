@@ -1,0 +1,99 @@
+"""The dashboard as a Starlette sub-app, mounted at /ui by `create_app`; the gateway's services are bound later.
+
+`Dashboard(settings)` is built with the app; `bind(admin, audit)` is called from the lifespan once the
+services exist (before that, pages answer 503). The sub-app has its own exception handlers, so errors
+under /ui render as HTML pages (or htmx fragments) rather than the API's error JSON.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from interlock.admin import AdminContext
+from interlock.audit.log import AuditLog
+from interlock.errors import GatewayError
+from interlock.ui import governance, guardrails, records, signin
+from interlock.ui.sessions import Sessions
+from interlock.ui.web import (
+    DashboardState,
+    NotBound,
+    SecurityHeaders,
+    Services,
+    SignInRequired,
+    error_page,
+    not_started,
+    render,
+    sign_in_required,
+    viewer,
+)
+
+STATIC = Path(__file__).parent / "static"
+
+
+async def agents_page(request: Request) -> Response:
+    """GET /ui/agents: the place for the agent registry, runs and approvals once the agents package lands."""
+    return render(request, "agents.html", await viewer(request))
+
+
+def _routes() -> list[BaseRoute]:
+    return [
+        Route("/", records.overview_page, methods=["GET"]),
+        Route("/signin", signin.signin_page, methods=["GET"]),
+        Route("/signin", signin.signin, methods=["POST"]),
+        Route("/signout", signin.signout, methods=["POST"]),
+        Route("/api/overview", records.overview_data, methods=["GET"]),
+        Route("/api/guardrails", guardrails.verdict_data, methods=["GET"]),
+        Route("/keys", governance.keys_page, methods=["GET"]),
+        Route("/keys", governance.create_key, methods=["POST"]),
+        Route("/keys/{key_id}/{action:str}", governance.key_action, methods=["POST"]),
+        Route("/orgs", governance.orgs_page, methods=["GET"]),
+        Route("/orgs", governance.create_org, methods=["POST"]),
+        Route("/teams", governance.create_team, methods=["POST"]),
+        Route("/budgets", governance.budgets_page, methods=["GET"]),
+        Route("/budgets", governance.set_budget, methods=["POST"]),
+        Route("/budgets/delete", governance.delete_budget, methods=["POST"]),
+        Route("/rate-limits", governance.set_rate_limit, methods=["POST"]),
+        Route("/rate-limits/delete", governance.delete_rate_limit, methods=["POST"]),
+        Route("/ledger", records.ledger_page, methods=["GET"]),
+        Route("/ledger/{request_id}", records.ledger_detail, methods=["GET"]),
+        Route("/audit", records.audit_page, methods=["GET"]),
+        Route("/audit/verify", records.audit_verify, methods=["GET"]),
+        Route("/guardrails", guardrails.guardrails_page, methods=["GET"]),
+        Route("/guardrails", guardrails.set_guardrail_policy, methods=["POST"]),
+        Route("/guardrails/delete", guardrails.delete_policy, methods=["POST"]),
+        # Agents (registry, runs, approvals, halt) join here as the agents package lands.
+        Route("/agents", agents_page, methods=["GET"]),
+        Mount("/static", StaticFiles(directory=STATIC), name="static"),
+    ]
+
+
+class Dashboard:
+    """The web dashboard: its sessions and routes; `bind` hands it the running services."""
+
+    def __init__(self, sessions: Sessions | None = None) -> None:
+        self.state = DashboardState(sessions or Sessions())
+        self.app = Starlette(
+            routes=_routes(),
+            middleware=[Middleware(SecurityHeaders)],
+            exception_handlers={
+                GatewayError: error_page,
+                SignInRequired: sign_in_required,
+                NotBound: not_started,
+            },
+        )
+        self.app.state.dashboard = self.state
+
+    def bind(self, admin: AdminContext, audit: AuditLog) -> None:
+        """Hand over the services, once the gateway has started them."""
+        self.state.bound = Services(admin, audit)
+
+    def routes(self) -> list[BaseRoute]:
+        """The routes to add to the gateway: one mount (Starlette redirects /ui to /ui/; no OpenAPI entries)."""
+        return [Mount("/ui", app=self.app)]

@@ -1,0 +1,3 @@
+"""The agents tests share the command line's environment fixture."""
+
+from tests.cli.conftest import env as env
