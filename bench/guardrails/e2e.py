@@ -229,7 +229,7 @@ def holdback_delay(samples: int) -> dict[str, dict[str, float]]:
     rules (secrets) and under output rules on PII too."""
     from faker import Faker
 
-    from interlock.guardrails.hook import prefilter
+    from interlock.guardrails.ports import prefilter
     from interlock.guardrails.service import GuardrailService
     from interlock.guardrails.transform import HoldBack
     from interlock.settings import GuardrailSettings

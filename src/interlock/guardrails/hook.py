@@ -26,13 +26,14 @@ import logging
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
 
 from interlock.audit.chain import AuditEvent
-from interlock.guardrails.findings import Detector, Finding
-from interlock.guardrails.policy import ACTION_RANK, Effective, PolicyBook
-from interlock.guardrails.scanner import Prefiltered, resolve_overlaps
+from interlock.guardrails.findings import Finding
+from interlock.guardrails.policy import Effective, PolicyBook
+from interlock.guardrails.ports import Observer, Scanners, prefilter
+from interlock.guardrails.scanner import resolve_overlaps
 from interlock.guardrails.transform import HoldBack, Pseudonyms, redacted, rewrite
+from interlock.guardrails.verdict import Verdict, describe, flat
 from interlock.plugins.hooks import CutStream, Denied, Hook, HookContext, ModelRequest, ModelResponse, Outcome
 from interlock.types import Batch, ChatChunk, ChatResponse, ChunkChoice, Delta, EmbeddingRequest, Message, TextPart
 
@@ -40,57 +41,6 @@ log = logging.getLogger(__name__)
 
 NAME = "guardrails"
 THREAD_CHARS = 8192  # requests with more text than this are scanned off the event loop
-
-
-class TextScanner(Protocol):
-    """What the hook needs of a scanner: sorted, non-overlapping findings, and the detectors behind them."""
-
-    @property
-    def detectors(self) -> tuple[Detector, ...]: ...
-
-    def scan(self, text: str) -> list[Finding]: ...
-
-
-def prefilter(scanner: TextScanner, policy: Effective) -> Callable[[str], bool] | None:
-    """A cheap check that a word could start an entity the output policy acts on (None: cannot tell)."""
-    relevant = [d for d in scanner.detectors if any(policy.output_action(e) is not None for e in d.entities)]
-    if not all(isinstance(d, Prefiltered) for d in relevant):
-        return None
-    checks = [d.could_match for d in relevant if isinstance(d, Prefiltered)]
-    return lambda text: any(check(text) for check in checks)
-
-
-class Scanners(Protocol):
-    """The scanners for one effective policy (its custom patterns join the configured detectors)."""
-
-    def content(self, policy: Effective) -> TextScanner: ...
-    def output(self, policy: Effective) -> TextScanner: ...
-    def untrusted(self) -> TextScanner | None: ...
-
-
-class Observer(Protocol):
-    """Where verdicts are counted (metrics)."""
-
-    def verdict(self, guardrail: str, direction: str, entity: str, action: str, count: int) -> None: ...
-
-
-@dataclass(slots=True)
-class Verdict:
-    """What one request's guardrails found and did, by direction: counts per (entity, action)."""
-
-    input: Counter[tuple[str, str]] = field(default_factory=Counter)
-    output: Counter[tuple[str, str]] = field(default_factory=Counter)
-    untrusted: Counter[str] = field(default_factory=Counter)
-
-    def strongest(self) -> str | None:
-        """The strongest input action taken."""
-        actions = [a for (_, a) in self.input]
-        return max(actions, key=ACTION_RANK.__getitem__) if actions else None
-
-
-def describe(counts: Counter[str]) -> str:
-    """`CREDIT_CARD (2), EMAIL_ADDRESS (1)`: types and counts, never values."""
-    return ", ".join(f"{entity} ({n})" for entity, n in sorted(counts.items()))
 
 
 @dataclass(slots=True)
@@ -416,18 +366,13 @@ class Guardrails(Hook[HookContext]):
                 "",
                 {
                     "request_id": ctx.request_id,
-                    "input": _flat(v.input),
-                    "output": _flat(v.output),
+                    "input": flat(v.input),
+                    "output": flat(v.output),
                     "untrusted": describe(v.untrusted),
                     "status": outcome.status,
                 },
             )
         )
-
-
-def _flat(counts: Counter[tuple[str, str]]) -> str:
-    """`CREDIT_CARD:restrict:1,EMAIL_ADDRESS:pseudonymise:2`."""
-    return ",".join(f"{e}:{a}:{n}" for (e, a), n in sorted(counts.items()))
 
 
 def _size(request: ModelRequest) -> int:

@@ -16,8 +16,9 @@ from interlock.audit.chain import AuditEvent
 from interlock.background import Periodic
 from interlock.guardrails.detectors.custom import CustomDetector
 from interlock.guardrails.findings import Detector
-from interlock.guardrails.hook import Guardrails, Observer, TextScanner
+from interlock.guardrails.hook import Guardrails
 from interlock.guardrails.policy import DEFAULT_RULES, SCOPE_ORDER, Effective, PolicyBook, PolicyRules, Scoped
+from interlock.guardrails.ports import Observer, TextScanner
 from interlock.guardrails.scanner import Scanner
 from interlock.plugins.registry import GUARDRAILS, PluginError, Registry
 from interlock.settings import ConfigError, GuardrailSettings, describe_errors
