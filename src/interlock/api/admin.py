@@ -7,6 +7,7 @@ A handler authenticates the caller (`caller`: a refused call is audited there), 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any
 
@@ -32,14 +33,21 @@ async def gateway_error(request: Request, exc: Exception) -> Response:
     return error_response(exc)
 
 
-async def caller(request: Request) -> tuple[AdminContext, Principal]:
-    """The admin services and the caller, once it may use this endpoint; a refusal (401, 403) is audited."""
+def admin_role(principal: Principal, request: Request) -> None:
+    """The admin key, or for a GET an admin_read key (403 otherwise)."""
+    require_admin(principal, write=request.method != "GET")
+
+
+async def caller(
+    request: Request, role: Callable[[Principal, Request], None] = admin_role
+) -> tuple[AdminContext, Principal]:
+    """The admin services and the caller, once `role` admits it here; a refusal (401, 403) is audited."""
     state: AppState = request.app.state.interlock
     principal = None
     try:
         principal = await state.keys.authenticate(bearer_token(request))
         # Checked before the body is read, so a caller without the right role never gets its input parsed.
-        require_admin(principal, write=request.method != "GET")
+        role(principal, request)
     except GatewayError as exc:
         state.audit.record(
             AuditEvent.denial(

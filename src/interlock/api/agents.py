@@ -20,11 +20,10 @@ from interlock.admin.agents import AgentCreate as AgentCreate  # api/openapi.py 
 from interlock.admin.agents import HaltSet as HaltSet
 from interlock.admin.agents import OwnerCreate as OwnerCreate
 from interlock.api.admin import body, caller, key_view
-from interlock.api.http import JSONResponse, bearer_token, validate
-from interlock.api.state import AppState
+from interlock.api.http import JSONResponse, validate
 from interlock.audit.log import AuditEvent
 from interlock.auth.keys import Principal
-from interlock.errors import Forbidden, GatewayError
+from interlock.errors import Forbidden
 from interlock.store.agent_queries import AgentRecord
 
 Status = Literal["active", "suspended", "removed"]
@@ -98,28 +97,15 @@ def _agent_status(status: Status) -> Any:
 suspend_agent, resume_agent, remove_agent = (_agent_status(s) for s in ("suspended", "active", "removed"))
 
 
+def _governance_role(principal: Principal, request: Request) -> None:
+    """Any key that may use the kill switch: the admin, a governance key, or an admin_read key for a GET."""
+    if not (principal.is_admin or principal.governance or (principal.admin_read and request.method == "GET")):
+        raise Forbidden("the kill switch needs a governance key or the admin key", code="governance_required")
+
+
 async def _governance_caller(request: Request) -> tuple[AdminContext, Principal]:
-    """The caller of a halt endpoint: any valid key here; the services check the role (refusals audited)."""
-    state: AppState = request.app.state.interlock
-    principal = None
-    try:
-        principal = await state.keys.authenticate(bearer_token(request))
-        if not (principal.is_admin or principal.governance or (principal.admin_read and request.method == "GET")):
-            raise Forbidden("the kill switch needs a governance key or the admin key", code="governance_required")
-    except GatewayError as exc:
-        state.audit.record(
-            AuditEvent.denial(
-                f"{request.method} {request.url.path}",
-                actor_id=principal.key_id if principal else None,
-                actor_name=principal.name if principal else "anonymous",
-                reason=exc.message,
-                status=exc.status,
-            )
-        )
-        raise
-    return AdminContext(
-        state.settings, state.store, state.keys, state.governance, state.audit, state.guardrails
-    ), principal
+    """The caller of a halt endpoint (the services check the role again; refusals are audited)."""
+    return await caller(request, _governance_role)
 
 
 async def halt(request: Request) -> Response:
