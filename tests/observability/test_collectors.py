@@ -37,7 +37,9 @@ def test_engine_load_and_decode_speed_between_scrapes() -> None:
     dep = Deployment("smollm2", "smollm2", engine, model, Price(Decimal(0), Decimal(0), "test"))
     now = [100.0]
     registry = CollectorRegistry()
-    registry.register(RoutesCollector({"smollm2": ModelRoute("smollm2", model, [dep], [])}, clock=lambda: now[0]))
+    registry.register(
+        RoutesCollector(lambda: {"smollm2": ModelRoute("smollm2", model, [dep], [])}, clock=lambda: now[0])
+    )
 
     assert _sample(registry, "interlock_engine_slots_busy") is None  # not loaded yet: no engine series
     stats = {"slots": 8, "slots_busy": 3, "queue_length": 2, "queue_size": 64, "completion_tokens": 1000}

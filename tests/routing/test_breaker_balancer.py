@@ -67,6 +67,17 @@ def test_balancer_puts_open_breakers_last() -> None:
     assert [d.name for d in order_deployments([a, b])] == ["b", "a"]
 
 
+def test_balancer_returns_a_lone_deployment_as_a_new_list_even_with_its_breaker_open() -> None:
+    only = _dep("only")
+    deployments = [only]
+    ordered = order_deployments(deployments, random.Random(0))
+    assert ordered == [only] and ordered is not deployments  # callers may extend it (fallbacks)
+    only.breaker.record_failure()
+    only.breaker.record_failure()
+    assert not only.breaker.available()
+    assert order_deployments(deployments) == [only]  # failover still reaches it (and gets its 503)
+
+
 def _failover(deps: list[Deployment], retries: int = 2) -> tuple[Failover, ModelRoute]:
     route = ModelRoute("a", ModelSettings(provider="fake"), deps, [])
     sleeps: list[float] = []

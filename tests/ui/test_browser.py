@@ -8,6 +8,8 @@ Screenshots, if you take any while debugging, go to tmp_path, never into the rep
 
 from __future__ import annotations
 
+import csv
+import io
 import threading
 import time
 from collections.abc import Iterator
@@ -34,13 +36,18 @@ def _chromium() -> None:
 
 
 ADMIN = {"authorization": f"Bearer {ADMIN_KEY}"}
+ROI_CONFIG = """
+[roi.task_types.triage]
+minutes = 30
+hourly_usd = 60
+"""
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The gateway on a free loopback port; yields its base URL."""
     tmp = tmp_path_factory.mktemp("ui")
-    (tmp / "interlock.toml").write_text(FAKE_CONFIG)
+    (tmp / "interlock.toml").write_text(FAKE_CONFIG + ROI_CONFIG)
     settings = load_settings(
         tmp / "interlock.toml", {"INTERLOCK_HOME": str(tmp / "home"), "INTERLOCK_ADMIN_KEY": ADMIN_KEY}
     )
@@ -83,12 +90,12 @@ class Tab:
         self.page.on("pageerror", lambda e: self.errors.append(str(e)))
         self.page.on("dialog", lambda d: d.accept())  # hx-confirm
 
-    def sign_in(self, key: str) -> None:
+    def sign_in(self, key: str, lands: str = "/ui/") -> None:
         self.page.goto("/ui/")
         assert self.page.url.endswith("/ui/signin")
         self.page.fill("#key", key)
         self.page.click("#signin")
-        self.page.wait_for_url("**/ui/")
+        self.page.wait_for_url(f"**{lands}")
 
     def close(self) -> None:
         self.context.close()
@@ -115,7 +122,7 @@ def test_sign_in_and_every_page_loads(tab: Tab) -> None:
     assert page.inner_text("#who") == "ui:admin"
     headings = {"/ui/keys": "Virtual keys", "/ui/orgs": "Organisations and teams", "/ui/budgets": "Budgets",
                 "/ui/ledger": "Ledger", "/ui/audit": "Audit log", "/ui/guardrails": "Guardrails",
-                "/ui/agents": "Agents", "/ui/": "Overview"}  # fmt: skip
+                "/ui/routing": "Routing", "/ui/roi": "ROI", "/ui/agents": "Agents", "/ui/": "Overview"}  # fmt: skip
     for path, heading in headings.items():
         page.click(f'header nav a[href="{path}"]')
         page.wait_for_url(f"**{path}")
@@ -259,3 +266,155 @@ def test_sign_out(tab: Tab) -> None:
     tab.context.add_cookies([session])  # the old session id, replayed
     page.goto("/ui/keys")
     assert page.url.endswith("/ui/signin")
+
+
+def _agent(server: str, name: str, policy: dict[str, Any] | None = None) -> tuple[str, str]:
+    """An owner and an agent through the admin API; returns the agent's id and key."""
+    r = httpx.post(f"{server}/admin/owners", json={"name": name, "email": f"{name}@example.com"}, headers=ADMIN)
+    assert r.status_code == 201, r.text
+    body = {"name": name, "owner_id": r.json()["id"], "description": "a test agent", "models": ["echo"],
+            "policy": policy or {}}  # fmt: skip
+    r = httpx.post(f"{server}/admin/agents", json=body, headers=ADMIN)
+    assert r.status_code == 201, r.text
+    return str(r.json()["id"]), str(r.json()["key"])
+
+
+def _agent_chat(server: str, key: str, text: str = "hi", run: str = "run-b") -> httpx.Response:
+    tools = [{"type": "function", "function": {"name": "delete_all", "parameters": {"type": "object"}}}]
+    body = {"model": "echo", "messages": [{"role": "user", "content": text}], "tools": tools}
+    headers = {"authorization": f"Bearer {key}", "x-interlock-run-id": run}
+    return httpx.post(f"{server}/v1/chat/completions", json=body, headers=headers)
+
+
+def test_halt_and_resume_from_the_agents_page_with_a_governance_key(tab: Tab, server: str) -> None:
+    agent_id, key = _agent(server, "halt-me")
+    assert _agent_chat(server, key).status_code == 200
+    _, governance = _api_key(server, "gov-browser", role="governance")
+    tab.sign_in(governance, lands="/ui/agents")
+    page = tab.page
+    assert page.is_visible("#governance-badge")
+    assert page.locator("header nav a").evaluate_all("links => links.map(a => a.getAttribute('href'))") == [
+        "/ui/agents"
+    ]
+    row = page.locator(f'#agents-table tr[data-agent-id="{agent_id}"]')
+    assert row.locator(".halted").get_attribute("data-halted") == "false"
+    row.locator("input[name=reason]").fill("spending spree")
+    row.locator("button[data-action=halt]").click()
+    page.wait_for_selector("#notice")
+    assert page.locator(f'#agents-table tr[data-agent-id="{agent_id}"] .halted').get_attribute("data-halted") == "true"
+    refused = _agent_chat(server, key)
+    assert refused.status_code == 403 and refused.json()["error"]["code"] == "agent_halted"
+    assert "spending spree" in refused.json()["error"]["message"]
+    page.locator(f'#halts-table tr[data-halt="agent:{agent_id}"] button[data-action=resume]').click()
+    page.wait_for_selector("#notice:has-text('lifted')")
+    assert _agent_chat(server, key).status_code == 200
+    run = page.locator('#runs-table tr[data-run-id="run-b"]', has=page.locator("td")).first
+    assert int(run.locator("[data-field=steps]").inner_text()) >= 1
+    assert tab.errors == []
+
+
+def test_a_governance_key_cannot_create_keys(tab: Tab, server: str) -> None:
+    _, governance = _api_key(server, "gov-no-keys", role="governance")
+    tab.sign_in(governance, lands="/ui/agents")
+    page = tab.page
+    csrf = page.locator("input[name=csrf_token]").first.get_attribute("value")
+    response = page.goto("/ui/keys")
+    assert response is not None and response.status == 403
+    assert "governance key" in page.inner_text("#error")
+    status = page.evaluate(
+        """async (csrf) => (await fetch("/ui/keys", {method: "POST", credentials: "same-origin",
+                body: new URLSearchParams({name: "gov-made", csrf_token: csrf})})).status""",
+        csrf,
+    )
+    assert status == 403
+    keys = httpx.get(f"{server}/admin/keys", headers=ADMIN).json()["data"]
+    assert not any(k["name"] == "gov-made" for k in keys)
+
+
+def test_approve_a_held_call_from_the_queue(tab: Tab, server: str) -> None:
+    _, key = _agent(server, "needs-approval", {"allow": ["delete_*"], "approve": ["delete_*"]})
+    ask = 'clean [[call:delete_all {"path": "/srv"}]]'
+    held = _agent_chat(server, key, ask).json()["choices"][0]
+    assert "awaits approval apr_" in held["message"]["content"] and not held["message"].get("tool_calls")
+    approval_id = held["message"]["content"].split("awaits approval ")[1].split(" ")[0]
+    tab.sign_in(ADMIN_KEY)
+    page = tab.page
+    page.goto("/ui/agents")
+    row = page.locator(f'#approvals-table tr[data-approval-id="{approval_id}"]')
+    assert "/srv" in row.inner_text()
+    row.locator("input[name=note]").fill("ok by me")
+    row.locator("button[data-action=approve]").click()
+    page.wait_for_selector("#notice")
+    assert "approved" in page.inner_text("#notice")
+    assert page.locator(f'#approvals-table tr[data-approval-id="{approval_id}"]').count() == 0
+    passed = _agent_chat(server, key, ask).json()["choices"][0]
+    assert passed["finish_reason"] == "tool_calls"
+    assert passed["message"]["tool_calls"][0]["function"]["name"] == "delete_all"
+    decided = httpx.get(f"{server}/admin/approvals/{approval_id}", headers=ADMIN).json()
+    assert decided["status"] == "consumed" and decided["decided_by"].startswith("ui:admin")
+    assert tab.errors == []
+
+
+def test_the_routing_chart_draws_the_routing_data(tab: Tab, server: str) -> None:
+    for model in ("echo", "echo-remote", "echo-remote"):
+        body = {"model": model, "messages": [{"role": "user", "content": "route me"}]}
+        assert httpx.post(f"{server}/v1/chat/completions", json=body, headers=ADMIN).status_code == 200
+    tab.sign_in(ADMIN_KEY)
+    page = tab.page
+    page.goto("/ui/routing")
+    page.wait_for_selector("body[data-charts-ready=routing]")
+    drawn = page.evaluate(
+        """() => { const c = Chart.getChart("chart-served");
+                   const sets = Object.fromEntries(c.data.datasets.map(d => [d.label, d.data]));
+                   return {labels: c.data.labels, sets}; }"""
+    )
+    data = page.request.get("/ui/api/routing?days=30").json()
+    assert drawn == {"labels": data["labels"], "sets": data["served"]}
+    assert sum(data["served"]["echo-remote"]) >= 2
+    table = page.locator("#routes-table tbody tr").evaluate_all("rows => rows.map(r => r.innerText)")
+    assert any(t.startswith("echo-remote\techo-remote") for t in table), table
+    assert tab.errors == []
+
+
+def test_the_roi_page_shows_outcomes_and_labour_value(tab: Tab, server: str) -> None:
+    _, token = _api_key(server, "roi-caller")
+    body = {"model": "echo", "messages": [{"role": "user", "content": "triage this"}]}
+    headers = {"authorization": f"Bearer {token}", "x-interlock-run-id": "roi-run"}
+    assert httpx.post(f"{server}/v1/chat/completions", json=body, headers=headers).status_code == 200
+    outcome = {"run_id": "roi-run", "task_type": "triage", "status": "completed"}
+    r = httpx.post(f"{server}/v1/outcomes", json=outcome, headers={"authorization": f"Bearer {token}"})
+    assert r.status_code in (200, 201), r.text
+    tab.sign_in(ADMIN_KEY)
+    page = tab.page
+    page.goto("/ui/roi")
+    row = page.locator('#roi-table tr[data-group="triage"]')
+    assert int(row.locator("[data-field=completed]").inner_text()) >= 1
+    report = httpx.get(f"{server}/admin/roi", headers=ADMIN).json()
+    triage = next(x for x in report["data"] if x["group"] == "triage")
+    assert row.locator("[data-field=value]").inner_text() == f"${triage['labour_value_micros'] / 1e6:,.2f}"
+    assert float(row.locator("[data-field=hours]").inner_text()) == triage["labour_hours"] >= 0.5
+
+
+def test_the_ledger_download_gives_the_filtered_rows_as_csv(tab: Tab, server: str, tmp_path: Path) -> None:
+    key_id, token = _api_key(server, "csv-caller")
+    for model in ("echo", "echo-remote", "echo"):
+        body = {"model": model, "messages": [{"role": "user", "content": "export me"}]}
+        headers = {"authorization": f"Bearer {token}"}
+        assert httpx.post(f"{server}/v1/chat/completions", json=body, headers=headers).status_code == 200
+    tab.sign_in(ADMIN_KEY)
+    page = tab.page
+    page.goto("/ui/ledger")
+    page.fill("#ledger-filters input[name=key]", key_id)
+    page.select_option("#ledger-filters select[name=model]", "echo")
+    page.click("#ledger-filters button[type=submit]")
+    page.wait_for_url("**/ui/ledger?*")
+    assert page.get_attribute("#ledger-count", "data-total") == "2"
+    shown = page.locator("#ledger-table tbody tr").evaluate_all("rows => rows.map(r => r.dataset.requestId)")
+    with page.expect_download() as info:
+        page.click("#download-csv")
+    path = tmp_path / "ledger.csv"
+    info.value.save_as(path)
+    rows = list(csv.DictReader(io.StringIO(path.read_text())))
+    assert [r["request_id"] for r in rows] == shown
+    assert {(r["key_id"], r["alias"]) for r in rows} == {(key_id, "echo")}
+    assert tab.errors == []

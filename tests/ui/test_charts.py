@@ -68,3 +68,26 @@ def test_guardrail_verdicts_count_findings_per_day_and_action() -> None:
     assert data["labels"] == ["2026-01-01", "2026-01-02"]
     assert data["actions"] == {"block": [1, 0], "pseudonymise": [2, 3], "redact": [2, 0]}
     assert data["blocked_requests"] == [1, 0]
+
+
+def test_routing_counts_the_serving_alias_and_each_routers_strong_share() -> None:
+    from interlock.store.ledger_queries import RouteCount
+    from interlock.ui.charts import routing
+
+    counts = [
+        RouteCount("2026-01-01", "auto", "cheap", 6, 0),
+        RouteCount("2026-01-01", "auto", "strong#0", 2, 0),
+        RouteCount("2026-01-01", "auto", "strong#1", 2, 1),  # a second deployment of the strong alias
+        RouteCount("2026-01-02", "auto", "cheap", 1, 0),
+        RouteCount("2026-01-02", "echo", "echo-remote", 3, 0),  # a fallback
+        RouteCount("2026-01-02", "echo", "echo", 5, 0),
+    ]
+    data = routing(counts, {"auto": ("cheap", "strong")})
+    assert data["labels"] == ["2026-01-01", "2026-01-02"]
+    assert data["served"] == {"cheap": [6, 1], "echo": [0, 5], "echo-remote": [0, 3], "strong": [4, 0]}
+    auto = data["routers"]["auto"]
+    assert auto["by_target"] == {"cheap": [6, 1], "strong": [4, 0]}
+    assert auto["strong_share"] == [0.4, 0.0] and auto["share"] == round(4 / 11, 4) and auto["requests"] == 11
+    assert {"asked": "echo", "served": "echo-remote", "requests": 3} in data["routes"]
+    empty = routing([], {"auto": ("cheap", "strong")})["routers"]["auto"]
+    assert empty["share"] is None and empty["strong_share"] == []

@@ -159,7 +159,7 @@ def test_the_ledger_explorer_filters_and_shows_one_request(
     sign_in(ADMIN_KEY)
     assert "3 matching requests" in app_client.get("/ui/ledger").text
     page = app_client.get("/ui/ledger?model=echo-remote&status=ok").text
-    assert "1 matching request " in page
+    assert "1 matching request." in page
     assert "0 matching requests" in app_client.get("/ui/ledger?status=error").text
     assert "0 matching requests" in app_client.get("/ui/ledger?since=2999-01-01").text
     request_id = page.split('data-request-id="')[1].split('"')[0]

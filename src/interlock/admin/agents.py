@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import secrets
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Literal
 
 from pydantic import BaseModel, Field
 
 from interlock.admin.context import AdminContext, audit_action
 from interlock.agents.policy import ToolPolicy
+from interlock.agents.runs import RunCaps
 from interlock.auth.keys import Principal, require_admin, require_governance
 from interlock.errors import BadRequest, Forbidden, NotFound
 from interlock.store.agent_queries import AgentRecord, HaltRecord, HaltScope, OwnerRecord
@@ -38,6 +39,7 @@ class AgentCreate(BaseModel):
     description: str = Field(min_length=1, max_length=2000)
     models: list[str] = Field(default_factory=list, description="allowed model aliases or tag:<tag>; empty: all")
     policy: ToolPolicy = Field(default_factory=ToolPolicy, description="allowed tools, constraints, sensitive tools")
+    caps: RunCaps = Field(default_factory=RunCaps, description="per-run caps (steps, spend, tokens, time) and loops")
     expires_in_days: float | None = Field(default=None, gt=0)
 
 
@@ -111,6 +113,21 @@ async def create_agent(ctx: AdminContext, actor: Principal, spec: AgentCreate) -
     """Register an agent under an active owner, with its key (shown once)."""
     require_admin(actor)
     await ctx.keys.refresh()
+    agent, owner = new_agent(ctx, spec)
+    await ctx.store.insert_agent(agent)
+    key, token = await ctx.keys.create(
+        f"agent:{agent.name}", owner.email, agent.models, agent.expires_at, agent_id=agent.id
+    )  # the agent's models are enforced at authentication too
+    await ctx.keys.refresh()
+    await audit_action(
+        ctx, actor, "agent.create", agent.id, name=agent.name, owner_id=owner.id, key_id=key.id,
+        models=",".join(agent.models), tools=",".join(spec.policy.allow),
+    )  # fmt: skip
+    return CreatedAgent(agent, key, token)
+
+
+def new_agent(ctx: AdminContext, spec: AgentCreate) -> tuple[AgentRecord, OwnerRecord]:
+    """The record of a new agent (validated: an active owner, a free name, known models), and its owner."""
     owner = _owner(ctx, spec.owner_id)
     if owner.status != "active":
         raise BadRequest(f"owner '{owner.id}' is {owner.status}; agents need an active owner", param="owner_id")
@@ -131,17 +148,9 @@ async def create_agent(ctx: AdminContext, actor: Principal, spec: AgentCreate) -
         "active",
         now,
         expires,
+        spec.caps.model_dump_json(),
     )
-    await ctx.store.insert_agent(agent)
-    key, token = await ctx.keys.create(
-        f"agent:{agent.name}", owner.email, agent.models, expires, agent_id=agent.id
-    )  # the agent's models are enforced at authentication too
-    await ctx.keys.refresh()
-    await audit_action(
-        ctx, actor, "agent.create", agent.id, name=agent.name, owner_id=owner.id, key_id=key.id,
-        models=",".join(agent.models), tools=",".join(spec.policy.allow),
-    )  # fmt: skip
-    return CreatedAgent(agent, key, token)
+    return agent, owner
 
 
 async def list_agents(ctx: AdminContext, actor: Principal) -> list[AgentRecord]:
@@ -177,6 +186,19 @@ async def set_agent_status(
     return _agent(ctx, agent_id)
 
 
+async def set_caps(ctx: AdminContext, actor: Principal, agent_id: str, caps: RunCaps) -> AgentRecord:
+    """Replace an agent's per-run caps and loop thresholds (in force from its next step)."""
+    require_admin(actor)
+    await ctx.keys.refresh()
+    agent = _agent(ctx, agent_id)
+    if agent.status == "removed":
+        raise BadRequest(f"agent '{agent_id}' was removed", code="agent_removed")
+    await ctx.store.set_agent_caps(agent_id, caps.model_dump_json())
+    await ctx.keys.refresh()
+    await audit_action(ctx, actor, "agent.set_caps", agent_id, caps=caps.model_dump_json(exclude_defaults=True))
+    return _agent(ctx, agent_id)
+
+
 def _check_scope(ctx: AdminContext, spec: HaltSet) -> str:
     if spec.scope == "all":
         return ""
@@ -195,6 +217,8 @@ async def halt(ctx: AdminContext, actor: Principal, spec: HaltSet) -> HaltRecord
     await ctx.store.upsert_halt(record)
     await ctx.keys.refresh()
     await audit_action(ctx, actor, "agent.halt", f"{spec.scope}:{record.scope_id}", reason=spec.reason)
+    if ctx.announce is not None:  # the oversight webhook: a person learns of it without polling
+        ctx.announce("agent.halted", asdict(record))
     return record
 
 

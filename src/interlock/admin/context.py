@@ -9,8 +9,9 @@ unknown ids and conflicts raise `GatewayError` subclasses, whoever the caller is
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from interlock.audit.chain import MetaValue
 from interlock.audit.log import AuditEntry, AuditEvent
@@ -39,6 +40,7 @@ class AdminContext:
     governance: Governance
     audit: AuditSink
     guardrails: GuardrailService | None = None  # refreshed after a guardrail policy changes
+    announce: Callable[[str, Mapping[str, Any]], object] | None = None  # the oversight webhook's `send` (halts)
 
     def knows_model(self, alias: str) -> bool:
         """Whether `alias` is a configured model alias."""

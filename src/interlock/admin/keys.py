@@ -30,6 +30,9 @@ class KeyCreate(BaseModel):
     role: Literal["", "admin_read", "governance"] = Field(
         default="", description="'admin_read': may read the admin API; 'governance': may halt and resume agents"
     )
+    owner_id: str | None = Field(
+        default=None, description="a person's own key (own_...): it approves their agents' calls and mints their tokens"
+    )
 
 
 class KeySuspend(BaseModel):
@@ -64,6 +67,11 @@ async def create_key(ctx: AdminContext, actor: Principal, spec: KeyCreate) -> Cr
     unknown = [m for m in spec.models if not m.startswith("tag:") and not ctx.knows_model(m)]
     if unknown:
         raise BadRequest(f"unknown model(s) in 'models': {', '.join(unknown)}", param="models")
+    if spec.owner_id is not None:
+        await ctx.keys.refresh()
+        owner = ctx.keys.agents.owners.get(spec.owner_id)
+        if owner is None or owner.status != "active":
+            raise BadRequest(f"no active owner with id '{spec.owner_id}'", param="owner_id")
     expires = spec.expires_at
     if spec.expires_in_days is not None:
         expires = time.time() + spec.expires_in_days * 86400
@@ -76,6 +84,7 @@ async def create_key(ctx: AdminContext, actor: Principal, spec: KeyCreate) -> Cr
         cache_ttl_s=spec.cache_ttl_s,
         team_id=spec.team_id,
         role=spec.role,
+        owner_id=spec.owner_id,
     )
     await audit_action(
         ctx,
@@ -86,6 +95,7 @@ async def create_key(ctx: AdminContext, actor: Principal, spec: KeyCreate) -> Cr
         models=",".join(record.models),
         team_id=record.team_id or "",
         restricted=bool(record.residency),
+        owner_id=record.owner_id or "",
     )
     return CreatedKey(record, token)
 

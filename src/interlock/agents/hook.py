@@ -9,23 +9,30 @@ refused. A refused call is removed from the answer, which stays a normal 200: it
 was refused and why, and with no call left its finish reason is `stop`, so an unmodified agent loop carries
 on safely. Chat, Responses and Anthropic messages all reach this hook as chat answers, so it covers them all.
 
+A call the policy holds for a human's approval (`approval`, `approve`, `on_untrusted = "approve"`) is
+settled by `agents.approvals`: approved once for exactly these arguments, it goes through (and the approval
+is used up); otherwise it is removed like a refused call, and the note names the approval request and says
+it awaits approval, so the agent can carry on and make the same call again once a person has approved it.
+
 Each judged call is audited (`agent.tool_call`): the agent, its owner, the tool, the verdict and the reason
-code, and a SHA-256 of the arguments — never the values.
+code, the approval request if any, and a SHA-256 of the arguments — never the values.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
+import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
-from interlock.agents.policy import ToolPolicy, violation
+from interlock.agents.approvals import Approvals
+from interlock.agents.policy import ToolPolicy, arguments_sha256, violation
 from interlock.agents.provenance import Corpus, leaves, untrusted_only
 from interlock.audit.chain import AuditEvent
 from interlock.plugins.hooks import Hook, HookContext, ModelRequest, ModelResponse, Outcome
 from interlock.types import Batch, ChatChunk, ChatRequest, ChatResponse, ChunkChoice, Delta, ToolCallDelta
 
+log = logging.getLogger(__name__)
 NAME = "agents"
 TRUSTED_ROLES = frozenset({"system", "developer", "user"})
 
@@ -36,9 +43,12 @@ class ToolVerdict:
 
     tool: str
     allowed: bool
-    code: str  # "allowed", "tool_not_allowed", "argument_constraint", "untrusted_provenance", "invalid_arguments"
+    code: str  # "allowed", "tool_not_allowed", "argument_constraint", "untrusted_provenance", "invalid_arguments",
+    # "approval_required"; after `resolve`: "approved", "approval_pending", "approval_denied"
     reason: str
     args_sha256: str
+    held: bool = False  # not allowed yet: a human's approval may let it through (`resolve`)
+    approval_id: str = ""
 
 
 @dataclass(slots=True)
@@ -76,8 +86,11 @@ def corpora(request: ChatRequest, placeholders: dict[str, str] | None = None) ->
 
 
 def judge(policy: ToolPolicy, tool: str, arguments: str, trusted: Corpus, untrusted: Corpus) -> ToolVerdict:
-    """The verdict on one call (deny wins: scope, then constraints, then provenance)."""
-    digest = hashlib.sha256(arguments.encode()).hexdigest()
+    """The verdict on one call (deny wins: scope, then constraints, then provenance, then approval).
+
+    A call held for approval comes back not allowed with `held` set; `resolve` settles it against the approvals.
+    """
+    digest = arguments_sha256(arguments)  # the hash approvals are bound to, and what the audit records
 
     def deny(code: str, reason: str) -> ToolVerdict:
         return ToolVerdict(tool, False, code, reason, digest)
@@ -85,8 +98,9 @@ def judge(policy: ToolPolicy, tool: str, arguments: str, trusted: Corpus, untrus
     if not policy.permits(tool):
         return deny("tool_not_allowed", "this agent may not call this tool")
     rules = policy.rules(tool)
+    approval = ToolVerdict(tool, False, "approval_required", "this tool needs a person's approval", digest, held=True)
     if not rules:
-        return ToolVerdict(tool, True, "allowed", "", digest)
+        return approval if policy.needs_approval(tool) else ToolVerdict(tool, True, "allowed", "", digest)
     try:
         args: object = json.loads(arguments or "{}")
     except ValueError:
@@ -96,18 +110,60 @@ def judge(policy: ToolPolicy, tool: str, arguments: str, trusted: Corpus, untrus
             why = violation(constraint, args)
             if why is not None:
                 return deny("argument_constraint", why)
-    for rule in rules:
-        if rule.sensitive and untrusted_only(leaves(args, rule.provenance_args), trusted, untrusted):
-            return deny(
-                "untrusted_provenance",
-                "an argument value comes only from untrusted content (a tool result), not from the user or system",
-            )
-    return ToolVerdict(tool, True, "allowed", "", digest)
+    why = "an argument value comes only from untrusted content (a tool result), not from the user or system"
+    tainted = [r for r in rules if r.sensitive and untrusted_only(leaves(args, r.provenance_args), trusted, untrusted)]
+    if any(r.on_untrusted == "refuse" for r in tainted):
+        return deny("untrusted_provenance", why)
+    if tainted:
+        return ToolVerdict(tool, False, "untrusted_provenance", why, digest, held=True)
+    return approval if policy.needs_approval(tool) else ToolVerdict(tool, True, "allowed", "", digest)
+
+
+async def resolve(
+    approvals: Approvals | None,
+    verdict: ToolVerdict,
+    arguments: str,
+    *,
+    agent_id: str,
+    owner_id: str,
+    run_id: str = "",
+    request_id: str = "",
+    actor: tuple[str | None, str] = (None, ""),
+) -> ToolVerdict:
+    """Settle a held verdict: approved (used up now) passes; pending or denied stays out. Others as they are.
+
+    Fails closed: without approvals, or when the store cannot be read, a held call is refused.
+    """
+    if not verdict.held:
+        return verdict
+    if approvals is None:
+        return replace(verdict, held=False, reason=verdict.reason + "; approvals are not available here")
+    try:
+        held = await approvals.check(
+            agent_id=agent_id, owner_id=owner_id, run_id=run_id, tool=verdict.tool, arguments=arguments,
+            reason=verdict.code, request_id=request_id, actor=actor,
+        )  # fmt: skip
+    except Exception:  # the store is down: the call stays out, the request goes on
+        log.exception("approval lookup failed; the held call is refused")
+        return replace(verdict, held=False, reason=verdict.reason + "; approvals are unavailable right now")
+    if held.state == "approved":
+        return replace(verdict, allowed=True, held=False, code="approved", approval_id=held.approval_id,
+                       reason=f"approved by {held.decided_by}")  # fmt: skip
+    if held.state == "denied":
+        return replace(verdict, held=False, code="approval_denied", approval_id=held.approval_id,
+                       reason=f"approval {held.approval_id} was denied")  # fmt: skip
+    return replace(verdict, code="approval_pending", approval_id=held.approval_id)
 
 
 def refusal_note(refused: list[tuple[str, ToolVerdict]]) -> str:
     """The text that tells the agent (and its user) which calls were refused, and why."""
-    lines = [f"[interlock] tool call '{v.tool}' ({call_id}) was refused: {v.reason}." for call_id, v in refused]
+    lines = [
+        f"[interlock] tool call '{v.tool}' ({call_id}) is held: it awaits approval {v.approval_id} ({v.reason}). "
+        "Once a person approves it, make the same call again with the same arguments; it will go through once."
+        if v.code == "approval_pending"
+        else f"[interlock] tool call '{v.tool}' ({call_id}) was refused: {v.reason}."
+        for call_id, v in refused
+    ]
     return "\n".join(lines)
 
 
@@ -118,10 +174,14 @@ class ToolPolicyHook(Hook[HookContext]):
     phase = "policy"
 
     def __init__(
-        self, policy_of: Callable[[str], ToolPolicy | None], audit: Callable[[AuditEvent], None] | None = None
+        self,
+        policy_of: Callable[[str], ToolPolicy | None],
+        audit: Callable[[AuditEvent], None] | None = None,
+        approvals: Approvals | None = None,
     ) -> None:
         self._policy_of = policy_of
         self._audit = audit
+        self._approvals = approvals
 
     async def before(self, ctx: HookContext, request: ModelRequest) -> ModelRequest:
         """Note the agent's policy and the request's trusted and untrusted text."""
@@ -137,8 +197,14 @@ class ToolPolicyHook(Hook[HookContext]):
         ctx.notes[NAME] = _State(p.agent_id, p.owner_id or "", policy, trusted, untrusted)
         return request
 
-    def _judge(self, state: _State, tool: str, arguments: str) -> ToolVerdict:
+    async def _judge(self, ctx: HookContext, state: _State, tool: str, arguments: str) -> ToolVerdict:
         verdict = judge(state.policy, tool, arguments, state.trusted, state.untrusted)
+        if verdict.held:
+            p = ctx.principal
+            verdict = await resolve(
+                self._approvals, verdict, arguments, agent_id=state.agent_id, owner_id=state.owner_id,
+                run_id=str(getattr(ctx, "run_id", "") or ""), request_id=ctx.request_id, actor=(p.key_id, p.name),
+            )  # fmt: skip
         state.verdicts.append(verdict)
         return verdict
 
@@ -155,7 +221,7 @@ class ToolPolicyHook(Hook[HookContext]):
                 continue
             kept, refused = [], []
             for call in msg.tool_calls:
-                verdict = self._judge(state, call.function.name, call.function.arguments)
+                verdict = await self._judge(ctx, state, call.function.name, call.function.arguments)
                 (kept.append(call) if verdict.allowed else refused.append((call.id, verdict)))
             if not refused:
                 choices.append(choice)
@@ -175,16 +241,16 @@ class ToolPolicyHook(Hook[HookContext]):
             return batch
         out: list[ChatChunk] = []
         for chunk in batch:
-            out.extend(self._chunk(state, chunk))
+            out.extend(await self._chunk(ctx, state, chunk))
         last = getattr(batch, "last", False)
         if last and state.calls and batch:  # the stream ended without a finish reason
             at = len(out)
             while at > 0 and not out[at - 1].choices:  # before a trailing usage chunk
                 at -= 1
-            out[at:at] = self._release(state, batch[-1])[0]
+            out[at:at] = (await self._release(ctx, state, batch[-1]))[0]
         return Batch.final(out) if last else out
 
-    def _chunk(self, state: _State, chunk: ChatChunk) -> list[ChatChunk]:
+    async def _chunk(self, ctx: HookContext, state: _State, chunk: ChatChunk) -> list[ChatChunk]:
         if not chunk.choices:
             return [chunk]
         choice = chunk.choices[0]
@@ -206,14 +272,14 @@ class ToolPolicyHook(Hook[HookContext]):
         if choice.finish_reason is None:
             return out
         had_calls = bool(state.calls)
-        released, any_kept = self._release(state, chunk)
+        released, any_kept = await self._release(ctx, state, chunk)
         out.extend(released)
         finish = "stop" if had_calls and not any_kept and choice.finish_reason == "tool_calls" else choice.finish_reason
         end = choice.model_copy(update={"delta": Delta(), "finish_reason": finish})
         out.append(chunk.model_copy(update={"choices": [end]}))
         return out
 
-    def _release(self, state: _State, like: ChatChunk) -> tuple[list[ChatChunk], bool]:
+    async def _release(self, ctx: HookContext, state: _State, like: ChatChunk) -> tuple[list[ChatChunk], bool]:
         """The held calls, judged: the allowed ones whole (renumbered from 0), then a note on the refused."""
         out: list[ChatChunk] = []
         refused: list[tuple[str, ToolVerdict]] = []
@@ -221,7 +287,7 @@ class ToolPolicyHook(Hook[HookContext]):
             call = state.calls[index]
             arguments = "".join(state.args.get(index, []))
             name = (call.function or {}).get("name", "")
-            verdict = self._judge(state, name, arguments)
+            verdict = await self._judge(ctx, state, name, arguments)
             if not verdict.allowed:
                 refused.append((call.id or f"#{index}", verdict))
                 continue
@@ -257,6 +323,7 @@ class ToolPolicyHook(Hook[HookContext]):
                         "tool": v.tool[:200],
                         "verdict": v.code,
                         "args_sha256": v.args_sha256,
+                        **({"approval_id": v.approval_id} if v.approval_id else {}),
                     },
                 )
             )

@@ -5,12 +5,17 @@ Tool names match exactly or as shell-style globs (`mail_*`). `deny` wins over `a
 allows every tool not denied. A constraint names one argument by a dotted path into the call's JSON
 arguments (`recipient`, `payment.iban`); a call whose argument breaks a constraint is refused, and so is
 one that lacks a constrained argument it should carry. Provenance (`provenance` module) applies to tools
-marked `sensitive`.
+marked `sensitive`; what an untrusted-provenance verdict does is the rule's `on_untrusted`: "refuse" (the
+default) or "approve" (hold the call for a human's approval). A tool whose rule says `approval: true`, or whose
+name matches a pattern in the policy's `approve` list, is always held for approval (after scope, constraints
+and provenance have passed: deny wins). Approvals are bound to `canonical_arguments`' SHA-256.
 """
 
 from __future__ import annotations
 
 import fnmatch
+import hashlib
+import json
 from decimal import Decimal, InvalidOperation
 from typing import Annotated, Literal
 
@@ -60,6 +65,10 @@ class ToolRule(BaseModel):
         default=None, description="the arguments provenance checks (dotted paths); default: every value"
     )
     constraints: list[Constraint] = Field(default_factory=list)
+    approval: bool = Field(default=False, description="every call is held until a human approves it")
+    on_untrusted: Literal["refuse", "approve"] = Field(
+        default="refuse", description="a sensitive call driven by untrusted content: refuse it, or hold it for approval"
+    )
 
 
 class ToolPolicy(BaseModel):
@@ -70,6 +79,7 @@ class ToolPolicy(BaseModel):
     allow: list[str] = Field(default_factory=list, description="tool names or globs; empty: every tool")
     deny: list[str] = Field(default_factory=list)
     tools: dict[str, ToolRule] = Field(default_factory=dict, description="rules by tool name or glob")
+    approve: list[str] = Field(default_factory=list, description="tool names or globs held for a human's approval")
 
     def permits(self, tool: str) -> bool:
         """Whether the agent may call `tool` at all."""
@@ -80,6 +90,24 @@ class ToolPolicy(BaseModel):
     def rules(self, tool: str) -> list[ToolRule]:
         """Every rule whose pattern matches `tool` (all of them apply)."""
         return [r for p, r in self.tools.items() if fnmatch.fnmatchcase(tool, p)]
+
+    def needs_approval(self, tool: str) -> bool:
+        """Whether every call to `tool` waits for a human's approval."""
+        return any(fnmatch.fnmatchcase(tool, p) for p in self.approve) or any(r.approval for r in self.rules(tool))
+
+
+def canonical_arguments(arguments: str) -> str:
+    """The arguments as canonical JSON (sorted keys, no spaces): equal values give equal text; invalid JSON as is."""
+    try:
+        value = json.loads(arguments or "{}")
+    except ValueError:
+        return arguments
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def arguments_sha256(arguments: str) -> str:
+    """The SHA-256 an approval is bound to: of the canonical arguments."""
+    return hashlib.sha256(canonical_arguments(arguments).encode()).hexdigest()
 
 
 def _domain(value: str) -> str:

@@ -59,9 +59,15 @@ async def caller(
             )
         )
         raise
+    return admin_context(state), principal
+
+
+def admin_context(state: AppState) -> AdminContext:
+    """The admin services of this process, for a caller already authenticated."""
+    announce = state.oversight.send if state.oversight is not None else None
     return AdminContext(
-        state.settings, state.store, state.keys, state.governance, state.audit, state.guardrails
-    ), principal
+        state.settings, state.store, state.keys, state.governance, state.audit, state.guardrails, announce
+    )
 
 
 async def body(request: Request) -> dict[str, Any]:

@@ -19,6 +19,8 @@ from interlock.admin import agents as services
 from interlock.admin.agents import AgentCreate as AgentCreate  # api/openapi.py documents the bodies from here
 from interlock.admin.agents import HaltSet as HaltSet
 from interlock.admin.agents import OwnerCreate as OwnerCreate
+from interlock.agents.runs import RunCaps
+from interlock.api import approvals
 from interlock.api.admin import body, caller, key_view
 from interlock.api.http import JSONResponse, validate
 from interlock.audit.log import AuditEvent
@@ -30,10 +32,11 @@ Status = Literal["active", "suspended", "removed"]
 
 
 def agent_view(agent: AgentRecord) -> dict[str, Any]:
-    """An agent as shown to admins (its policy as JSON, not a string)."""
+    """An agent as shown to admins (its policy and caps as JSON, not strings)."""
     view = asdict(agent)
     view["models"] = list(agent.models)
     view["policy"] = orjson.loads(agent.policy)
+    view["caps"] = RunCaps.model_validate_json(agent.caps or "{}").model_dump()  # with the defaults in force
     return view
 
 
@@ -97,6 +100,13 @@ def _agent_status(status: Status) -> Any:
 suspend_agent, resume_agent, remove_agent = (_agent_status(s) for s in ("suspended", "active", "removed"))
 
 
+async def set_caps(request: Request) -> Response:
+    """PUT /admin/agents/{agent_id}/caps: replace the agent's per-run caps (`RunCaps`)."""
+    ctx, actor = await caller(request)
+    caps = validate(RunCaps, await body(request))
+    return JSONResponse(agent_view(await services.set_caps(ctx, actor, request.path_params["agent_id"], caps)))
+
+
 def _governance_role(principal: Principal, request: Request) -> None:
     """Any key that may use the kill switch: the admin, a governance key, or an admin_read key for a GET."""
     if not (principal.is_admin or principal.governance or (principal.admin_read and request.method == "GET")):
@@ -150,7 +160,9 @@ ROUTES = [
     Route("/admin/agents/{agent_id}/suspend", suspend_agent, methods=["POST"]),
     Route("/admin/agents/{agent_id}/resume", resume_agent, methods=["POST"]),
     Route("/admin/agents/{agent_id}/remove", remove_agent, methods=["POST"]),
+    Route("/admin/agents/{agent_id}/caps", set_caps, methods=["PUT"]),
     Route("/admin/halts", halt, methods=["POST"]),
     Route("/admin/halts", list_halts, methods=["GET"]),
     Route("/admin/halts/resume", resume, methods=["POST"]),
+    *approvals.ROUTES,
 ]

@@ -70,6 +70,11 @@ class EmbeddingWire(ChatWire):
         return request
 
 
+def _path(request: Request) -> str:
+    """The request's path (what `request.url.path` gives), without building a URL: about 9 us a request."""
+    return str(request.scope["path"])
+
+
 async def authenticate(state: AppState, request: Request, endpoint: str) -> RequestContext:
     """The request's context: who is calling, and whether the request is restricted to resident models."""
     principal = await state.keys.authenticate(bearer_token(request))
@@ -83,16 +88,17 @@ async def authenticate(state: AppState, request: Request, endpoint: str) -> Requ
     return RequestContext(
         principal=principal,
         endpoint=endpoint,
-        operation=f"{request.method} {request.url.path}",
+        operation=f"{request.method} {_path(request)}",
         restricted=principal.restricted or residency == "restricted",
         run_id=run_id,
+        user_agent=request.headers.get("user-agent", "")[:200],
     )
 
 
 def refuse(state: AppState, request: Request, exc: GatewayError, flavor: str = "openai") -> Response:
     """The error for a request that never got a context (no or a bad key): audited, not ledgered."""
     if is_policy_denial(exc, False):
-        state.audit.record(denial_event(f"{request.method} {request.url.path}", exc, None))
+        state.audit.record(denial_event(f"{request.method} {_path(request)}", exc, None))
     return error_response(exc, flavor=flavor)
 
 
@@ -131,6 +137,14 @@ def _model_entry(alias: str, state: AppState) -> dict[str, Any]:
         if route.router and route.model.router
         else None,
         "fallbacks": route.fallbacks,
+        # the version of each model file served (local models: its SHA-256, 16 hex digits), per deployment
+        "versions": {d.name: d.provider.model_version for d in route.deployments if d.provider.model_version},
+        "variants": [
+            {"name": v.name, "model": v.model, "weight": weights.get(v.name, 0.0), "shadow": v.shadow}
+            for v in route.variants.variants
+        ]
+        if route.variants and (weights := route.variants.weights()) is not None
+        else None,
     }
 
 

@@ -8,8 +8,8 @@ from dataclasses import asdict
 from starlette.requests import Request
 from starlette.responses import Response
 
-from interlock.admin import AdminContext, OutcomeReport, RoiQuery, report_outcome, roi_report
-from interlock.api.admin import body, caller, query
+from interlock.admin import OutcomeReport, RoiQuery, report_outcome, roi_report
+from interlock.api.admin import admin_context, body, caller, query
 from interlock.api.http import JSONResponse, bearer_token, validate
 from interlock.api.openai import refuse
 from interlock.api.state import AppState
@@ -23,7 +23,7 @@ async def outcomes(request: Request) -> Response:
         principal = await state.keys.authenticate(bearer_token(request))
     except GatewayError as exc:
         return refuse(state, request, exc)
-    ctx = AdminContext(state.settings, state.store, state.keys, state.governance, state.audit)
+    ctx = admin_context(state)
     record, created = await report_outcome(ctx, principal, validate(OutcomeReport, await body(request)))
     view = {
         "object": "outcome",

@@ -7,7 +7,9 @@ from dataclasses import dataclass
 from interlock.audit.log import AuditLog
 from interlock.auth.keys import Keys
 from interlock.gateway.gateway import Gateway
+from interlock.gateway.reload import Reloader
 from interlock.governance.admission import Governance
+from interlock.governance.webhook import Webhook
 from interlock.guardrails.service import GuardrailService
 from interlock.observability import Observability
 from interlock.providers.base import Provider
@@ -29,3 +31,5 @@ class AppState:
     audit: AuditLog
     guardrails: GuardrailService | None = None
     observability: Observability | None = None
+    oversight: Webhook | None = None  # announces approval requests and halts (`[oversight] webhook_url`)
+    reloader: Reloader | None = None  # POST /admin/reload and SIGHUP

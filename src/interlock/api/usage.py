@@ -7,9 +7,8 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from interlock.admin import AdminContext
 from interlock.admin.usage import BudgetUse, UsageQuery, key_usage
-from interlock.api.admin import query
+from interlock.api.admin import admin_context, query
 from interlock.api.http import JSONResponse, bearer_token, validate
 from interlock.api.openai import refuse
 from interlock.api.state import AppState
@@ -58,7 +57,7 @@ async def usage(request: Request) -> Response:
         principal = await state.keys.authenticate(bearer_token(request))
     except GatewayError as exc:
         return refuse(state, request, exc)
-    ctx = AdminContext(state.settings, state.store, state.keys, state.governance, state.audit)
+    ctx = admin_context(state)
     report = await key_usage(ctx, principal, validate(UsageQuery, query(request)))
     return JSONResponse(
         {

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Protocol
 
 from interlock.auth.agents import AgentDirectory
+from interlock.auth.tokens import TOKEN_PREFIX, TokenSigner
 from interlock.background import Periodic
 from interlock.errors import BadRequest, Forbidden, Unauthorized
 from interlock.store.agent_queries import AgentStore
@@ -38,6 +39,7 @@ class KeyStore(AgentStore, Protocol):
     async def revoke_key(self, key_id: str, at: float) -> bool: ...
     async def list_teams(self) -> list[TeamRecord]: ...
     async def suspend_key(self, key_id: str, at: float | None, reason: str = "") -> bool: ...
+    async def revoked_tokens(self, now: float) -> list[str]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,7 +56,7 @@ class Principal:
     team_id: str | None = None
     org_id: str | None = None
     agent_id: str | None = None  # an agent key: the agent, and the person who answers for it
-    owner_id: str | None = None
+    owner_id: str | None = None  # with agent_id None: a person's own key, acting as that owner (approvals, tokens)
     governance: bool = False  # may halt and resume agents (and nothing else on the admin API)
 
     def may_use(self, alias: str, tags: list[str]) -> bool:
@@ -62,6 +64,10 @@ class Principal:
         if self.is_admin or not self.models:
             return True
         return alias in self.models or any(f"tag:{t}" in self.models for t in tags)
+
+    def acts_as_owner(self, owner_id: str) -> bool:
+        """Whether this is `owner_id`'s own key (an agent's key names its owner too, but never acts as them)."""
+        return self.agent_id is None and self.owner_id is not None and self.owner_id == owner_id
 
 
 ADMIN = Principal(key_id=None, name="admin", is_admin=True)
@@ -109,10 +115,14 @@ def check_usable(key: KeyRecord, now: float) -> None:
 class Keys:
     """Creates keys and authenticates callers against a cache of the key table."""
 
-    def __init__(self, store: KeyStore, admin_token: str, refresh_interval: float = 2.0) -> None:
+    def __init__(
+        self, store: KeyStore, admin_token: str, refresh_interval: float = 2.0, tokens: TokenSigner | None = None
+    ) -> None:
         self._store = store
         self._admin_hash = hash_key(admin_token)
         self._by_hash: dict[str, KeyRecord] = {}
+        self._tokens = tokens  # None: agent tokens are not accepted
+        self._revoked_tokens: frozenset[str] = frozenset()
         self._team_org: dict[str, str] = {}
         self.agents = AgentDirectory()
         self._refresher = Periodic(
@@ -134,6 +144,7 @@ class Keys:
         """Reload every key (and which org each team belongs to) from the store."""
         self._team_org = {t.id: t.org_id for t in await self._store.list_teams()}
         self._by_hash = {k.hash: k for k in await self._store.list_keys()}
+        self._revoked_tokens = frozenset(await self._store.revoked_tokens(time.time()))
         await self.agents.load(self._store)
 
     async def authenticate(self, token: str | None) -> Principal:
@@ -143,6 +154,8 @@ class Keys:
                 "missing API key: send 'Authorization: Bearer <key>' (or 'x-api-key: <key>')",
                 code="missing_api_key",
             )
+        if token.startswith(TOKEN_PREFIX):
+            return await self._authenticate_token(token)
         digest = hash_key(token)
         if hmac.compare_digest(digest, self._admin_hash):
             return ADMIN
@@ -153,9 +166,37 @@ class Keys:
                 self._by_hash[digest] = key
         if key is None or not hmac.compare_digest(key.hash, digest):
             raise Unauthorized("invalid API key", code="invalid_api_key")
+        return await self._principal(key, time.time())
+
+    async def _authenticate_token(self, token: str) -> Principal:
+        """The principal of an agent token: its agent's key, while the token is unexpired and not revoked."""
+        if self._tokens is None:
+            raise Unauthorized("agent tokens are not accepted here", code="invalid_agent_token")
+        claims = self._tokens.verify(token)
         now = time.time()
+        if claims.expires_at <= now:
+            when = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(claims.expires_at))
+            raise Unauthorized(
+                f"agent token {claims.token_id} expired at {when}; mint a new one (interlock agents token AGENT)",
+                code="expired_agent_token",
+            )
+        if claims.token_id in self._revoked_tokens:
+            raise Unauthorized(f"agent token {claims.token_id} was revoked", code="revoked_agent_token")
+        key = next((k for k in self._by_hash.values() if k.id == claims.key_id), None)
+        if key is None:
+            await self.refresh()  # a key made by another process since the refresh
+            key = next((k for k in self._by_hash.values() if k.id == claims.key_id), None)
+        if key is None or key.agent_id != claims.agent_id:
+            raise Unauthorized(f"agent token {claims.token_id}: its agent key is gone", code="invalid_agent_token")
+        return await self._principal(key, now)
+
+    def revoked_token(self, token_id: str) -> None:
+        """Refuse a token in this process at once (the store has it; other processes at their next refresh)."""
+        self._revoked_tokens = self._revoked_tokens | {token_id}
+
+    async def _principal(self, key: KeyRecord, now: float) -> Principal:
         check_usable(key, now)
-        name, models, agent_id, owner_id = key.name, key.models, None, None
+        name, models, agent_id, owner_id = key.name, key.models, None, key.owner_id
         if key.agent_id is not None:
             if key.agent_id not in self.agents.agents:
                 await self.refresh()  # an agent registered by another process since the refresh
@@ -164,6 +205,15 @@ class Keys:
             # The name is what every audit entry records: it names the agent and its owner.
             name = f"agent:{who.agent.name} ({who.agent.id}; owner {who.owner.id})"
             models = _narrowed(key.models, who.agent.models)
+        elif owner_id is not None:  # a person's own key stops with them, like their agents
+            if owner_id not in self.agents.owners:
+                await self.refresh()
+            owner = self.agents.owners.get(owner_id)
+            if owner is None or owner.status != "active":
+                raise Forbidden(
+                    f"the owner of key {key.prefix}... is {'removed' if owner is None else owner.status}",
+                    code="owner_inactive",
+                )
         return Principal(
             key_id=key.id,
             name=name,
@@ -190,6 +240,7 @@ class Keys:
         team_id: str | None = None,
         role: str = "",
         agent_id: str | None = None,
+        owner_id: str | None = None,
     ) -> tuple[KeyRecord, str]:
         """Create a key; returns the record and the plaintext token (shown once, never stored)."""
         token = new_key_token()
@@ -207,6 +258,7 @@ class Keys:
             team_id=team_id,
             role=role,
             agent_id=agent_id,
+            owner_id=owner_id,
         )
         if team_id is not None and team_id not in self._team_org:
             await self.refresh()  # a team made by another process since the last refresh

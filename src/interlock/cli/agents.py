@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, replace
+from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -15,12 +16,15 @@ import typer
 from rich.console import Console
 
 from interlock.admin import agents as services
+from interlock.admin import tokens
 from interlock.admin.agents import AgentCreate, HaltSet, OwnerCreate
 from interlock.agents.policy import ToolPolicy
+from interlock.agents.runs import RunCaps
 from interlock.api.admin import key_view
 from interlock.api.agents import agent_view
-from interlock.cli.options import ConfigOption, spec
+from interlock.cli.options import ConfigOption, fail, spec
 from interlock.cli.services import call
+from interlock.errors import GatewayError
 
 agents = typer.Typer(help="Register, list, show, suspend and remove agents.", no_args_is_help=True)
 owners = typer.Typer(help="The people who answer for agents.", no_args_is_help=True)
@@ -74,6 +78,25 @@ def owner_remove(owner_id: OwnerId, config: ConfigOption = None) -> None:
     _owner_status(owner_id, "removed", config)
 
 
+MaxSteps = Annotated[int | None, typer.Option(help="Per run: at most this many requests")]
+MaxSpend = Annotated[float | None, typer.Option(help="Per run: at most this many dollars")]
+MaxTokens = Annotated[int | None, typer.Option(help="Per run: at most this many tokens")]
+MaxSeconds = Annotated[float | None, typer.Option(help="Per run: at most this long from its first step")]
+LoopRepeats = Annotated[int, typer.Option(help="Stop the same tool call this many times in a row (0: off)")]
+LoopCycles = Annotated[int, typer.Option(help="Stop a cycle of 2-4 tool calls repeated this often (0: off)")]
+
+
+def _caps(
+    steps: int | None, spend_usd: float | None, tokens: int | None, seconds: float | None, repeats: int, cycles: int
+) -> dict[str, object]:
+    """The caps options as the body of `caps` (dollars to micro-dollars, exactly)."""
+    return {
+        "max_steps": steps, "max_tokens": tokens, "max_seconds": seconds,
+        "max_spend_micros": None if spend_usd is None else int(Decimal(str(spend_usd)) * 1_000_000),
+        "loop_repeats": repeats, "loop_cycles": cycles,
+    }  # fmt: skip
+
+
 @agents.command("create")
 def agent_create(
     name: Annotated[str, typer.Argument(help="A unique name, such as payments-bot")],
@@ -83,19 +106,42 @@ def agent_create(
     tool: Annotated[list[str] | None, typer.Option("--tool", "-t", help="Allowed tool or glob (repeatable)")] = None,
     policy: Annotated[Path | None, typer.Option(help="A JSON file with the full tool policy")] = None,
     expires_in_days: Annotated[float | None, typer.Option(help="Expire after this many days")] = None,
+    max_steps: MaxSteps = None,
+    max_spend_usd: MaxSpend = None,
+    max_tokens: MaxTokens = None,
+    max_seconds: MaxSeconds = None,
+    loop_repeats: LoopRepeats = 3,
+    loop_cycles: LoopCycles = 2,
     config: ConfigOption = None,
 ) -> None:
     """Register an agent and print its key (shown only once)."""
     rules = ToolPolicy.model_validate_json(policy.read_text()) if policy else ToolPolicy()
     if tool:
         rules = rules.model_copy(update={"allow": [*rules.allow, *tool]})
+    caps = _caps(max_steps, max_spend_usd, max_tokens, max_seconds, loop_repeats, loop_cycles)
     body = spec(
         AgentCreate, name=name, owner_id=owner, description=description, models=model or [],
-        policy=rules.model_dump(), expires_in_days=expires_in_days,
+        policy=rules.model_dump(), expires_in_days=expires_in_days, caps=caps,
     )  # fmt: skip
     created = call(config, lambda ctx, actor: services.create_agent(ctx, actor, body))
     Console().print(f"Created agent [bold]{created.agent.id}[/bold]. Its key, shown only this once:")
     typer.echo(created.token)
+
+
+@agents.command("caps")
+def agent_caps(
+    agent_id: AgentId,
+    max_steps: MaxSteps = None,
+    max_spend_usd: MaxSpend = None,
+    max_tokens: MaxTokens = None,
+    max_seconds: MaxSeconds = None,
+    loop_repeats: LoopRepeats = 3,
+    loop_cycles: LoopCycles = 2,
+    config: ConfigOption = None,
+) -> None:
+    """Replace an agent's per-run caps (an option left out is no cap); in force from its next step."""
+    caps = spec(RunCaps, **_caps(max_steps, max_spend_usd, max_tokens, max_seconds, loop_repeats, loop_cycles))
+    _print(agent_view(call(config, lambda ctx, actor: services.set_caps(ctx, actor, agent_id, caps))))
 
 
 @agents.command("list")
@@ -127,6 +173,40 @@ def agent_resume(agent_id: AgentId, config: ConfigOption = None) -> None:
 def agent_remove(agent_id: AgentId, config: ConfigOption = None) -> None:
     """Remove an agent for good and revoke its keys."""
     _print(agent_view(call(config, lambda ctx, actor: services.set_agent_status(ctx, actor, agent_id, "removed"))))
+
+
+@agents.command("token")
+def agent_token(
+    agent_id: AgentId,
+    ttl: Annotated[str, typer.Option(help="How long it lives: 900, 15m, 1h, 2d")] = "1h",
+    config: ConfigOption = None,
+) -> None:
+    """Mint a short-lived signed token for the agent and print it (shown only once)."""
+    try:
+        seconds = tokens.parse_ttl(ttl)
+    except GatewayError as exc:
+        raise fail(exc.message, 2) from None
+    mint = spec(tokens.TokenMint, ttl_s=seconds)
+    minted = call(config, lambda ctx, actor: tokens.mint_token(ctx, actor, agent_id, mint))
+    Console(stderr=True).print(f"Token [bold]{minted.record.id}[/bold] for {agent_id}, valid for {ttl}:")
+    typer.echo(minted.token)
+
+
+@agents.command("tokens")
+def agent_tokens(agent_id: AgentId, config: ConfigOption = None) -> None:
+    """The agent's minted tokens (ids, expiry, revocation; never the tokens)."""
+    _print([asdict(t) for t in call(config, lambda ctx, actor: tokens.list_tokens(ctx, actor, agent_id))])
+
+
+@agents.command("revoke-token")
+def agent_revoke_token(
+    agent_id: AgentId,
+    token_id: Annotated[str, typer.Argument(help="The token's id (tok_...)")],
+    config: ConfigOption = None,
+) -> None:
+    """Revoke one token (a running server refuses it within the key refresh interval)."""
+    call(config, lambda ctx, actor: tokens.revoke_token(ctx, actor, agent_id, token_id))
+    typer.echo(f"revoked {token_id}")
 
 
 def _halt(scope: Literal["agent", "owner", "all"], id_: str, reason: str, config: Path | None, lift: bool) -> None:

@@ -40,6 +40,9 @@ def create(
     admin_read: Annotated[
         bool, typer.Option(help="May read the admin API (keys, spend, budgets); not change it")
     ] = False,
+    owner_id: Annotated[
+        str | None, typer.Option(help="A person's own key (own_...): approves their agents' calls, mints tokens")
+    ] = None,
     config: ConfigOption = None,
 ) -> None:
     """Create a key and print it (it is shown only once)."""
@@ -53,6 +56,7 @@ def create(
         cache_ttl_s=cache_ttl,
         team_id=team,
         role="admin_read" if admin_read else "",
+        owner_id=owner_id,
     )
     created = call(config, lambda ctx, actor: admin.create_key(ctx, actor, body))
     Console().print(

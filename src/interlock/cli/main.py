@@ -10,27 +10,56 @@ from typing import Annotated
 import typer
 
 from interlock import __version__
-from interlock.cli import agents, audit, chat, guardrails, keys, limits, models, orgs, router, spend, status
+from interlock.cli import (
+    agents,
+    audit,
+    captures,
+    chat,
+    datasets,
+    evals,
+    guardrails,
+    keys,
+    limits,
+    mcp,
+    models,
+    orgs,
+    router,
+    spend,
+    status,
+    variants,
+)
+from interlock.cli import shadow as _shadow  # noqa: F401  (registers `agents shadow` and `agents adopt`)
+from interlock.cli.approvals import app as approvals
 from interlock.cli.options import ConfigOption, fail, settings_or_exit
+from interlock.cli.tune import tune
 from interlock.settings import ConfigError
 
 app = typer.Typer(help="Interlock: a self-hosted AI gateway.", no_args_is_help=True, add_completion=False)
 app.add_typer(keys.app, name="keys")
-app.add_typer(agents.agents, name="agents")
+app.add_typer(agents.agents, name="agents")  # with `shadow` and `adopt` (cli.shadow)
 app.add_typer(agents.owners, name="owners")
 app.add_typer(agents.halt, name="halt")
 app.add_typer(agents.resume, name="resume")
+app.add_typer(approvals, name="approvals")
+app.add_typer(variants.app, name="variants")
 app.add_typer(orgs.orgs, name="orgs")
 app.add_typer(orgs.teams, name="teams")
 app.add_typer(limits.budgets, name="budgets")
 app.add_typer(limits.limits, name="limits")
 app.add_typer(guardrails.app, name="guardrails")
+app.add_typer(mcp.app, name="mcp")
 app.add_typer(audit.app, name="audit")
 app.add_typer(router.app, name="router")
 app.command("chat")(chat.chat)
 app.command("models")(models.models)
 app.command("spend")(spend.spend)
 app.command("status")(status.status)
+app.add_typer(captures.app, name="captures")
+app.command("feedback")(captures.feedback)
+app.add_typer(datasets.app, name="datasets")
+app.command("eval")(evals.eval_command)
+app.add_typer(evals.app, name="evals")
+app.command("tune")(tune)
 
 
 @app.command()

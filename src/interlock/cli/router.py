@@ -12,6 +12,10 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from interlock.cli.captures import parse_since
+from interlock.cli.options import ConfigOption, settings_or_exit
+from interlock.cli.services import call
+from interlock.flywheel.labels import router_labels
 from interlock.routing.router.data import DataError, LabelledSet, load_excluded, load_labelled, load_prompts
 from interlock.routing.router.features import COMBINED_STATIC, EMBEDDERS, embed_conversations, load_embedder
 from interlock.routing.router.metrics import SHARES, Summary, bootstrap, random_summary, routing_curve
@@ -202,3 +206,32 @@ def score(
     finally:
         if output:
             out.close()
+
+
+@app.command()
+def labels(
+    metric: Annotated[str, typer.Option(help="A declared feedback metric ([[flywheel.metrics]])")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Where to write the JSONL rows")],
+    alias: Annotated[list[str] | None, typer.Option("--alias", help="Only captures of this alias (repeatable)")] = None,
+    since: Annotated[str | None, typer.Option(help="Captures from this time on (epoch, ISO date, 7d)")] = None,
+    until: Annotated[str | None, typer.Option(help="Captures before this time")] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Labelled rows for `router train` from captured requests and their feedback (the flywheel's labels)."""
+    settings = settings_or_exit(config)
+    declared = {m.name: m for m in settings.flywheel.metrics}
+    if metric not in declared:
+        raise _fail(f"metric '{metric}' is not declared; declared: {', '.join(sorted(declared)) or 'none'}")
+    found = call(
+        config,
+        lambda ctx, actor: router_labels(
+            ctx.store, declared[metric], parse_since(since), parse_since(until), tuple(alias or ())
+        ),
+    )
+    with output.open("w", encoding="utf-8") as f:
+        for row in found.rows:
+            f.write(json.dumps(row, ensure_ascii=False) + "\n")
+    Console(stderr=True).print(
+        f"{len(found.rows)} labelled rows written to {output} ({found.unrated} captures without '{metric}', "
+        f"{found.out_of_range} values outside [0, 1]); next: interlock router train --input {output}"
+    )

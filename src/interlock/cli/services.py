@@ -8,6 +8,7 @@ Commands write the store directly. A running server sees a new key at once, and 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import getpass
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -21,6 +22,7 @@ from interlock.cli.options import fail, settings_or_exit
 from interlock.errors import GatewayError
 from interlock.governance.admission import Governance
 from interlock.governance.counters import open_counters
+from interlock.governance.webhook import Webhook
 from interlock.settings import Settings
 from interlock.store import open_store
 
@@ -67,11 +69,21 @@ async def _call(settings: Settings, service: Service[T]) -> T:
     # Not started: the rules it caches die with the command; it reads budgets' counters (Redis, if set).
     governance = Governance(store, open_counters(g.redis_url, g.redis_prefix))
     audit = _AuditOnFirstUse(settings)
+    o = settings.oversight  # a halt made here is announced too (`interlock halt ...`)
+    secret = o.webhook_secret.get_secret_value().encode() if o.webhook_secret else b""
+    webhook = Webhook(o.webhook_url, secret, attempts=o.webhook_attempts) if o.webhook_url and secret else None
+    if webhook is not None:
+        webhook.start()
     try:
         # No admin token: the command line authenticates nobody.
-        ctx = AdminContext(settings, store, Keys(store, admin_token=""), governance, audit)
+        keys = Keys(store, admin_token="")
+        ctx = AdminContext(settings, store, keys, governance, audit, announce=webhook.send if webhook else None)
         return await service(ctx, local_user())
     finally:
+        if webhook is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(webhook.drain(), 20)  # its retries, bounded: the command must end
+            await webhook.close()
         await audit.close()
         await governance.close()
         await store.close()

@@ -13,6 +13,7 @@ from interlock.types import ChatChunk, Usage
 if TYPE_CHECKING:
     from interlock.governance.admission import Admission
     from interlock.routing.deployments import Deployment, ModelRoute
+    from interlock.settings import VariantSettings
 
 
 def new_request_id() -> str:
@@ -75,6 +76,10 @@ class RequestContext:
     started: float = field(default_factory=time.perf_counter)
     alias: str = ""
     run_id: str = ""  # the caller's `x-interlock-run-id`: an agent's run, for outcomes and ROI
+    variant: str = ""  # the variant of the alias that answers (`routing.variants`); "" when it has none
+    shadow_of: str = ""  # a shadow request: the id of the request it shadows
+    shadows: list[VariantSettings] = field(default_factory=list)  # shadow variants to run once this one succeeds
+    user_agent: str = ""  # the caller's User-Agent (at most 200 characters), for shadow-agent discovery
     stream: bool = False
     restricted: bool = False  # data residency: only local/sovereign deployments
     cacheable: bool = True  # False: never store this answer in the response cache

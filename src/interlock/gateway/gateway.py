@@ -32,7 +32,7 @@ from interlock.plugins.hooks import Answered, CutStream, Hook, ModelRequest, Mod
 from interlock.routing.cache import replay_as_chunks
 from interlock.routing.deployments import Deployment, ModelRoute
 from interlock.routing.failover import Failover
-from interlock.settings import RoutingSettings
+from interlock.settings import RoutingSettings, VariantSettings
 from interlock.types import Batch, ChatChunk, ChatRequest, ChatResponse, EmbeddingRequest, Usage
 
 log = logging.getLogger(__name__)
@@ -42,6 +42,7 @@ T = TypeVar("T")
 
 
 SHOWN_NAME_CHARS = 200
+SHADOW = "shadow"  # the endpoint of a shadow variant's answer (its ledger rows say so)
 
 
 def _shown(name: str) -> str:
@@ -89,14 +90,20 @@ class Gateway:
         input_hooks: Sequence[Hook[RequestContext]] = (),
         policy_hooks: Sequence[Hook[RequestContext]] = (),
         output_hooks: Sequence[Hook[RequestContext]] = (),
+        shadow_hooks: Sequence[Hook[RequestContext]] = (),
         first_token_timeout: float = 60.0,
+        max_shadows: int = 16,
     ) -> None:
         self.routes = routes
         self.failover = Failover(routes, routing)
         self.counter = counter
         self._first_token_timeout = first_token_timeout
-        self._by_endpoint: dict[str, _Hooks] = {}
         self._input, self._policy, self._output = list(input_hooks), list(policy_hooks), list(output_hooks)
+        # Shadow answers run only the hooks that account for them (residency, budget, ledger, capture).
+        self._by_endpoint: dict[str, _Hooks] = {SHADOW: _Hooks([], shadow_hooks)}
+        self._max_shadows = max_shadows
+        self._shadow_tasks: set[asyncio.Task[None]] = set()
+        self.shadows_dropped = 0  # shadow answers skipped because `max_shadows` were running
 
     def hooks(self, endpoint: str) -> _Hooks:
         """The hook lists of an endpoint, built on first use and kept."""
@@ -134,13 +141,33 @@ class Gateway:
     async def _route(self, ctx: RequestContext, request: ModelRequest) -> None:
         """Set the route, the plan of deployments and what a router alias may reach."""
         mode = "embedding" if isinstance(request, EmbeddingRequest) else "chat"
-        route = self.resolve(ctx, request.model, mode)
+        # A shadow answer goes to its variant's alias, allowed through the alias it shadows.
+        route = self.routes[request.model] if ctx.shadow_of else self.resolve(ctx, request.model, mode)
+        if route.variants is not None:
+            route = self._variant(ctx, route)
         if isinstance(request, ChatRequest) and route.router is not None and route.model.router is not None:
             targets = [self.routes[route.model.router.models.get(m, m)] for m in route.router.models]
             ctx.reach = [d for t in targets for d in self.failover.candidates(t)]
             route = await self._pick(ctx, route, request)
         ctx.route = route
         ctx.plan = self.failover.candidates(route)
+
+    def _variant(self, ctx: RequestContext, route: ModelRoute) -> ModelRoute:
+        """The variant that answers (sticky per run, else per key; a resident one for a restricted request)."""
+        assert route.variants is not None
+        chosen = route.variants.choose(ctx.run_id or ctx.principal.key_id)
+        if ctx.restricted and not self._resident(chosen.model):
+            weights = route.variants.weights()
+            resident = [v for v in route.variants.variants if weights.get(v.name, 0) > 0 and self._resident(v.model)]
+            chosen = resident[0] if resident else chosen  # none: residency refuses it with a clear 403
+        ctx.variant = chosen.name
+        ctx.headers["x-interlock-variant"] = chosen.name
+        if not ctx.shadow_of:
+            ctx.shadows = route.variants.shadows(ctx.request_id)
+        return self.routes[chosen.model]
+
+    def _resident(self, alias: str) -> bool:
+        return any(is_resident(d.model.tags) for d in self.routes[alias].deployments)
 
     async def _pick(self, ctx: RequestContext, route: ModelRoute, request: ChatRequest) -> ModelRoute:
         """The target the learned router picks for this prompt (a resident one for a restricted request)."""
@@ -232,12 +259,53 @@ class Gateway:
                 tally = ctx.tally or StreamTally()
                 usage, source = self.counter.usage(dep, request, tally.reported, tally.generated())
             self._finish(ctx, hooks, outcome(ctx, usage, source, status=status, error=error, cached=cached))
+            if ctx.shadows and status == 200 and isinstance(request, ChatRequest):
+                self._spawn_shadows(ctx, request)
             if live is not None:
                 if dep is not None:  # always, once a stream opened: failover set it
                     self.failover.release(dep)
                 if batches is not None:
                     await batches.aclose()
                 await _close(live)  # an abandoned or cut stream releases its upstream connection now
+
+    # shadow variants --------------------------------------------------------------------------
+
+    def _spawn_shadows(self, of: RequestContext, request: ChatRequest) -> None:
+        """Start the shadow variants' answers to `request` in the background (never awaited by the client)."""
+        for variant in of.shadows:
+            if len(self._shadow_tasks) >= self._max_shadows:
+                self.shadows_dropped += 1
+                log.info("shadow %r of %s skipped: %d shadows running", variant.name, of.alias, self._max_shadows)
+                continue
+            task = asyncio.get_running_loop().create_task(
+                self._shadow(of, request, variant), name=f"interlock-shadow-{variant.name}"
+            )
+            self._shadow_tasks.add(task)
+            task.add_done_callback(self._shadow_tasks.discard)
+
+    async def _shadow(self, of: RequestContext, request: ChatRequest, variant: VariantSettings) -> None:
+        """One shadow answer: the same request (not streamed) to the variant's alias, settled like any other
+        (budget, ledger row with endpoint "shadow", capture), and thrown away."""
+        ctx = RequestContext(
+            principal=of.principal, endpoint=SHADOW, operation=of.operation, alias=of.alias, run_id=of.run_id,
+            restricted=of.restricted, variant=variant.name, shadow_of=of.request_id, user_agent=of.user_agent,
+        )  # fmt: skip
+        copy = request.model_copy(update={"model": variant.model, "stream": False, "stream_options": None})
+
+        async def parse() -> ModelRequest:
+            return copy
+
+        try:
+            await self.handle(ctx, parse, _Discard())
+        except Exception:  # settled by `handle`; a shadow never disturbs anything else
+            log.exception("shadow %r of request %s failed", variant.name, of.request_id)
+
+    async def close(self) -> None:
+        """Stop the shadow answers still running (each is settled as its task ends)."""
+        tasks = list(self._shadow_tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     def _chat_usage(self, ctx: RequestContext, request: ChatRequest, response: ChatResponse) -> tuple[Usage, str]:
         assert ctx.deployment is not None
@@ -364,6 +432,20 @@ class Gateway:
             return []
         opening = tally.opening
         return [ChatChunk(id=opening.id, created=opening.created, model=opening.model, usage=usage)]
+
+
+class _Discard:
+    """The sink of a shadow answer: nothing reaches a client."""
+
+    async def answer(self, ctx: RequestContext, response: ModelResponse) -> None:
+        return None
+
+    async def stream(self, ctx: RequestContext, first: list[ChatChunk], rest: Stream) -> None:
+        async for _ in rest:
+            pass
+
+    async def fail(self, ctx: RequestContext, exc: GatewayError) -> None:
+        return None
 
 
 class _Cut(Exception):

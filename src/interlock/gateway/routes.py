@@ -11,6 +11,7 @@ from interlock.providers.base import Provider, ProviderContext
 from interlock.routing.breaker import CircuitBreaker
 from interlock.routing.deployments import Deployment, ModelRoute
 from interlock.routing.router import LearnedRouter, RouterFileError
+from interlock.routing.variants import VariantSet
 from interlock.settings import ConfigError
 
 if TYPE_CHECKING:
@@ -47,6 +48,7 @@ def build_routes(settings: Settings, context: ProviderContext) -> dict[str, Mode
             deployments,
             list(model.fallbacks),
             _load_router(settings, alias),
+            VariantSet(alias, list(model.variants)) if model.variants else None,
         )
     return routes
 

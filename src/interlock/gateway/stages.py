@@ -273,6 +273,8 @@ class Ledger(Hook[RequestContext]):
                 run_id=ctx.run_id,
                 agent_id=p.agent_id or "",
                 owner_id=p.owner_id or "",
+                variant=ctx.variant,
+                model_version=dep.provider.model_version if dep is not None and not outcome.cached else "",
             )
         )
 

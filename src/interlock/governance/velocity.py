@@ -6,6 +6,11 @@ every replica's traffic) and compares each key's last complete minute with its a
 `factor` times its norm raises an audit event `spend.velocity_alert`; with `suspend` on, the key is
 also suspended (reversible, `POST /admin/keys/{id}/resume`). Each key alerts at most once a minute
 per replica.
+
+The same check runs per agent: an agent's rows are summed over every key and token it uses (the
+ledger's `agent_id`), so an agent spread over several credentials is judged as one. Its alert names the
+agent (`target`, `agent_id`, `owner_id`); with `suspend` on, the agent is suspended (`interlock agents
+resume` lifts it).
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Literal, Protocol
 
 from interlock.audit.log import AuditEvent, AuditLog
 from interlock.auth.keys import Keys
@@ -26,20 +31,28 @@ class SpendHistory(Protocol):
     """What the guard reads from the store."""
 
     async def key_spend_by_minute(self, since: float) -> list[tuple[str, int, int]]: ...
+    async def agent_spend_by_minute(self, since: float) -> list[tuple[str, int, int]]: ...
+    async def set_agent_status(self, agent_id: str, status: Literal["active", "suspended", "removed"]) -> bool: ...
 
 
 @dataclass(frozen=True, slots=True)
 class Alert:
-    """One key's spike."""
+    """One key's (or one agent's) spike."""
 
-    key_id: str
+    key_id: str  # the agent's id when `kind` is "agent"
     minute: int
     spent_micros: int
     norm_micros: float
+    kind: Literal["key", "agent"] = "key"
 
 
 def find_spikes(
-    rows: list[tuple[str, int, int]], minute: int, history: int, factor: float, minimum: int
+    rows: list[tuple[str, int, int]],
+    minute: int,
+    history: int,
+    factor: float,
+    minimum: int,
+    kind: Literal["key", "agent"] = "key",
 ) -> list[Alert]:
     """Keys whose spend in `minute` is at least `minimum` and above `factor` x their mean of the previous minutes."""
     by_key: dict[str, dict[int, int]] = {}
@@ -50,7 +63,7 @@ def find_spikes(
         last = spend.get(minute, 0)
         norm = sum(spend.get(m, 0) for m in range(minute - history, minute)) / history
         if last >= minimum and last > factor * norm:
-            alerts.append(Alert(key_id, minute, last, norm))
+            alerts.append(Alert(key_id, minute, last, norm, kind))
     return alerts
 
 
@@ -85,15 +98,24 @@ class VelocityGuard:
         await self._checker.close()
 
     async def check(self, now: float | None = None) -> list[Alert]:
-        """Look at the last complete minute; audit (and suspend) every spiking key."""
+        """Look at the last complete minute; audit (and suspend) every spiking key and agent."""
         now = time.time() if now is None else now
         minute = int(now // 60) - 1
-        rows = await self._store.key_spend_by_minute((minute - self.history) * 60)
+        since = (minute - self.history) * 60
+        rows = await self._store.key_spend_by_minute(since)
         alerts = [
             a
             for a in find_spikes(rows, minute, self.history, self.factor, self.min_micros)
             if (a.key_id, a.minute) not in self._alerted
         ]
+        by_agent = await self._store.agent_spend_by_minute(since)
+        agents = [
+            a
+            for a in find_spikes(by_agent, minute, self.history, self.factor, self.min_micros, "agent")
+            if (a.key_id, a.minute) not in self._alerted
+        ]
+        for a in agents:
+            await self._agent_alert(a)
         for a in alerts:
             self._alerted.add((a.key_id, a.minute))
             reason = (
@@ -115,4 +137,32 @@ class VelocityGuard:
                 )
             )
         self._alerted = {x for x in self._alerted if x[1] >= minute - 1}
-        return alerts
+        return alerts + agents
+
+    async def _agent_alert(self, a: Alert) -> None:
+        """Audit (and suspend) one spiking agent."""
+        self._alerted.add((a.key_id, a.minute))
+        agent = self._keys.agents.agents.get(a.key_id)
+        reason = (
+            f"agent spent ${a.spent_micros / 1e6:.4f} in one minute over all its keys, "
+            f"over {self.factor:g}x its norm of ${a.norm_micros / 1e6:.4f}"
+        )
+        suspended = self.suspend and agent is not None and agent.status == "active"
+        if suspended:
+            await self._store.set_agent_status(a.key_id, "suspended")
+            await self._keys.refresh()
+        await self._audit.append(
+            AuditEvent.admin(
+                "spend.velocity_alert",
+                actor_id=None,
+                actor_name="velocity-guard",
+                target=a.key_id,
+                agent_id=a.key_id,
+                agent_name=agent.name if agent else "",
+                owner_id=agent.owner_id if agent else "",
+                spent_micros=a.spent_micros,
+                norm_micros=round(a.norm_micros),
+                suspended=suspended,
+                note=reason,
+            )
+        )

@@ -8,7 +8,7 @@ nothing of this package is on the request path.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 
 import aiohttp
 
@@ -53,10 +53,21 @@ class Observability:
         """The model endpoints' handlers, each request a span when tracing is on."""
         return self.tracing.traced(handlers) if self.tracing is not None else dict(handlers)
 
-    def bind(self, store: BudgetStore, governance: Governance) -> None:
-        """Services that exist only once the app has started (the budgets a scrape reads)."""
+    def bind(
+        self,
+        store: BudgetStore,
+        governance: Governance,
+        routes: Callable[[], Mapping[str, ModelRoute]] | None = None,
+        pending: Callable[[], Awaitable[int]] | None = None,
+    ) -> None:
+        """Services that exist only once the app has started: the budgets a scrape reads, the gateway's route
+        table (a reload replaces it), and the count of tool calls waiting for an approval."""
         if self.metrics is not None:
             self.metrics.bind_budgets(store, governance)
+            if routes is not None:
+                self.metrics.bind_routes(routes)
+            if pending is not None:
+                self.metrics.bind_pending(pending)
 
     async def close(self) -> None:
         """Flush and stop the span exporter."""

@@ -28,8 +28,10 @@ MICROS = 1_000_000
 class RoutesCollector(Collector):
     """Breakers, outstanding requests and engine load, per deployment."""
 
-    def __init__(self, routes: Mapping[str, ModelRoute], clock: Callable[[], float] = time.monotonic) -> None:
-        self._deployments = [d for r in routes.values() for d in r.deployments]
+    def __init__(
+        self, routes: Callable[[], Mapping[str, ModelRoute]], clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._routes = routes  # read at each scrape: a config reload swaps the table
         self._clock = clock
         self._last_tokens: dict[
             str, tuple[float, int]
@@ -47,7 +49,7 @@ class RoutesCollector(Collector):
         )
         engine = _EngineFamilies()
         now = self._clock()
-        for dep in self._deployments:
+        for dep in (d for r in self._routes().values() for d in r.deployments):
             state = dep.breaker.state
             for s in BREAKER_STATES:
                 breaker.add_metric([dep.alias, dep.name, s], 1.0 if s == state else 0.0)

@@ -16,14 +16,16 @@ The API other packages call (guardrails, agents), each cheap enough for the requ
 
 - `verdict(guardrail, direction, entity, action, count)`: findings a guardrail acted on (entity: the kind of
   thing found, such as `EMAIL_ADDRESS`, never the matched text; action: `allow`, `redact`, `block` …);
-- `agent_halt(reason)`: an agent run halted (`kill_switch`, `loop`, `run_cap` …);
-- `approvals_pending(count)`: the current number of tool calls waiting for approval.
+- `agent_halt(reason)`: an agent run halted (`kill_switch`, `loop`, `run_cap` …); a request refused or cut
+  with one of `HALT_REASONS`' codes counts by itself.
+
+The tool calls waiting for an approval are counted from the store at each scrape (`bind_pending`).
 """
 
 from __future__ import annotations
 
 import hmac
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Generic, TypeVar
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -46,6 +48,17 @@ MAX_LABEL_CHARS = 100
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
 RATE_LIMIT_STATUS = 429
 ROUTE_HEADER = "x-interlock-route"
+
+
+# Error codes that mean an agent's run was stopped, and the `reason` label each counts under.
+HALT_REASONS = {
+    "agent_halted": "kill_switch",
+    "run_loop": "loop",
+    "run_step_cap": "run_cap",
+    "run_spend_cap": "run_cap",
+    "run_token_cap": "run_cap",
+    "run_time_cap": "run_cap",
+}
 
 
 class Series(Generic[M]):
@@ -78,7 +91,7 @@ class Metrics:
         self.registry = CollectorRegistry()
         self._token = settings.token.get_secret_value().encode() if settings.token else None
         self._key_names = settings.key_names
-        self._aliases = frozenset(routes)
+        self._routes: Callable[[], Mapping[str, ModelRoute]] = lambda: routes  # the gateway's, once bound
         r, n = self.registry, max_series
         key = ("key",) if settings.key_names else ()
         self.requests = Series(
@@ -168,7 +181,8 @@ class Metrics:
             Counter("interlock_agent_halts", "Agent runs halted, by reason.", ["reason"], registry=r), n
         )
         self.pending = Gauge("interlock_approvals_pending", "Tool calls waiting for an approval.", registry=r)
-        self.routes = RoutesCollector(routes)
+        self.routes = RoutesCollector(lambda: self._routes())
+        self._pending: Callable[[], Awaitable[int]] | None = None
         r.register(self.routes)
         self.budgets = BudgetCollector()
         r.register(self.budgets)
@@ -186,15 +200,11 @@ class Metrics:
         """Count one halted agent run (`reason` from a small fixed set: `kill_switch`, `loop`, `run_cap` …)."""
         self.halts.get(reason).inc()
 
-    def approvals_pending(self, count: int) -> None:
-        """Set the number of tool calls waiting for an approval now."""
-        self.pending.set(count)
-
     # the request path -------------------------------------------------------------------------
 
     def record(self, ctx: ObservedContext, outcome: Outcome) -> None:
         """Count one settled request."""
-        alias = ctx.alias if ctx.alias in self._aliases else UNKNOWN
+        alias = ctx.alias if ctx.alias in self._routes() else UNKNOWN
         dep = outcome.deployment
         key = (ctx.principal.name,) if self._key_names else ()
         self.requests.get(alias, dep, outcome.provider, ctx.endpoint, str(outcome.status), *key).inc()
@@ -208,6 +218,9 @@ class Metrics:
             self.tokens.get(alias, dep, "output", *key).inc(usage.completion_tokens)
         if outcome.cost_micros:
             self.cost.get(alias, dep, *key).inc(outcome.cost_micros / 1_000_000)
+        err = outcome.error
+        if err is not None and err.code in HALT_REASONS:
+            self.halts.get(HALT_REASONS[err.code]).inc()
         if outcome.status == RATE_LIMIT_STATUS:
             self.rate_limited.get(outcome.error.code if outcome.error and outcome.error.code else UNKNOWN).inc()
         if ctx.cache:
@@ -222,6 +235,14 @@ class Metrics:
         """Where scrapes read the budgets from (set once the services have started)."""
         self.budgets.bind(store, governance)
 
+    def bind_routes(self, routes: Callable[[], Mapping[str, ModelRoute]]) -> None:
+        """Where the routes are read from (the gateway's table, which a config reload replaces)."""
+        self._routes = routes
+
+    def bind_pending(self, pending: Callable[[], Awaitable[int]]) -> None:
+        """How a scrape counts the tool calls waiting for an approval (a store read)."""
+        self._pending = pending
+
     def token_matches(self, token: str | None) -> bool:
         """Whether `token` is the configured `[metrics] token` (compared in constant time)."""
         return self._token is not None and token is not None and hmac.compare_digest(self._token, token.encode())
@@ -229,6 +250,8 @@ class Metrics:
     async def render(self) -> bytes:
         """The exposition text: the budgets are read first (the only state that needs I/O)."""
         await self.budgets.refresh()
+        if self._pending is not None:
+            self.pending.set(await self._pending())
         return generate_latest(self.registry)
 
 

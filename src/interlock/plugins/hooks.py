@@ -84,7 +84,18 @@ class HookContext(Protocol):
 
     @property
     def stream(self) -> bool: ...
+    @property
+    def variant(self) -> str:
+        """The variant of the alias that answers ("" when the alias has none)."""
+        ...
 
+    @property
+    def user_agent(self) -> str:
+        """The caller's User-Agent header (at most 200 characters; "" when absent)."""
+        ...
+
+    run_id: str
+    """The agent run this request is a step of (`x-interlock-run-id`; the agents' run hook derives one)."""
     restricted: bool
     """Data residency: only local or sovereign deployments may serve this request."""
     cacheable: bool

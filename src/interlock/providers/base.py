@@ -36,6 +36,9 @@ class Provider:
 
     #: Registered name, such as "local" or "openai_compatible".
     kind: str = ""
+    #: The version of the model actually served, where the provider can tell (a local file's SHA-256,
+    #: 16 hex digits): shown in /v1/models, recorded on ledger rows. "" when unknown (a remote API).
+    model_version: str = ""
 
     def __init__(self, alias: str, model: ModelSettings) -> None:
         self.alias = alias

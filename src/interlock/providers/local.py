@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import hashlib
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -55,6 +56,8 @@ class Options(PluginOptions):
     """`local`: the model file; the engine's capacity is shared by all local models (`[engine]`)."""
 
     path: str | None = None  # a GGUF file (chat) or a sentence-transformers folder (embeddings); default: packaged
+    lora: str | None = None  # a GGUF LoRA adapter on top of `path` (what `interlock tune` writes); chat only
+    lora_scale: float = 1.0
 
 
 def create(alias: str, model: ModelSettings, context: ProviderContext, options: Options | None = None) -> Provider:
@@ -147,6 +150,23 @@ def _with_tool_prompt(messages: list[dict[str, Any]], text: str) -> list[dict[st
     return [{"role": "system", "content": text}, *messages]
 
 
+_VERSIONS: dict[tuple[str, int, int], str] = {}
+
+
+def file_version(path: Path) -> str:
+    """The first 16 hex digits of the file's SHA-256 (remembered per path, size and mtime: a reload is free)."""
+    st = path.stat()
+    key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
+    found = _VERSIONS.get(key)
+    if found is None:
+        digest = hashlib.sha256()
+        with path.open("rb") as f:
+            while chunk := f.read(1 << 20):
+                digest.update(chunk)
+        found = _VERSIONS[key] = digest.hexdigest()[:16]
+    return found
+
+
 class LocalChatProvider(Provider):
     """A GGUF chat model on the embedded llama.cpp engine."""
 
@@ -156,7 +176,10 @@ class LocalChatProvider(Provider):
         self, alias: str, model: ModelSettings, engine: EngineSettings, options: Options | None = None
     ) -> None:
         super().__init__(alias, model)
-        self._path = (options or model.plugin_options(Options)).path
+        options = options or model.plugin_options(Options)
+        self._path = options.path
+        self._lora = Path(options.lora).expanduser() if options.lora else None
+        self._lora_scale = options.lora_scale
         self.engine_settings = engine
         self._engine: ChatEngine | None = None
         self._template: ChatTemplate | None = None
@@ -175,7 +198,10 @@ class LocalChatProvider(Provider):
 
     def _load(self) -> None:
         path = Path(self._path).expanduser() if self._path else default_model_path()
-        engine = ChatEngine(path, self.engine_settings)
+        self.model_version = file_version(path)
+        if self._lora is not None:  # the adapter is part of what is served: it is in the version too
+            self.model_version += "+" + file_version(self._lora)
+        engine = ChatEngine(path, self.engine_settings, lora_path=self._lora, lora_scale=self._lora_scale)
         engine.load()
         gguf = engine.model
         assert gguf is not None

@@ -19,6 +19,8 @@ def _load_key(d: Deployment, rng: random.Random) -> tuple[float, float, float]:
 
 def order_deployments(deployments: list[Deployment], rng: random.Random | None = None) -> list[Deployment]:
     """The order in which to try `deployments` for one request."""
+    if len(deployments) == 1:  # most aliases: nothing to order (and no Random to make)
+        return list(deployments)
     rng = rng or random.Random()
     available = [d for d in deployments if d.breaker.available()]
     broken = [d for d in deployments if not d.breaker.available()]

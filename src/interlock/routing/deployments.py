@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from interlock.providers.base import Provider
 from interlock.routing.breaker import CircuitBreaker
 from interlock.routing.router import LearnedRouter
+from interlock.routing.variants import VariantSet
 from interlock.settings import ModelSettings
 from interlock.types import Price
 
@@ -50,6 +51,7 @@ class ModelRoute:
     deployments: list[Deployment]
     fallbacks: list[str]
     router: LearnedRouter | None = None
+    variants: VariantSet | None = None  # an alias served by other aliases (see `routing.variants`)
 
     @property
     def tags(self) -> list[str]:

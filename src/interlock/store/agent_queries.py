@@ -12,7 +12,7 @@ AgentStatus = Literal["active", "suspended", "removed"]
 HaltScope = Literal["agent", "owner", "all"]
 
 _OWNER = "id, name, email, status, created_at"
-_AGENT = "id, name, owner_id, description, models, policy, status, created_at, expires_at"
+_AGENT = "id, name, owner_id, description, models, policy, status, created_at, expires_at, caps"
 _HALT = "scope, scope_id, reason, halted_by, halted_at"
 
 
@@ -40,6 +40,7 @@ class AgentRecord:
     status: AgentStatus
     created_at: float
     expires_at: float | None = None
+    caps: str = "{}"  # per-run caps and loop thresholds as JSON (`agents.runs.RunCaps`)
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +63,7 @@ class AgentStore(Protocol):
     async def insert_agent(self, agent: AgentRecord) -> None: ...
     async def list_agents(self) -> list[AgentRecord]: ...
     async def set_agent_status(self, agent_id: str, status: AgentStatus) -> bool: ...
+    async def set_agent_caps(self, agent_id: str, caps: str) -> bool: ...
     async def upsert_halt(self, halt: HaltRecord) -> None: ...
     async def delete_halt(self, scope: HaltScope, scope_id: str) -> bool: ...
     async def list_halts(self) -> list[HaltRecord]: ...
@@ -100,7 +102,7 @@ class AgentQueries:
         a = agent
         await asyncio.to_thread(
             self._execute,
-            f"INSERT INTO agents ({_AGENT}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            f"INSERT INTO agents ({_AGENT}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 a.id,
                 a.name,
@@ -111,6 +113,7 @@ class AgentQueries:
                 a.status,
                 a.created_at,
                 a.expires_at,
+                a.caps,
             ),
         )
 
@@ -128,13 +131,19 @@ class AgentQueries:
                 s,
                 float(c),
                 None if e is None else float(e),
+                str(caps),
             )
-            for i, n, o, d, m, p, s, c, e in rows
+            for i, n, o, d, m, p, s, c, e, caps in rows
         ]
 
     async def set_agent_status(self, agent_id: str, status: AgentStatus) -> bool:
         """Change an agent's status; False if there is no such agent."""
         n = await asyncio.to_thread(self._execute, "UPDATE agents SET status = ? WHERE id = ?", (status, agent_id))
+        return n > 0
+
+    async def set_agent_caps(self, agent_id: str, caps: str) -> bool:
+        """Replace an agent's per-run caps (JSON); False if there is no such agent."""
+        n = await asyncio.to_thread(self._execute, "UPDATE agents SET caps = ? WHERE id = ?", (caps, agent_id))
         return n > 0
 
     async def upsert_halt(self, halt: HaltRecord) -> None:

@@ -5,8 +5,12 @@ from __future__ import annotations
 from typing import Protocol
 
 from interlock.store.agent_queries import AgentStore
+from interlock.store.approval_queries import ApprovalStore
 from interlock.store.batching import LedgerState
+from interlock.store.flywheel_queries import FlywheelStore
 from interlock.store.guardrail_queries import GuardrailPolicyRecord
+from interlock.store.ledger_queries import LedgerQueryStore
+from interlock.store.mcp_queries import McpStore
 from interlock.store.outcome_queries import OutcomeCost, OutcomeKind, OutcomeRecord
 from interlock.store.records import (
     BudgetRecord,
@@ -21,9 +25,14 @@ from interlock.store.records import (
     UsageRecord,
 )
 from interlock.store.response_queries import ResponseRecord
+from interlock.store.run_queries import RunStore
+from interlock.store.signal_queries import SignalStore
+from interlock.store.variant_queries import VariantStore
 
 
-class Store(AgentStore, Protocol):
+class Store(
+    AgentStore, ApprovalStore, FlywheelStore, RunStore, McpStore, SignalStore, LedgerQueryStore, VariantStore, Protocol
+):
     """Keys, the usage ledger and the governance tables. Ledger writes are queued, never blocking a request."""
 
     # lifecycle: the async pair for the server, the blocking pair for the command line

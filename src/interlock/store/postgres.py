@@ -18,14 +18,21 @@ from psycopg_pool import ConnectionPool
 
 from interlock.store import schema
 from interlock.store.agent_queries import AgentQueries
+from interlock.store.approval_queries import ApprovalQueries
 from interlock.store.batching import BatchedLedger, LedgerQueue, LedgerUnavailable
+from interlock.store.flywheel_queries import FlywheelQueries
 from interlock.store.governance_queries import Dialect, GovernanceQueries
 from interlock.store.guardrail_queries import GuardrailQueries
+from interlock.store.ledger_queries import LedgerQueries
+from interlock.store.mcp_queries import McpQueries
 from interlock.store.outcome_queries import OutcomeQueries
 from interlock.store.records import USAGE_COLUMN_COUNT, USAGE_COLUMNS
 from interlock.store.response_queries import ResponseQueries
+from interlock.store.run_queries import RunQueries
+from interlock.store.signal_queries import SignalQueries
 from interlock.store.spool import LedgerSpool, Row
 from interlock.store.sqlite import DEFAULT_SPOOL_MAX_BYTES
+from interlock.store.variant_queries import VariantQueries
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +77,21 @@ def _placeholders(sql: str) -> str:
     return sql.replace("?", "%s")
 
 
-class PostgresStore(BatchedLedger, GovernanceQueries, ResponseQueries, GuardrailQueries, OutcomeQueries, AgentQueries):
+class PostgresStore(
+    BatchedLedger,
+    GovernanceQueries,
+    ResponseQueries,
+    GuardrailQueries,
+    LedgerQueries,
+    OutcomeQueries,
+    AgentQueries,
+    ApprovalQueries,
+    FlywheelQueries,
+    McpQueries,
+    RunQueries,
+    SignalQueries,
+    VariantQueries,
+):
     """Keys and ledger in PostgreSQL. Reads use a connection pool in worker threads; writes go through one writer."""
 
     dialect = POSTGRES

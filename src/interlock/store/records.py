@@ -8,12 +8,13 @@ from typing import Any, Literal
 
 KEY_COLUMNS = (
     "id, name, owner, hash, prefix, models, created_at, expires_at, revoked_at, residency, cache_ttl_s, team_id, "
-    "suspended_at, suspended_reason, role, agent_id"
+    "suspended_at, suspended_reason, role, agent_id, owner_id"
 )
 USAGE_COLUMNS = (
     "request_id, ts, key_id, endpoint, alias, provider, upstream_model, stream, prompt_tokens, "
     "completion_tokens, usage_source, cost_micros, price_version, latency_ms, ttft_ms, status, error, "
-    "deployment, attempts, team_id, org_id, reference_cost_micros, run_id, agent_id, owner_id"
+    "deployment, attempts, team_id, org_id, reference_cost_micros, run_id, agent_id, owner_id, variant, "
+    "model_version"
 )
 USAGE_COLUMN_COUNT = USAGE_COLUMNS.count(",") + 1
 SpendGroup = Literal["org", "team", "key", "model", "day"]
@@ -45,6 +46,7 @@ class KeyRecord:
     suspended_reason: str = ""
     role: str = ""  # rights on the admin API: "" none, "admin_read" read-only; "governance": halts agents
     agent_id: str | None = None  # a key of kind "agent": it authenticates as this agent (m0013)
+    owner_id: str | None = None  # a person's own key: it acts as that owner (approvals, agent tokens; m0015)
 
     @classmethod
     def from_row(cls, row: tuple[Any, ...]) -> KeyRecord:
@@ -66,6 +68,7 @@ class KeyRecord:
             why,
             role,
             agent,
+            owner_id,
         ) = row
         return cls(
             id=str(id_),
@@ -84,6 +87,7 @@ class KeyRecord:
             suspended_reason=str(why),
             role=str(role),
             agent_id=None if agent is None else str(agent),
+            owner_id=None if owner_id is None else str(owner_id),
         )
 
     def to_row(self) -> tuple[object, ...]:
@@ -105,6 +109,7 @@ class KeyRecord:
             self.suspended_reason,
             self.role,
             self.agent_id,
+            self.owner_id,
         )
 
 
@@ -137,6 +142,8 @@ class UsageRecord:
     run_id: str = ""  # the caller's `x-interlock-run-id` header: groups an agent's requests into one run
     agent_id: str = ""  # the agent that made the request, and its owner ("" for other callers; m0013)
     owner_id: str = ""
+    variant: str = ""  # the alias's variant that answered ("" when it has none; m0019)
+    model_version: str = ""  # the served model file's version (its SHA-256, first 16 hex digits), local models
 
     def to_row(self) -> tuple[object, ...]:
         """The values in `USAGE_COLUMNS` order (the field order), for every store."""
@@ -166,6 +173,8 @@ class UsageRecord:
             self.run_id,
             self.agent_id,
             self.owner_id,
+            self.variant,
+            self.model_version,
         )
 
     @classmethod

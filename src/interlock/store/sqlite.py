@@ -15,14 +15,21 @@ from pathlib import Path
 from typing import Any, Literal
 
 from interlock.store.agent_queries import AgentQueries
+from interlock.store.approval_queries import ApprovalQueries
 from interlock.store.batching import BatchedLedger, LedgerQueue, LedgerUnavailable
+from interlock.store.flywheel_queries import FlywheelQueries
 from interlock.store.governance_queries import Dialect, GovernanceQueries
 from interlock.store.guardrail_queries import GuardrailQueries
+from interlock.store.ledger_queries import LedgerQueries
+from interlock.store.mcp_queries import McpQueries
 from interlock.store.outcome_queries import OutcomeQueries
 from interlock.store.records import USAGE_COLUMN_COUNT, USAGE_COLUMNS
 from interlock.store.response_queries import ResponseQueries
+from interlock.store.run_queries import RunQueries
 from interlock.store.schema import migrate
+from interlock.store.signal_queries import SignalQueries
 from interlock.store.spool import LedgerSpool, Row
+from interlock.store.variant_queries import VariantQueries
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +78,21 @@ SQLITE = Dialect(
 )
 
 
-class SqliteStore(BatchedLedger, GovernanceQueries, ResponseQueries, GuardrailQueries, OutcomeQueries, AgentQueries):
+class SqliteStore(
+    BatchedLedger,
+    GovernanceQueries,
+    ResponseQueries,
+    GuardrailQueries,
+    LedgerQueries,
+    OutcomeQueries,
+    AgentQueries,
+    ApprovalQueries,
+    FlywheelQueries,
+    McpQueries,
+    RunQueries,
+    SignalQueries,
+    VariantQueries,
+):
     """Keys and ledger in SQLite. Reads run in worker threads; ledger writes go through one writer."""
 
     dialect = SQLITE

@@ -74,6 +74,7 @@ class FakeProvider(Provider):
 
     kind = "fake"
     received: deque[ChatRequest | EmbeddingRequest]
+    broken = False  # the `fail` option: every call fails
 
     def _seen(self, request: ChatRequest | EmbeddingRequest) -> None:
         if not hasattr(self, "received"):
@@ -83,7 +84,7 @@ class FakeProvider(Provider):
     def _answer(self, request: ChatRequest) -> tuple[str | None, list[ToolCall] | None, FinishReason]:
         self._seen(request)
         prompt = _last_user_text(request)
-        if "[[fail]]" in prompt:
+        if "[[fail]]" in prompt or self.broken:
             raise UpstreamError("fake upstream failure")
         if request.tools and request.tool_choice != "none":
             scripted = _scripted_calls(request)
@@ -170,12 +171,16 @@ class FakeProvider(Provider):
 
 
 class Options(PluginOptions):
-    """`fake` takes no options."""
+    """`fail = true`: every call fails before the first byte (a broken deployment)."""
+
+    fail: bool = False
 
 
 def create(alias: str, model: ModelSettings, context: ProviderContext, options: Options | None = None) -> Provider:
     """The `fake` provider for one deployment."""
-    return FakeProvider(alias, model)
+    provider = FakeProvider(alias, model)
+    provider.broken = (options or model.plugin_options(Options)).fail
+    return provider
 
 
 PLUGIN: Plugin[ProviderFactory] = PROVIDERS.register(Plugin("fake", Options, create))

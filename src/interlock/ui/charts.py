@@ -1,4 +1,4 @@
-"""The numbers behind the dashboard's charts, as pure functions of ledger rows and audit entries.
+"""The numbers behind the dashboard's charts, as pure functions of ledger rows, ledger counts and audit entries.
 
 Spend and the reference line come from the admin spend report (the same figures as `interlock spend`);
 latency percentiles, which the report does not keep, come from the newest ledger rows in the window.
@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import math
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from interlock.audit.log import AuditEntry
+from interlock.store.ledger_queries import RouteCount
 from interlock.store.records import SpendRow, UsageRecord
 
 
@@ -110,4 +111,47 @@ def guardrail_verdicts(entries: Iterable[AuditEntry]) -> dict[str, Any]:
         "labels": labels,
         "actions": {a: [per_day[d][a] for d in labels] for a in actions},
         "blocked_requests": [blocked[d] for d in labels],
+    }
+
+
+def served_alias(deployment: str) -> str:
+    """The alias a deployment belongs to (`gateway.routes` names them `<alias>` or `<alias>#<n>`)."""
+    return deployment.partition("#")[0]
+
+
+def routing(counts: Iterable[RouteCount], routers: Mapping[str, Sequence[str]]) -> dict[str, Any]:
+    """Requests per day by the model that served them; per router alias, its decisions per day and the share
+    sent past its cheapest model (the "strong" share). `routers`: router alias -> its target aliases, cheapest
+    first. A router's decision is read from the deployment that served the request, so a request the router
+    sent to one target that residency moved to another counts for the target that served it."""
+    per_day: dict[str, Counter[str]] = defaultdict(Counter)
+    pairs: Counter[tuple[str, str]] = Counter()
+    decisions: dict[str, dict[str, Counter[str]]] = {r: defaultdict(Counter) for r in routers}
+    for c in counts:
+        served = served_alias(c.deployment)
+        per_day[c.day][served] += c.requests
+        pairs[(c.alias, served)] += c.requests
+        if c.alias in decisions:
+            decisions[c.alias][c.day][served] += c.requests
+    labels = sorted(per_day)
+    models = sorted({m for day in per_day.values() for m in day})
+    out_routers: dict[str, Any] = {}
+    for alias, targets in routers.items():
+        days = decisions[alias]
+        totals = {d: sum(days[d].values()) for d in labels}
+        strong = {d: totals[d] - days[d][targets[0]] for d in labels}
+        everything = sum(totals.values())
+        out_routers[alias] = {
+            "targets": list(targets),
+            "cheap": targets[0],
+            "by_target": {t: [days[d][t] for d in labels] for t in targets},
+            "strong_share": [round(strong[d] / totals[d], 4) if totals[d] else None for d in labels],
+            "share": round(sum(strong.values()) / everything, 4) if everything else None,
+            "requests": everything,
+        }
+    return {
+        "labels": labels,
+        "served": {m: [per_day[d][m] for d in labels] for m in models},
+        "routes": [{"asked": a, "served": s, "requests": n} for (a, s), n in sorted(pairs.items())],
+        "routers": out_routers,
     }

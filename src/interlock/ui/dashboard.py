@@ -1,25 +1,26 @@
 """The dashboard as a Starlette sub-app, mounted at /ui by `create_app`; the gateway's services are bound later.
 
-`Dashboard(settings)` is built with the app; `bind(admin, audit)` is called from the lifespan once the
-services exist (before that, pages answer 503). The sub-app has its own exception handlers, so errors
-under /ui render as HTML pages (or htmx fragments) rather than the API's error JSON.
+`Dashboard(routes=...)` is built with the app (the routes say which aliases are learned routers);
+`bind(admin, audit)` is called from the lifespan once the services exist (before that, pages answer 503).
+The sub-app has its own exception handlers, so errors under /ui render as HTML pages (or htmx fragments) rather
+than the API's error JSON.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
-from starlette.requests import Request
-from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from interlock.admin import AdminContext
 from interlock.audit.log import AuditLog
 from interlock.errors import GatewayError
-from interlock.ui import governance, guardrails, records, signin
+from interlock.ui import agents, governance, guardrails, ledger, records, roi, routing, signin
 from interlock.ui.sessions import Sessions
 from interlock.ui.web import (
     DashboardState,
@@ -29,17 +30,13 @@ from interlock.ui.web import (
     SignInRequired,
     error_page,
     not_started,
-    render,
     sign_in_required,
-    viewer,
 )
 
+if TYPE_CHECKING:
+    from interlock.routing.deployments import ModelRoute
+
 STATIC = Path(__file__).parent / "static"
-
-
-async def agents_page(request: Request) -> Response:
-    """GET /ui/agents: the place for the agent registry, runs and approvals once the agents package lands."""
-    return render(request, "agents.html", await viewer(request))
 
 
 def _routes() -> list[BaseRoute]:
@@ -61,24 +58,41 @@ def _routes() -> list[BaseRoute]:
         Route("/budgets/delete", governance.delete_budget, methods=["POST"]),
         Route("/rate-limits", governance.set_rate_limit, methods=["POST"]),
         Route("/rate-limits/delete", governance.delete_rate_limit, methods=["POST"]),
-        Route("/ledger", records.ledger_page, methods=["GET"]),
-        Route("/ledger/{request_id}", records.ledger_detail, methods=["GET"]),
+        Route("/ledger", ledger.ledger_page, methods=["GET"]),
+        Route("/ledger/export", ledger.ledger_export, methods=["GET"]),
+        Route("/ledger/{request_id}", ledger.ledger_detail, methods=["GET"]),
         Route("/audit", records.audit_page, methods=["GET"]),
         Route("/audit/verify", records.audit_verify, methods=["GET"]),
         Route("/guardrails", guardrails.guardrails_page, methods=["GET"]),
         Route("/guardrails", guardrails.set_guardrail_policy, methods=["POST"]),
         Route("/guardrails/delete", guardrails.delete_policy, methods=["POST"]),
-        # Agents (registry, runs, approvals, halt) join here as the agents package lands.
-        Route("/agents", agents_page, methods=["GET"]),
+        Route("/routing", routing.routing_page, methods=["GET"]),
+        Route("/api/routing", routing.routing_data, methods=["GET"]),
+        Route("/roi", roi.roi_page, methods=["GET"]),
+        Route("/agents", agents.agents_page, methods=["GET"]),
+        Route("/agents/halt", agents.halt, methods=["POST"]),
+        Route("/agents/resume", agents.resume, methods=["POST"]),
+        Route("/approvals/{approval_id}/{action:str}", agents.decide, methods=["POST"]),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]
+
+
+def router_targets(routes: Mapping[str, ModelRoute]) -> dict[str, tuple[str, ...]]:
+    """Each router alias's target aliases, cheapest first (the router file's order), for the routing chart."""
+    out: dict[str, tuple[str, ...]] = {}
+    for alias, route in routes.items():
+        spec = route.model.router
+        if route.router is not None and spec is not None:
+            out[alias] = tuple(spec.models.get(m, m) for m in route.router.models)
+    return out
 
 
 class Dashboard:
     """The web dashboard: its sessions and routes; `bind` hands it the running services."""
 
-    def __init__(self, sessions: Sessions | None = None) -> None:
+    def __init__(self, sessions: Sessions | None = None, routes: Mapping[str, ModelRoute] | None = None) -> None:
         self.state = DashboardState(sessions or Sessions())
+        self.state.routers = router_targets(routes or {})
         self.app = Starlette(
             routes=_routes(),
             middleware=[Middleware(SecurityHeaders)],

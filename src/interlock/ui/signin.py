@@ -1,4 +1,4 @@
-"""Sign-in with an admin or read-only admin key, and sign-out.
+"""Sign-in with the admin key, a read-only admin key or a governance key, and sign-out.
 
 The key is posted once; the browser then holds only a session id, in a cookie that is HttpOnly,
 SameSite=Strict, scoped to /ui and Secure when the request came over TLS. Sign-in and sign-out are
@@ -11,10 +11,24 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from interlock.audit.log import AuditEvent
-from interlock.auth.keys import Principal, require_admin
+from interlock.auth.keys import Principal
 from interlock.errors import Forbidden, GatewayError
 from interlock.ui.sessions import COOKIE
-from interlock.ui.web import SignInRequired, acting, is_https, read_form, render, state_of, viewer
+from interlock.ui.web import (
+    SignInRequired,
+    acting,
+    is_https,
+    read_form,
+    render,
+    require_signin_role,
+    state_of,
+    viewer,
+)
+
+
+def home_of(role: str) -> str:
+    """Where a session starts: a governance key's on the agents page, the only one it may see."""
+    return "/ui/agents" if role == "governance" else "/ui/"
 
 
 def _same_origin(request: Request) -> bool:
@@ -30,8 +44,8 @@ def _same_origin(request: Request) -> bool:
 async def signin_page(request: Request) -> Response:
     """GET /ui/signin."""
     try:
-        await viewer(request)
-        return RedirectResponse("/ui/", status_code=303)
+        view = await viewer(request, governance=True)
+        return RedirectResponse(home_of(view.role), status_code=303)
     except SignInRequired:
         return render(request, "signin.html", None)
 
@@ -46,7 +60,7 @@ async def signin(request: Request) -> Response:
         if not _same_origin(request):
             raise Forbidden("sign-in was posted from another site", code="cross_site_signin")
         principal = await services.admin.keys.authenticate(form.get("key", "").strip())
-        require_admin(principal, write=False)
+        require_signin_role(principal)
     except GatewayError as exc:
         services.audit.record(
             AuditEvent.denial(
@@ -57,14 +71,18 @@ async def signin(request: Request) -> Response:
                 status=exc.status,
             )
         )
-        message = "the dashboard needs the admin key or a key with role admin_read" if principal else exc.message
+        message = (
+            "the dashboard needs the admin key, a key with role admin_read or a governance key"
+            if principal
+            else exc.message
+        )
         return render(request, "signin.html", None, status=exc.status, error=message)
     session = state.sessions.create(form["key"].strip())
-    role = "admin" if principal.is_admin else "admin_read"
+    role = "admin" if principal.is_admin else "admin_read" if principal.admin_read else "governance"
     await services.audit.append(
         AuditEvent.admin("ui.signin", actor_id=principal.key_id, actor_name=f"ui:{principal.name}", role=role)
     )
-    response = RedirectResponse("/ui/", status_code=303)
+    response = RedirectResponse(home_of(role), status_code=303)
     response.set_cookie(
         COOKIE,
         session.id,
@@ -80,7 +98,7 @@ async def signin(request: Request) -> Response:
 async def signout(request: Request) -> Response:
     """POST /ui/signout (CSRF-checked like every change): ends the session."""
 
-    view, _ = await acting(request)
+    view, _ = await acting(request, governance=True)
     state_of(request).sessions.drop(view.session.id)
     await view.services.audit.append(
         AuditEvent.admin("ui.signout", actor_id=view.principal.key_id, actor_name=view.principal.name)

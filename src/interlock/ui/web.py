@@ -48,6 +48,18 @@ class NotBound(Exception):
     """The gateway's services are not started yet (the lifespan binds them)."""
 
 
+class GovernanceOnly(Forbidden):
+    """A governance key's session asked for a page other than the agents page."""
+
+    def __init__(self, view: View) -> None:
+        super().__init__(
+            "a governance key signs in to halt and resume agents on the Agents page only; "
+            "the other pages need the admin key or an admin_read key",
+            code="governance_only",
+        )
+        self.view = view
+
+
 @dataclass(frozen=True, slots=True)
 class Services:
     """The running gateway's services the dashboard uses, bound once at startup."""
@@ -76,8 +88,14 @@ class View:
 
     @property
     def read_only(self) -> bool:
-        """Whether this session may only look."""
+        """Whether this session may only look (a governance key may also halt and resume agents)."""
         return not self.principal.is_admin
+
+    @property
+    def role(self) -> str:
+        """ "admin", "admin_read" or "governance": what the pages show and offer."""
+        p = self.principal
+        return "admin" if p.is_admin else "admin_read" if p.admin_read else "governance"
 
 
 class DashboardState:
@@ -88,6 +106,7 @@ class DashboardState:
         self.templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
         self.templates.env.filters.update(usd=usd, when=when)
         self.bound: Services | None = None
+        self.routers: dict[str, tuple[str, ...]] = {}  # router alias -> its target aliases, cheapest first
 
     def services(self) -> Services:
         """The bound services; `NotBound` before the gateway has started."""
@@ -124,8 +143,18 @@ def is_https(request: Request) -> bool:
     return request.url.scheme == "https" or proto == "https"
 
 
-async def viewer(request: Request) -> View:
-    """The signed-in browser's view; `SignInRequired` without a live session or with a key no longer valid."""
+def require_signin_role(principal: Principal) -> None:
+    """Raise 403 unless the key may sign in: the admin key, an admin_read key or a governance key."""
+    if not principal.governance:
+        require_admin(principal, write=False)
+
+
+async def viewer(request: Request, governance: bool = False) -> View:
+    """The signed-in browser's view; `SignInRequired` without a live session or with a key no longer valid.
+
+    A governance key's session sees only the pages that pass `governance=True` (the agents page, where it
+    halts and resumes agents); any other page answers it 403.
+    """
     state = state_of(request)
     services = state.services()
     session = state.sessions.get(request.cookies.get(COOKIE))
@@ -133,11 +162,14 @@ async def viewer(request: Request) -> View:
         raise SignInRequired
     try:
         principal = await services.admin.keys.authenticate(session.token)
-        require_admin(principal, write=False)
+        require_signin_role(principal)
     except GatewayError:
         state.sessions.drop(session.id)  # revoked, suspended, expired or demoted since sign-in
         raise SignInRequired from None
-    return View(services, session, dataclasses.replace(principal, name=f"ui:{principal.name}"))
+    view = View(services, session, dataclasses.replace(principal, name=f"ui:{principal.name}"))
+    if view.role == "governance" and not governance:
+        raise GovernanceOnly(view)
+    return view
 
 
 async def read_form(request: Request) -> dict[str, str]:
@@ -153,9 +185,9 @@ async def read_form(request: Request) -> dict[str, str]:
         raise BadRequest(f"the form could not be read: {exc}") from None
 
 
-async def acting(request: Request) -> tuple[View, dict[str, str]]:
+async def acting(request: Request, governance: bool = False) -> tuple[View, dict[str, str]]:
     """A change from a signed-in browser: its view and form, once the CSRF token checks out (403 if not)."""
-    view = await viewer(request)
+    view = await viewer(request, governance)
     form = await read_form(request)
     if not view.session.csrf_matches(request.headers.get(CSRF_HEADER) or form.get(CSRF_FIELD)):
         raise Forbidden("this change carries no valid CSRF token; reload the page and try again", code="csrf_failed")
@@ -179,6 +211,7 @@ def render(request: Request, template: str, view: View | None, status: int = 200
         view=view,
         csrf=view.session.csrf if view else "",
         read_only=view.read_only if view else False,
+        role=view.role if view else "",
         now=time.time(),
         path=request.url.path,
     )
@@ -191,7 +224,7 @@ async def error_page(request: Request, exc: Exception) -> Response:
     """A refused or failed change, shown in the page's message area (htmx) or as a page of its own."""
     assert isinstance(exc, GatewayError)
     try:
-        view: View | None = await viewer(request)
+        view: View | None = exc.view if isinstance(exc, GovernanceOnly) else await viewer(request, governance=True)
     except (SignInRequired, NotBound):
         view = None
     if view is not None and request.method == "POST" and exc.status in (401, 403):

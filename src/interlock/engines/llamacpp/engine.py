@@ -11,6 +11,7 @@ only decodes the tokens that differ.
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import math
 import os
 import threading
@@ -98,8 +99,19 @@ class Generation:
 class ChatEngine:
     """Runs one GGUF chat model for many concurrent requests."""
 
-    def __init__(self, model_path: Path, settings: EngineSettings, *, kv_unified: bool = False) -> None:
+    def __init__(
+        self,
+        model_path: Path,
+        settings: EngineSettings,
+        *,
+        kv_unified: bool = False,
+        lora_path: Path | None = None,
+        lora_scale: float = 1.0,
+    ) -> None:
         self.model_path = model_path
+        self.lora_path = lora_path  # a GGUF LoRA adapter applied to every slot (`interlock tune`)
+        self.lora_scale = lora_scale
+        self._lora: Any = None
         self.settings = settings
         self.kv_unified = kv_unified
         self.model: GgufModel | None = None
@@ -129,6 +141,8 @@ class ChatEngine:
             llama_cpp.llama_backend_init()
             self.model = GgufModel(self.model_path)
             self._create_context()
+            if self.lora_path is not None:
+                self._apply_lora(self.lora_path)
         except Exception as exc:
             self.state = f"failed: {exc}"
             raise
@@ -158,6 +172,18 @@ class ChatEngine:
         self._batch = llama_cpp.llama_batch_init(n_batch, 0, 1)
         self._writer = BatchWriter(self._batch, n_batch)
 
+    def _apply_lora(self, path: Path) -> None:
+        assert self.model is not None
+        if not path.is_file():
+            raise FileNotFoundError(f"LoRA adapter {path} does not exist")
+        self._lora = llama_cpp.llama_adapter_lora_init(self.model.ptr, str(path).encode())
+        if not self._lora:
+            raise RuntimeError(f"llama.cpp could not load the LoRA adapter {path} for {self.model_path.name}")
+        adapters = (llama_cpp.llama_adapter_lora_p_ctypes * 1)(self._lora)
+        scales = (ctypes.c_float * 1)(self.lora_scale)
+        if llama_cpp.llama_set_adapters_lora(self._ctx, adapters, 1, scales) != 0:
+            raise RuntimeError(f"llama.cpp could not apply the LoRA adapter {path}")
+
     def close(self) -> None:
         """Stop the thread, fail what is still running, and free llama.cpp memory."""
         with self._cond:
@@ -177,6 +203,9 @@ class ChatEngine:
         if self._ctx:
             llama_cpp.llama_free(self._ctx)
             self._ctx = None
+        if self._lora:
+            llama_cpp.llama_adapter_lora_free(self._lora)
+            self._lora = None
         if self.model is not None:
             self.model.close()
         self.state = "closed"

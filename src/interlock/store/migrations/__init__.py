@@ -19,6 +19,12 @@ from interlock.store.migrations import (
     m0011_guardrail_policies,
     m0012_outcomes,
     m0013_agents,
+    m0014_run_caps,
+    m0015_approvals,
+    m0016_mcp_pins,
+    m0017_flywheel,
+    m0018_traffic_signals,
+    m0019_variants,
 )
 from interlock.store.migrations.base import Migration
 
@@ -36,4 +42,10 @@ MIGRATIONS: tuple[Migration, ...] = (
     m0011_guardrail_policies.MIGRATION,
     m0012_outcomes.MIGRATION,
     m0013_agents.MIGRATION,
+    m0014_run_caps.MIGRATION,
+    m0015_approvals.MIGRATION,
+    m0016_mcp_pins.MIGRATION,
+    m0017_flywheel.MIGRATION,
+    m0018_traffic_signals.MIGRATION,
+    m0019_variants.MIGRATION,
 )

@@ -68,7 +68,45 @@
     document.body.dataset.chartsReady = "guardrails";
   }
 
+  async function routing(root) {
+    const days = document.getElementById("routing-days");
+    const response = await fetch(root.dataset.routingSrc + "?days=" + (days ? days.value : "30"), { credentials: "same-origin" });
+    if (!response.ok) return;
+    const data = await response.json();
+    const served = Object.entries(data.served).map(([model, counts]) => ({ label: model, data: counts }));
+    draw("chart-served", { type: "bar", data: { labels: data.labels, datasets: served }, options: { scales: { x: { stacked: true }, y: { stacked: true } } } });
+    for (const [alias, r] of Object.entries(data.routers)) {
+      const datasets = Object.entries(r.by_target).map(([model, counts]) => ({ label: model, data: counts, yAxisID: "y" }));
+      datasets.push({ label: "share past " + r.cheap, data: r.strong_share, type: "line", yAxisID: "share" });
+      draw("chart-router-" + alias, {
+        type: "bar", data: { labels: data.labels, datasets },
+        options: { scales: { x: { stacked: true }, y: { stacked: true }, share: { position: "right", min: 0, max: 1 } } },
+      });
+      const share = document.querySelector('[data-router-share="' + CSS.escape(alias) + '"]');
+      if (share) share.textContent = r.share === null ? "-" : Math.round(r.share * 100) + "%";
+    }
+    const body = document.querySelector("#routes-table tbody");
+    if (body) {
+      body.replaceChildren(...data.routes.map((r) => {
+        const tr = document.createElement("tr");
+        for (const v of [r.asked, r.served, r.requests]) {
+          const td = document.createElement("td");
+          td.textContent = String(v);
+          tr.appendChild(td);
+        }
+        return tr;
+      }));
+    }
+    document.body.dataset.chartsReady = "routing";
+  }
+
   document.addEventListener("DOMContentLoaded", () => {
+    const routes = document.querySelector("[data-routing-src]");
+    if (routes) {
+      routing(routes);
+      const days = document.getElementById("routing-days");
+      if (days) days.addEventListener("change", () => routing(routes));
+    }
     const root = document.querySelector("[data-overview-src]");
     if (root) {
       overview(root);

@@ -1,0 +1,88 @@
+"""The loop breaker: a run that repeats the same tool call, or cycles through the same few calls, is stopped.
+
+It judges the request's own history — the tool calls of the assistant turns already in `messages`, in
+order — so it needs no state and holds across replicas. A call is its tool name and its arguments in
+canonical JSON (keys sorted, no whitespace), so `{"a": 1, "b": 2}` and `{"b":2,"a":1}` are the same call,
+and a retry with changed arguments is a different one.
+
+The history *ends in a loop* when its last calls are back-to-back copies of one block of `period` calls:
+- period 1 (the same call again and again) repeated at least `repeats` times (default 3: A A A);
+- a period of 2 to `MAX_PERIOD` calls repeated at least `cycles` times (default 2: A B A B, A B C A B C).
+Only the tail counts: an agent that looped and then moved on (A A A B) is not stopped. Either threshold
+at 0 turns that check off. A legitimate polling loop (`get_status`, `wait`, `get_status`, `wait` with
+the same arguments) looks like a cycle too: give such an agent `loop_cycles = 0` or a higher number.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from interlock.types import ChatRequest
+
+MAX_PERIOD = 4
+
+
+@dataclass(frozen=True, slots=True)
+class Loop:
+    """The block of calls the history ends repeating, and how many times."""
+
+    calls: tuple[str, ...]  # tool names of one block, in order
+    times: int
+
+    def describe(self) -> str:
+        """`'search' 3 times` or `the cycle 'a' -> 'b' 2 times` (names only, never arguments)."""
+        if len(self.calls) == 1:
+            return f"the same call to '{self.calls[0]}' {self.times} times in a row"
+        cycle = " -> ".join(f"'{c}'" for c in self.calls)
+        return f"the cycle {cycle} {self.times} times in a row"
+
+
+def canonical_arguments(arguments: str) -> str:
+    """The arguments as canonical JSON; text that is not JSON, stripped, as it is."""
+    try:
+        value = json.loads(arguments or "{}")
+    except ValueError:
+        return arguments.strip()
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def history(request: ChatRequest) -> list[tuple[str, str]]:
+    """Every tool call of the request's assistant turns, oldest first: (name, canonical arguments)."""
+    return [
+        (call.function.name, canonical_arguments(call.function.arguments))
+        for m in request.messages
+        if m.role == "assistant"
+        for call in m.tool_calls or ()
+    ]
+
+
+def _repeats(calls: Sequence[tuple[str, str]], period: int) -> int:
+    """How many back-to-back copies of the last `period` calls end the sequence."""
+    n = len(calls)
+    if n < period:
+        return 0
+    times = 1
+    while (times + 1) * period <= n and all(
+        calls[n - 1 - i] == calls[n - 1 - i - times * period] for i in range(period)
+    ):
+        times += 1
+    return times
+
+
+def find_loop(calls: Sequence[tuple[str, str]], repeats: int = 3, cycles: int = 2) -> Loop | None:
+    """The loop the calls end in (see the module docstring), or None."""
+    if repeats > 0:
+        times = _repeats(calls, 1)
+        if times >= repeats:
+            return Loop((calls[-1][0],), times)
+    if cycles > 0:
+        for period in range(2, MAX_PERIOD + 1):
+            block = calls[-period:]
+            if len(set(block)) < 2:  # a block of one repeated call is the period-1 case
+                continue
+            times = _repeats(calls, period)
+            if times >= cycles:
+                return Loop(tuple(name for name, _ in block), times)
+    return None
