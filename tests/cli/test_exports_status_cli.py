@@ -17,6 +17,7 @@ from typer.testing import CliRunner
 
 from interlock.audit.chain import canonical
 from interlock.cli.main import app
+from interlock.store.approval_queries import ApprovalRecord
 from interlock.store.outcome_queries import OutcomeRecord
 from interlock.store.records import UsageRecord
 from interlock.store.sqlite import SqliteStore
@@ -120,3 +121,18 @@ def test_status_shows_models_budgets_spend_and_the_audit_check(home: Path) -> No
     assert "Spend today: $0.900000 over 1 requests" in out
     assert f"key {key}" in out and "90%" in out
     assert "Audit log intact" in out
+    assert "Pending approvals: none" in out
+
+    async def hold() -> None:  # one held call waiting, one whose request expired
+        store = SqliteStore(home / "interlock.db", flush_interval_ms=5)
+        await store.open()
+        now = time.time()
+        for i, expires in enumerate((now + 3600, now - 1)):
+            await store.insert_approval(
+                ApprovalRecord(f"apr_{i}", "agt_1", "own_1", "", "send_money", "h", "{}", "approval_required",
+                               f"req_{i}", "pending", now - 10, expires)
+            )  # fmt: skip
+        await store.close()
+
+    asyncio.run(hold())
+    assert "Pending approvals: 1 " in _ok("status", "--url", "http://127.0.0.1:9")

@@ -150,7 +150,7 @@ def _rows(client: TestClient) -> list[Any]:
     state = client.app.state.interlock  # type: ignore[attr-defined]
     client.portal.call(state.store.flush)  # type: ignore[union-attr]
     for _ in range(100):  # shadow answers finish in the background
-        if not state.gateway._shadow_tasks:
+        if not state.gateway.shadows.tasks:
             break
         time.sleep(0.02)
     client.portal.call(state.store.flush)  # type: ignore[union-attr]

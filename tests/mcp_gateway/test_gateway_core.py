@@ -10,8 +10,9 @@ from interlock.audit.chain import AuditEvent
 from interlock.auth.keys import Principal
 from interlock.guardrails.service import GuardrailService
 from interlock.mcp import gateway
-from interlock.mcp.gateway import LiveTool, McpGateway, RecentResults, without_arguments
+from interlock.mcp.gateway import LiveTool, McpGateway
 from interlock.mcp.pins import definition_hash
+from interlock.mcp.results import RecentResults, without_arguments
 from interlock.settings import GuardrailSettings, McpSettings
 from interlock.store.mcp_queries import McpPinRecord
 

@@ -3,7 +3,7 @@ budgets, and the audit log's verification.
 
 Health and engine load come from `/readyz` of the gateway at `--url` (default: the configured host and
 port); when none answers, the models are listed from the config as "not running". Spend, budgets and the
-audit check read the store directly, like every other command. Pending approvals join once agents land.
+audit check and the tool calls waiting for an approval read the store directly, like every other command.
 """
 
 from __future__ import annotations
@@ -70,11 +70,20 @@ def models_table(settings: Settings, ready: dict[str, Any] | None) -> Table:
     return table
 
 
-async def _money(ctx: AdminContext, actor: Principal) -> tuple[int, int, list[BudgetStatus]]:
+async def _money(ctx: AdminContext, actor: Principal) -> tuple[int, int, list[BudgetStatus], int]:
     today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0).timestamp()
     report = await admin.spend_report(ctx, actor, SpendQuery(group="model", since=today))
     spent = sum(r.cost_micros for r in report.rows)
-    return spent, sum(r.requests for r in report.rows), await admin.list_budgets(ctx, actor)
+    now = time.time()
+    pending = sum(a.expires_at > now for a in await ctx.store.list_approvals(status="pending", limit=10_000))
+    return spent, sum(r.requests for r in report.rows), await admin.list_budgets(ctx, actor), pending
+
+
+def pending_line(pending: int) -> str:
+    """How many tool calls wait for a person."""
+    if not pending:
+        return "[dim]Pending approvals: none[/dim]"
+    return f"[yellow]Pending approvals: {pending}[/yellow] (interlock approvals list --status pending)"
 
 
 def budgets_table(spent: int, requests: int, budgets: list[BudgetStatus]) -> Table:
@@ -117,7 +126,7 @@ def status(
     """One screen: models and health, engine load, spend today vs budgets, audit verification."""
     settings = settings_or_exit(config)
     ready = readiness(url or f"http://{settings.server.host}:{settings.server.port}")
-    spent, requests, budgets = call(config, _money)
+    spent, requests, budgets, pending = call(config, _money)
     store = open_audit_store(settings)
     store.open()
     try:
@@ -133,7 +142,7 @@ def status(
         models_table(settings, ready),
         budgets_table(spent, requests, budgets),
         audit_line(result),
-        "[dim]Pending approvals: none (agents are not configured)[/dim]",
+        pending_line(pending),
     )
     Console().print(Panel(body, title=f"interlock status · {time.strftime('%Y-%m-%d %H:%M:%S')}"), highlight=False)
     if not result.ok:

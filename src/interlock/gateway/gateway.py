@@ -27,12 +27,13 @@ from typing import Protocol, TypeVar
 from interlock.errors import Forbidden, GatewayError, NotFound, UpstreamError, UpstreamTimeout
 from interlock.gateway.context import RequestContext, StreamTally
 from interlock.gateway.settlement import CLIENT_CLOSED, TokenCounter, outcome, response_text
+from interlock.gateway.shadows import SHADOW, Shadows
 from interlock.gateway.stages import is_resident
 from interlock.plugins.hooks import Answered, CutStream, Hook, ModelRequest, ModelResponse, Outcome
 from interlock.routing.cache import replay_as_chunks
 from interlock.routing.deployments import Deployment, ModelRoute
 from interlock.routing.failover import Failover
-from interlock.settings import RoutingSettings, VariantSettings
+from interlock.settings import RoutingSettings
 from interlock.types import Batch, ChatChunk, ChatRequest, ChatResponse, EmbeddingRequest, Usage
 
 log = logging.getLogger(__name__)
@@ -42,7 +43,6 @@ T = TypeVar("T")
 
 
 SHOWN_NAME_CHARS = 200
-SHADOW = "shadow"  # the endpoint of a shadow variant's answer (its ledger rows say so)
 
 
 def _shown(name: str) -> str:
@@ -101,9 +101,7 @@ class Gateway:
         self._input, self._policy, self._output = list(input_hooks), list(policy_hooks), list(output_hooks)
         # Shadow answers run only the hooks that account for them (residency, budget, ledger, capture).
         self._by_endpoint: dict[str, _Hooks] = {SHADOW: _Hooks([], shadow_hooks)}
-        self._max_shadows = max_shadows
-        self._shadow_tasks: set[asyncio.Task[None]] = set()
-        self.shadows_dropped = 0  # shadow answers skipped because `max_shadows` were running
+        self.shadows = Shadows(self.handle, max_shadows)
 
     def hooks(self, endpoint: str) -> _Hooks:
         """The hook lists of an endpoint, built on first use and kept."""
@@ -260,7 +258,7 @@ class Gateway:
                 usage, source = self.counter.usage(dep, request, tally.reported, tally.generated())
             self._finish(ctx, hooks, outcome(ctx, usage, source, status=status, error=error, cached=cached))
             if ctx.shadows and status == 200 and isinstance(request, ChatRequest):
-                self._spawn_shadows(ctx, request)
+                self.shadows.spawn(ctx, request)
             if live is not None:
                 if dep is not None:  # always, once a stream opened: failover set it
                     self.failover.release(dep)
@@ -268,44 +266,9 @@ class Gateway:
                     await batches.aclose()
                 await _close(live)  # an abandoned or cut stream releases its upstream connection now
 
-    # shadow variants --------------------------------------------------------------------------
-
-    def _spawn_shadows(self, of: RequestContext, request: ChatRequest) -> None:
-        """Start the shadow variants' answers to `request` in the background (never awaited by the client)."""
-        for variant in of.shadows:
-            if len(self._shadow_tasks) >= self._max_shadows:
-                self.shadows_dropped += 1
-                log.info("shadow %r of %s skipped: %d shadows running", variant.name, of.alias, self._max_shadows)
-                continue
-            task = asyncio.get_running_loop().create_task(
-                self._shadow(of, request, variant), name=f"interlock-shadow-{variant.name}"
-            )
-            self._shadow_tasks.add(task)
-            task.add_done_callback(self._shadow_tasks.discard)
-
-    async def _shadow(self, of: RequestContext, request: ChatRequest, variant: VariantSettings) -> None:
-        """One shadow answer: the same request (not streamed) to the variant's alias, settled like any other
-        (budget, ledger row with endpoint "shadow", capture), and thrown away."""
-        ctx = RequestContext(
-            principal=of.principal, endpoint=SHADOW, operation=of.operation, alias=of.alias, run_id=of.run_id,
-            restricted=of.restricted, variant=variant.name, shadow_of=of.request_id, user_agent=of.user_agent,
-        )  # fmt: skip
-        copy = request.model_copy(update={"model": variant.model, "stream": False, "stream_options": None})
-
-        async def parse() -> ModelRequest:
-            return copy
-
-        try:
-            await self.handle(ctx, parse, _Discard())
-        except Exception:  # settled by `handle`; a shadow never disturbs anything else
-            log.exception("shadow %r of request %s failed", variant.name, of.request_id)
-
     async def close(self) -> None:
         """Stop the shadow answers still running (each is settled as its task ends)."""
-        tasks = list(self._shadow_tasks)
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await self.shadows.close()
 
     def _chat_usage(self, ctx: RequestContext, request: ChatRequest, response: ChatResponse) -> tuple[Usage, str]:
         assert ctx.deployment is not None
@@ -432,20 +395,6 @@ class Gateway:
             return []
         opening = tally.opening
         return [ChatChunk(id=opening.id, created=opening.created, model=opening.model, usage=usage)]
-
-
-class _Discard:
-    """The sink of a shadow answer: nothing reaches a client."""
-
-    async def answer(self, ctx: RequestContext, response: ModelResponse) -> None:
-        return None
-
-    async def stream(self, ctx: RequestContext, first: list[ChatChunk], rest: Stream) -> None:
-        async for _ in rest:
-            pass
-
-    async def fail(self, ctx: RequestContext, exc: GatewayError) -> None:
-        return None
 
 
 class _Cut(Exception):

@@ -28,9 +28,9 @@ import hashlib
 import json
 import logging
 import time
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import mcp_types as types
@@ -38,7 +38,7 @@ import mcp_types as types
 from interlock.agents.approvals import Approvals
 from interlock.agents.hook import judge, refusal_note, resolve
 from interlock.agents.policy import ToolPolicy
-from interlock.agents.provenance import MIN_CHARS, Corpus, leaves
+from interlock.agents.provenance import Corpus
 from interlock.audit.chain import AuditEvent
 from interlock.auth.keys import Principal
 from interlock.background import Periodic
@@ -47,6 +47,7 @@ from interlock.guardrails.scanner import resolve_overlaps
 from interlock.guardrails.service import GuardrailService
 from interlock.guardrails.transform import redacted, rewrite
 from interlock.mcp.pins import PinStatus, definition_hash, status
+from interlock.mcp.results import RecentResults, result_text, without_arguments
 from interlock.mcp.scan import Flag, scan_tool
 from interlock.mcp.upstream import Upstream, UpstreamDown
 from interlock.settings import McpSettings
@@ -55,7 +56,6 @@ from interlock.store.mcp_queries import McpPinRecord, McpStore
 log = logging.getLogger(__name__)
 
 SEP = "__"
-MAX_RESULT_CHARS = 64 * 1024  # of each result kept for provenance
 
 
 class McpConflict(BadRequest):
@@ -77,64 +77,6 @@ class LiveTool:
     def name(self) -> str:
         """The namespaced name agents see."""
         return f"{self.server}{SEP}{self.tool.name}"
-
-
-@dataclass(slots=True)
-class RecentResults:
-    """Per agent, bounded in number and age: its recent MCP tool results (untrusted) and the trusted text
-    (system and user messages) of its recent model requests, the only trusted text an MCP call can refer to."""
-
-    size: int
-    ttl_s: float
-    by_agent: dict[str, deque[tuple[float, str]]] = field(default_factory=dict)
-    said_by_agent: dict[str, deque[tuple[float, str]]] = field(default_factory=dict)
-
-    def _add(self, where: dict[str, deque[tuple[float, str]]], agent_id: str, text: str) -> None:
-        if self.size == 0 or not text:
-            return
-        where.setdefault(agent_id, deque(maxlen=self.size)).append((time.time(), text[:MAX_RESULT_CHARS]))
-
-    def _texts(self, where: dict[str, deque[tuple[float, str]]], agent_id: str) -> list[str]:
-        found = where.get(agent_id)
-        if not found:
-            return []
-        cutoff = time.time() - self.ttl_s
-        while found and found[0][0] < cutoff:
-            found.popleft()
-        return [t for _, t in found]
-
-    def add(self, agent_id: str, text: str) -> None:
-        """Keep `text` (a tool result) as untrusted content of the agent."""
-        self._add(self.by_agent, agent_id, text)
-
-    def texts(self, agent_id: str) -> list[str]:
-        """The agent's unexpired results, oldest first."""
-        return self._texts(self.by_agent, agent_id)
-
-    def add_trusted(self, agent_id: str, text: str) -> None:
-        """Keep `text` (the trusted messages of a model request) as trusted content of the agent."""
-        if not any(t == text for t in self._texts(self.said_by_agent, agent_id)[-4:]):  # a loop resends them all
-            self._add(self.said_by_agent, agent_id, text)
-
-    def trusted_texts(self, agent_id: str) -> list[str]:
-        """The agent's unexpired trusted texts, oldest first."""
-        return self._texts(self.said_by_agent, agent_id)
-
-
-def without_arguments(text: str, args: object) -> str:
-    """`text` without the call's own argument values: a result that echoes them introduced none of them."""
-    for value in sorted(leaves(args, None), key=len, reverse=True):
-        if len(value) >= MIN_CHARS:
-            text = text.replace(value, " ")
-    return text
-
-
-def result_text(result: types.CallToolResult) -> str:
-    """The text a result carries (text blocks and structured content), as the agent will read it."""
-    parts = [b.text for b in result.content if isinstance(b, types.TextContent)]
-    if result.structured_content is not None:
-        parts.append(json.dumps(result.structured_content, ensure_ascii=False))
-    return "\n".join(parts)
 
 
 def _error(text: str) -> types.CallToolResult:

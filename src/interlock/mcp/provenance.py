@@ -5,7 +5,7 @@ An agent reads an MCP tool result (an e-mail, a web page) and sends it to a mode
 tool call. The agent tool-call policy (`agents.hook.ToolPolicyHook`) splits that request into trusted text
 (system, developer, user messages) and untrusted text (tool results) and refuses a sensitive call driven
 by a value only untrusted text supplied. This hook, placed right after it, adds the agent's recent MCP
-results (`gateway.RecentResults`) to the untrusted side, and takes them out of the trusted side when a
+results (`results.RecentResults`) to the untrusted side, and takes them out of the trusted side when a
 framework pastes tool output into a user turn: a result found verbatim is cut out of the message (the
 rest stays trusted); a message that still carries the start of a result (normalised: re-spaced, re-cased)
 counts as untrusted as a whole. So an IBAN an MCP result introduced cannot drive `send_money` however
@@ -22,7 +22,7 @@ from __future__ import annotations
 from interlock.agents.hook import NAME as AGENTS
 from interlock.agents.hook import TRUSTED_ROLES
 from interlock.agents.provenance import Corpus, normalise
-from interlock.mcp.gateway import RecentResults
+from interlock.mcp.results import RecentResults
 from interlock.plugins.hooks import Hook, HookContext, ModelRequest
 from interlock.types import ChatRequest
 
