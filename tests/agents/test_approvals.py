@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,10 +27,10 @@ from interlock.cli.main import app as cli
 from interlock.governance.webhook import SIGNATURE_HEADER, verify_signature
 from interlock.settings import load_settings
 from interlock.store import Store
-from interlock.store.postgres import PostgresStore
 from interlock.store.sqlite import SqliteStore
 from tests.conftest import ADMIN_KEY, FAKE_CONFIG, free_port
 from tests.store.conftest import pg_url as pg_url
+from tests.store.conftest import store as store  # an open store of each kind
 
 IBAN = "DE89370400440532013000"
 ATTACKER = "GB33BUKB20201555555555"
@@ -115,20 +115,6 @@ async def test_a_store_that_fails_keeps_the_held_call_out() -> None:
 
 
 # --- the store: binding, single use, both databases ---------------------------------------------------------
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
-    s: Store
-    if request.param == "sqlite":
-        s = SqliteStore(tmp_path / "db.sqlite", flush_interval_ms=5)
-    else:
-        s = PostgresStore(request.getfixturevalue("pg_url"), flush_interval_ms=5)
-    await s.open()
-    try:
-        yield s
-    finally:
-        await s.close()
 
 
 async def _check(approvals: Approvals, arguments: str = '{"x": 1}', run: str = "run-1") -> Any:

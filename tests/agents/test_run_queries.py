@@ -2,32 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
-
-import pytest
-
 from interlock.store import Store
-from interlock.store.postgres import PostgresStore
 from interlock.store.records import UsageRecord
-from interlock.store.sqlite import SqliteStore
 from tests.store.conftest import pg_url as pg_url
+from tests.store.conftest import store as store  # an open store of each kind
 
 T0 = 1_767_225_600.0  # a minute boundary
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
-    s: Store
-    if request.param == "sqlite":
-        s = SqliteStore(tmp_path / "interlock.db", flush_interval_ms=5)
-    else:
-        s = PostgresStore(request.getfixturevalue("pg_url"), flush_interval_ms=5)
-    await s.open()
-    try:
-        yield s
-    finally:
-        await s.close()
 
 
 def _row(i: int, ts: float, key: str, agent: str, run: str, cost: int, deployment: str = "echo") -> UsageRecord:

@@ -8,12 +8,17 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 import psycopg
 import pytest
+
+from interlock.store import Store
+from interlock.store.postgres import PostgresStore
+from interlock.store.sqlite import SqliteStore
 
 POSTGRES = os.environ.get("INTERLOCK_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
 
@@ -36,3 +41,18 @@ def pg_url() -> Iterator[str]:
     finally:
         with pg_admin() as conn:
             conn.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
+    """An open, empty store of each kind: SQLite in `tmp_path`, PostgreSQL in a fresh schema."""
+    s: Store
+    if request.param == "sqlite":
+        s = SqliteStore(tmp_path / "db.sqlite", flush_interval_ms=5)
+    else:
+        s = PostgresStore(request.getfixturevalue("pg_url"), flush_interval_ms=5)
+    await s.open()
+    try:
+        yield s
+    finally:
+        await s.close()

@@ -2,30 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
-
-import pytest
-
 from interlock.store import Store
-from interlock.store.postgres import PostgresStore
 from interlock.store.records import KeyRecord
 from interlock.store.signal_queries import SignalRow
-from interlock.store.sqlite import SqliteStore
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
-    s: Store
-    if request.param == "sqlite":
-        s = SqliteStore(tmp_path / "db.sqlite", flush_interval_ms=5)
-    else:
-        s = PostgresStore(request.getfixturevalue("pg_url"), flush_interval_ms=5)
-    await s.open()
-    try:
-        yield s
-    finally:
-        await s.close()
 
 
 async def test_counts_add_up_and_the_last_framework_seen_is_kept(store: Store) -> None:
