@@ -13,6 +13,8 @@ from interlock.audit.sqlite_store import SqliteAuditStore
 from interlock.settings import Settings, StoreSettings, load_settings
 from interlock.store import open_store
 from interlock.store.records import OrgRecord
+from interlock.store.signal_queries import SignalRow
+from interlock.store.sqlite import SqliteStore
 
 
 @pytest.fixture
@@ -59,3 +61,16 @@ def test_the_audit_store_waits_as_long_as_configured(quick: Settings) -> None:
     finally:
         holder.close()
         store.close()
+
+
+async def test_a_new_database_and_its_wal_are_readable_by_the_owner_only(tmp_path: Path) -> None:
+    """It holds the ledger, captured prompts and answers: not for other users of the machine."""
+    store = SqliteStore(tmp_path / "home" / "interlock.db", flush_interval_ms=5)
+    await store.open()
+    try:
+        await store.add_traffic_signals([SignalRow("k", 1, 1)])  # a write: the -wal file exists now
+        files = sorted((tmp_path / "home").iterdir())
+        assert [f.name for f in files] == ["interlock.db", "interlock.db-shm", "interlock.db-wal"]
+        assert {oct(f.stat().st_mode & 0o777) for f in files} == {"0o600"}
+    finally:
+        await store.close()

@@ -9,6 +9,7 @@ committed transaction; only a power loss can roll back the last transactions.
 from __future__ import annotations
 
 import logging
+import os
 import sqlite3
 import threading
 from pathlib import Path
@@ -62,7 +63,13 @@ def _rollback(conn: sqlite3.Connection) -> None:
 def connect(
     path: Path, *, busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS, synchronous: Literal["NORMAL", "FULL"] = "NORMAL"
 ) -> sqlite3.Connection:
-    """A WAL connection to `path` that waits up to `busy_timeout_ms` for another writer's lock."""
+    """A WAL connection to `path` that waits up to `busy_timeout_ms` for another writer's lock.
+
+    A new database file is created readable by its owner only (0600): it holds the ledger, captured prompts
+    and answers, and the audit log; SQLite gives its -wal and -shm files the same mode.
+    """
+    if str(path) != ":memory:" and not Path(path).exists():
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
     conn = sqlite3.connect(path, timeout=busy_timeout_ms / 1000, isolation_level=None, check_same_thread=False)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute(f"PRAGMA synchronous={synchronous}")
