@@ -225,6 +225,8 @@ def test_an_agentic_key_is_reported_with_evidence_and_adopted_as_an_agent(client
 def test_bad_window_and_unknown_key_are_client_errors(client: TestClient) -> None:
     assert client.get("/admin/shadow-agents?since_hours=0").status_code == 400
     assert client.get("/admin/shadow-agents?since_hours=abc").status_code == 400
+    assert client.get("/admin/shadow-agents?since_hours=" + "9" * 5000).status_code == 400  # not int()'s 4300 digits
+    assert client.get("/admin/shadow-agents?since_hours=²").status_code == 400  # a digit to isdigit(), not to int()
     owner = client.post("/admin/owners", json={"name": "Ann", "email": "ann@example.com"}).json()["id"]
     r = client.post("/admin/shadow-agents/key_nope/adopt", json={"name": "x", "owner_id": owner, "description": "d"})
     assert r.status_code == 404 and r.json()["error"]["code"] == "key_not_found"

@@ -31,7 +31,7 @@ async def list_suspects(request: Request) -> Response:
     """GET /admin/shadow-agents?since_hours=N (default 168): keys whose traffic looks agentic."""
     ctx, actor = await caller(request)
     raw = request.query_params.get("since_hours", str(services.DEFAULT_WINDOW_H))
-    if not raw.isdigit() or not 1 <= int(raw) <= 24 * 366:
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 4) or not 1 <= int(raw) <= 24 * 366:
         raise BadRequest("since_hours must be a whole number of hours from 1 to 8784", param="since_hours")
     found = await services.report(ctx, actor, int(raw))
     return JSONResponse({"object": "list", "data": [suspect_view(s) for s in found]})
