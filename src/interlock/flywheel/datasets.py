@@ -145,7 +145,7 @@ def parse_ref(ref: str) -> tuple[str, int | None]:
     check_name(name)
     if not at:
         return name, None
-    if not version.isdigit() or int(version) < 1:
+    if not (version.isascii() and version.isdigit() and len(version) <= 9) or int(version) < 1:
         raise DatasetError(f"dataset {ref!r}: the version after '@' is a number from 1")
     return name, int(version)
 

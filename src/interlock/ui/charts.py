@@ -90,7 +90,7 @@ def _actions(flat: object) -> Counter[str]:
     for part in flat.split(","):
         _, _, rest = part.partition(":")
         action, _, n = rest.partition(":")
-        counts[action or "?"] += int(n) if n.isdigit() else 1
+        counts[action or "?"] += int(n) if n.isascii() and n.isdigit() and len(n) <= 9 else 1
     return counts
 
 

@@ -75,7 +75,7 @@ async def overview_data(request: Request) -> Response:
     """GET /ui/api/overview?days=N (1-366, default 30): the overview charts' data as JSON."""
     view = await viewer(request)
     raw = request.query_params.get("days", "30")
-    if not raw.isdigit() or not 1 <= int(raw) <= 366:
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 3) or not 1 <= int(raw) <= 366:
         raise BadRequest("'days' must be a whole number from 1 to 366", param="days")
     since = time.time() - int(raw) * 86400
     by_day = await spend_report(view.ctx, view.principal, SpendQuery(group="day", since=since))

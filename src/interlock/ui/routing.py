@@ -29,7 +29,7 @@ async def routing_data(request: Request) -> Response:
     view = await viewer(request)
     require_admin(view.principal, write=False)
     raw = request.query_params.get("days", "30")
-    if not raw.isdigit() or not 1 <= int(raw) <= 366:
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 3) or not 1 <= int(raw) <= 366:
         raise BadRequest("'days' must be a whole number from 1 to 366", param="days")
     await view.ctx.store.flush()
     counts = await view.ctx.store.ledger_routes(time.time() - int(raw) * 86400)
