@@ -9,7 +9,8 @@ from contextlib import aclosing
 
 import pytest
 
-from interlock.engines.llamacpp.engine import ChatEngine, Generation
+from interlock.engines.llamacpp.engine import ChatEngine
+from interlock.engines.llamacpp.generation import Generation
 from interlock.engines.llamacpp.model import default_model_path
 from interlock.engines.llamacpp.sampling import SamplingParams
 from interlock.engines.llamacpp.slots import Finish

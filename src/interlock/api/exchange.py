@@ -29,7 +29,8 @@ from starlette.types import Receive, Scope, Send
 from interlock.api.http import error_headers, parse_json, read_body
 from interlock.errors import GatewayError
 from interlock.gateway.context import RequestContext
-from interlock.gateway.gateway import Gateway, Stream
+from interlock.gateway.gateway import Gateway
+from interlock.gateway.streams import Stream
 from interlock.plugins.hooks import ModelRequest, ModelResponse
 from interlock.types import ChatChunk
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from typing import Protocol, TypeVar
 
 from interlock.errors import Forbidden, GatewayError, NotFound, UpstreamError, UpstreamTimeout
@@ -29,6 +29,7 @@ from interlock.gateway.context import RequestContext, StreamTally
 from interlock.gateway.settlement import CLIENT_CLOSED, TokenCounter, outcome, response_text
 from interlock.gateway.shadows import SHADOW, Shadows
 from interlock.gateway.stages import is_resident
+from interlock.gateway.streams import Cut, Stream, close_stream, nothing
 from interlock.plugins.hooks import Answered, CutStream, Hook, ModelRequest, ModelResponse, Outcome
 from interlock.routing.cache import replay_as_chunks
 from interlock.routing.deployments import Deployment, ModelRoute
@@ -38,7 +39,6 @@ from interlock.types import Batch, ChatChunk, ChatRequest, ChatResponse, Embeddi
 
 log = logging.getLogger(__name__)
 
-Stream = AsyncIterator[list[ChatChunk]]
 T = TypeVar("T")
 
 
@@ -264,7 +264,7 @@ class Gateway:
                     self.failover.release(dep)
                 if batches is not None:
                     await batches.aclose()
-                await _close(live)  # an abandoned or cut stream releases its upstream connection now
+                await close_stream(live)  # an abandoned or cut stream releases its upstream connection now
 
     async def close(self) -> None:
         """Stop the shadow answers still running (each is settled as its task ends)."""
@@ -277,7 +277,7 @@ class Gateway:
     async def _answer_now(self, ctx: RequestContext, response: ModelResponse, sink: Sink) -> None:
         """Send an answer that a hook gave instead of a model (a cache hit)."""
         if ctx.stream and isinstance(response, ChatResponse):
-            await sink.stream(ctx, Batch.final(replay_as_chunks(response)), _nothing())
+            await sink.stream(ctx, Batch.final(replay_as_chunks(response)), nothing())
         else:
             await sink.answer(ctx, response)
 
@@ -318,10 +318,10 @@ class Gateway:
                 "the upstream ended the stream without sending anything", code="upstream_truncated"
             ) from None
         except TimeoutError:
-            await _close(stream)
+            await close_stream(stream)
             raise UpstreamTimeout(f"no first token within {self._first_token_timeout:g} s") from None
         except BaseException:
-            await _close(stream)
+            await close_stream(stream)
             raise
         return stream, first
 
@@ -339,7 +339,7 @@ class Gateway:
                 kept = cut.keep
                 for later in hooks.on_batch[i + 1 :]:
                     kept = await later.on_batch(ctx, kept)
-                raise _Cut(cut.error, kept) from None
+                raise Cut(cut.error, kept) from None
         if last and not getattr(batch, "last", False):
             batch = Batch.final(batch)
         return batch
@@ -357,7 +357,7 @@ class Gateway:
         while batch is not None:
             try:
                 out = await self._batch(ctx, batch, hooks)
-            except _Cut as cut:
+            except Cut as cut:
                 if cut.kept:
                     yield cut.kept
                 raise cut.error from None
@@ -372,7 +372,7 @@ class Gateway:
                 # first, through one empty last batch, then the error ends the stream.
                 try:
                     held = await self._batch(ctx, Batch.final([]), hooks)
-                except _Cut as cut:
+                except Cut as cut:
                     held = cut.kept
                 if held:
                     yield list(held)  # not a last batch: the stream ends with the error, not [DONE]
@@ -395,22 +395,3 @@ class Gateway:
             return []
         opening = tally.opening
         return [ChatChunk(id=opening.id, created=opening.created, model=opening.model, usage=usage)]
-
-
-class _Cut(Exception):
-    """A stream cut by a hook: `kept` is delivered, then `error` ends the stream."""
-
-    def __init__(self, error: GatewayError, kept: list[ChatChunk]) -> None:
-        super().__init__(error.message)
-        self.error, self.kept = error, kept
-
-
-async def _nothing() -> Stream:
-    return
-    yield
-
-
-async def _close(stream: Stream) -> None:
-    aclose = getattr(stream, "aclose", None)
-    if aclose is not None:
-        await aclose()

@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from interlock.engines.gguf import GgufError, context_length
 from interlock.engines.llamacpp import grammar
-from interlock.engines.llamacpp.engine import ChatEngine, Generation
+from interlock.engines.llamacpp.engine import ChatEngine
+from interlock.engines.llamacpp.generation import Generation
 from interlock.engines.llamacpp.model import default_model_path
 from interlock.engines.llamacpp.sampling import SamplingParams
 from interlock.engines.llamacpp.slots import Finish

@@ -17,13 +17,12 @@ import os
 import threading
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 import llama_cpp
 
+from interlock.engines.llamacpp.generation import EngineStats, Generation, _threadsafe_put
 from interlock.engines.llamacpp.model import GgufModel, quiet_llama_logs
 from interlock.engines.llamacpp.sampling import (
     GrammarError,
@@ -34,66 +33,6 @@ from interlock.engines.llamacpp.sampling import (
 from interlock.engines.llamacpp.slots import BatchWriter, Event, Finish, Job, Slot
 from interlock.errors import BadRequest, RateLimited, Unavailable
 from interlock.settings import EngineSettings
-
-
-@dataclass(frozen=True)
-class EngineStats:
-    """A snapshot of the engine for /readyz and tests."""
-
-    state: str
-    slots: int
-    slots_busy: int
-    queue_length: int
-    queue_size: int
-    n_ctx_per_slot: int
-    steps: int
-    max_batch_seqs: int
-    prompt_tokens: int
-    prompt_tokens_reused: int
-    completion_tokens: int
-    requests_done: int
-
-
-def _threadsafe_put(loop: asyncio.AbstractEventLoop, queue: asyncio.Queue[Event]) -> Callable[[Event], None]:
-    """A callable for the engine thread that puts an event on `queue` inside `loop`."""
-
-    def put(event: Event) -> None:
-        loop.call_soon_threadsafe(queue.put_nowait, event)
-
-    return put
-
-
-class Generation:
-    """A submitted request, seen from the event loop."""
-
-    def __init__(self, engine: ChatEngine, job: Job, queue: asyncio.Queue[Event]) -> None:
-        self._engine = engine
-        self._job = job
-        self._queue = queue
-        self.prompt_tokens = len(job.prompt)
-        self.finished = False
-
-    def cancel(self) -> None:
-        """Stop generating; the slot is freed at the engine's next step."""
-        if not self.finished:
-            self._job.cancelled = True
-            self._engine.wake()
-
-    async def events(self) -> AsyncIterator[str | Finish]:
-        """Text pieces as they are generated, then one `Finish`. Closing it early cancels."""
-        try:
-            while True:
-                event = await self._queue.get()
-                if isinstance(event, BaseException):
-                    self.finished = True
-                    raise event
-                if isinstance(event, Finish):
-                    self.finished = True
-                    yield event
-                    return
-                yield event
-        finally:
-            self.cancel()
 
 
 class ChatEngine:
