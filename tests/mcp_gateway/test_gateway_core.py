@@ -9,7 +9,7 @@ from interlock.agents.policy import ToolPolicy
 from interlock.audit.chain import AuditEvent
 from interlock.auth.keys import Principal
 from interlock.guardrails.service import GuardrailService
-from interlock.mcp import gateway
+from interlock.mcp import results
 from interlock.mcp.gateway import LiveTool, McpGateway
 from interlock.mcp.pins import definition_hash
 from interlock.mcp.results import RecentResults, without_arguments
@@ -19,7 +19,7 @@ from interlock.store.mcp_queries import McpPinRecord
 
 def test_results_are_bounded_in_number_and_age(monkeypatch: pytest.MonkeyPatch) -> None:
     now = [1000.0]
-    monkeypatch.setattr(gateway.time, "time", lambda: now[0])
+    monkeypatch.setattr(results.time, "time", lambda: now[0])
     kept = RecentResults(size=2, ttl_s=60)
     for text in ("one", "two", "three"):
         kept.add("agt_a", text)

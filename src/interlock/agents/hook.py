@@ -9,6 +9,11 @@ refused. A refused call is removed from the answer, which stays a normal 200: it
 was refused and why, and with no call left its finish reason is `stop`, so an unmodified agent loop carries
 on safely. Chat, Responses and Anthropic messages all reach this hook as chat answers, so it covers them all.
 
+A call that would complete a loop (`loops`: the third identical call, the second round of a cycle, judged
+on the request's tool-call history and then the answer's calls in order, from the `loops.LoopWatch` the run
+hook leaves in the notes) is removed the same way (code `run_loop`), before any approval is used up; only
+the calls that stay in the answer extend the sequence.
+
 A call the policy holds for a human's approval (`approval`, `approve`, `on_untrusted = "approve"`) is
 settled by `agents.approvals`: approved once for exactly these arguments, it goes through (and the approval
 is used up); otherwise it is removed like a refused call, and the note names the approval request and says
@@ -26,6 +31,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 from interlock.agents.approvals import Approvals
+from interlock.agents.loops import LOOP_NOTE, LoopWatch, canonical_arguments, removal_reason
 from interlock.agents.policy import ToolPolicy, arguments_sha256, violation
 from interlock.agents.provenance import Corpus, leaves, untrusted_only
 from interlock.audit.chain import AuditEvent
@@ -44,7 +50,7 @@ class ToolVerdict:
     tool: str
     allowed: bool
     code: str  # "allowed", "tool_not_allowed", "argument_constraint", "untrusted_provenance", "invalid_arguments",
-    # "approval_required"; after `resolve`: "approved", "approval_pending", "approval_denied"
+    # "approval_required"; after `resolve`: "approved", "approval_pending", "approval_denied"; "run_loop"
     reason: str
     args_sha256: str
     held: bool = False  # not allowed yet: a human's approval may let it through (`resolve`)
@@ -199,12 +205,20 @@ class ToolPolicyHook(Hook[HookContext]):
 
     async def _judge(self, ctx: HookContext, state: _State, tool: str, arguments: str) -> ToolVerdict:
         verdict = judge(state.policy, tool, arguments, state.trusted, state.untrusted)
+        loops = ctx.notes.get(LOOP_NOTE)
+        call = (tool, canonical_arguments(arguments))
+        if isinstance(loops, LoopWatch) and (verdict.allowed or verdict.held):
+            loop = loops.would_loop(call)
+            if loop is not None:
+                verdict = ToolVerdict(tool, False, "run_loop", removal_reason(loop), verdict.args_sha256)
         if verdict.held:
             p = ctx.principal
             verdict = await resolve(
                 self._approvals, verdict, arguments, agent_id=state.agent_id, owner_id=state.owner_id,
                 run_id=str(getattr(ctx, "run_id", "") or ""), request_id=ctx.request_id, actor=(p.key_id, p.name),
             )  # fmt: skip
+        if verdict.allowed and isinstance(loops, LoopWatch):
+            loops.add(call)
         state.verdicts.append(verdict)
         return verdict
 
@@ -233,6 +247,10 @@ class ToolPolicyHook(Hook[HookContext]):
                 update["finish_reason"] = "stop"
             choices.append(choice.model_copy(update=update))
         return response.model_copy(update={"choices": choices})
+
+    def watches_stream(self, ctx: HookContext) -> bool:
+        """Only an agent's stream: its tool calls are held and judged (the gateway may relay the others)."""
+        return isinstance(ctx.notes.get(NAME), _State)
 
     async def on_batch(self, ctx: HookContext, batch: list[ChatChunk]) -> list[ChatChunk]:
         """Hold streamed tool-call deltas until each call is complete, then release what the policy allows."""

@@ -11,17 +11,25 @@ The history *ends in a loop* when its last calls are back-to-back copies of one 
 Only the tail counts: an agent that looped and then moved on (A A A B) is not stopped. Either threshold
 at 0 turns that check off. A legitimate polling loop (`get_status`, `wait`, `get_status`, `wait` with
 the same arguments) looks like a cycle too: give such an agent `loop_cycles = 0` or a higher number.
+
+Two places judge a call *before* it is made, with a `LoopWatch` (the calls so far plus the thresholds):
+- a tool call in a model's answer that would complete a loop (the request's history, then the answer's
+  calls in order) is removed from the answer like a call the tool policy refuses (`agents.hook`), so the
+  agent never executes it; the next request, whose history would then end in the loop, is stopped too;
+- an MCP tools/call, judged on the run's recent MCP calls that the run state keeps (`runs.add_call`).
+A call that is removed or refused is not added: only calls that go through extend the sequence.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from interlock.types import ChatRequest
 
 MAX_PERIOD = 4
+LOOP_NOTE = "agent-runs.loops"  # the `LoopWatch` of a model request, in its hook context's notes
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,3 +94,36 @@ def find_loop(calls: Sequence[tuple[str, str]], repeats: int = 3, cycles: int = 
             if times >= cycles:
                 return Loop(tuple(name for name, _ in block), times)
     return None
+
+
+def stop_message(loop: Loop) -> str:
+    """What a run stopped for a loop is told (`run_loop`)."""
+    return (
+        f"the run repeats itself: {loop.describe()} with the same arguments, so it is stopped; start the task "
+        "afresh or change the approach, or ask the agent's owner to adjust loop_repeats / loop_cycles"
+    )
+
+
+def removal_reason(loop: Loop) -> str:
+    """Why a call that would complete a loop was not passed on."""
+    return (
+        f"it would make the run repeat itself ({loop.describe()} with the same arguments, run_loop); change "
+        "the approach or the arguments, or ask the agent's owner to adjust loop_repeats / loop_cycles"
+    )
+
+
+@dataclass(slots=True)
+class LoopWatch:
+    """The calls of a run so far and the agent's thresholds: judges each further call before it is made."""
+
+    repeats: int
+    cycles: int
+    calls: list[tuple[str, str]] = field(default_factory=list)
+
+    def would_loop(self, call: tuple[str, str]) -> Loop | None:
+        """The loop `call` would complete, or None."""
+        return find_loop([*self.calls, call], self.repeats, self.cycles)
+
+    def add(self, call: tuple[str, str]) -> None:
+        """`call` went through: it extends the sequence."""
+        self.calls.append(call)

@@ -11,6 +11,16 @@ is called — not a 429: waiting does not help a stopped run, and the SDKs retry
 an audit entry `agent.run_stopped` with the agent, its owner, the run and the code. `finish` adds the
 step's cost and tokens to the run.
 
+`before` also leaves a `loops.LoopWatch` (the request's tool-call history and the agent's thresholds) in
+the context's notes: the agent tool-call policy (`agents.hook`) removes a call in the answer that would
+complete a loop, so the looping call never reaches the agent, and the next request is stopped as above.
+
+MCP calls (`/mcp` tools/call, `mcp.gateway`) are steps of their run as well: `mcp_step` counts one against
+the same caps (spend and tokens as the run's model steps left them), `mcp_loop` refuses a call that would
+complete a loop of the run's recent MCP calls (kept in the run state, `runs.add_call`), and `mcp_called`
+adds a call that went through. Their refusals are the same `Denied` (codes as above) and the same audit
+entry, with `via: mcp` and the tool.
+
 `on_batch` checks the agent directory on every streamed batch: once a halt (or a suspension, a removal,
 the owner's suspension) covers the agent, the stream ends with that error event (`agent_halted`); `after`
 withholds a complete answer the same way (a 403 instead of the answer). The directory is reloaded on the
@@ -25,13 +35,32 @@ import time
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from interlock.agents.loops import find_loop, history
-from interlock.agents.runs import SEED_ROWS, CapHit, RunCaps, RunCounters, derive_run_id, over_cap, seed_totals
+from interlock.agents.loops import (
+    LOOP_NOTE,
+    MAX_PERIOD,
+    LoopWatch,
+    canonical_arguments,
+    find_loop,
+    history,
+    stop_message,
+)
+from interlock.agents.runs import (
+    MAX_CALLS,
+    SEED_ROWS,
+    CapHit,
+    RunCaps,
+    RunCounters,
+    call_token,
+    derive_run_id,
+    over_cap,
+    parse_call,
+    seed_totals,
+)
 from interlock.audit.chain import AuditEvent
 from interlock.auth.agents import AgentDirectory
 from interlock.errors import Forbidden, Unavailable
 from interlock.governance.counters import CountersUnavailable
-from interlock.plugins.hooks import CutStream, Denied, Hook, HookContext, ModelRequest, ModelResponse, Outcome
+from interlock.plugins.hooks import Caller, CutStream, Denied, Hook, HookContext, ModelRequest, ModelResponse, Outcome
 from interlock.store.agent_queries import AgentRecord
 from interlock.store.run_queries import RunStore
 from interlock.types import ChatChunk, ChatRequest
@@ -87,53 +116,60 @@ class RunHook(Hook[HookContext]):
             ctx.run_id = derive_run_id(agent_id, request)
         ctx.headers[RUN_HEADER] = ctx.run_id  # the agent learns its derived id (for outcomes, or to resend it)
         caps = self.caps_of(agent)
-        loop = find_loop(history(request), caps.loop_repeats, caps.loop_cycles)
+        calls = history(request)
+        loop = find_loop(calls, caps.loop_repeats, caps.loop_cycles)
         if loop is not None:
-            self._stop(
-                ctx,
-                agent,
-                CapHit(
-                    "run_loop",
-                    f"the run repeats itself: {loop.describe()} with the same arguments, so it is stopped; "
-                    "start the task afresh or change the approach, or ask the agent's owner to adjust "
-                    "loop_repeats / loop_cycles",
-                ),
-                tool=loop.calls[0],
-            )
+            hit = CapHit("run_loop", stop_message(loop))
+            self._stop(ctx.principal, agent, ctx.run_id, ctx.request_id, hit, tool=loop.calls[0])
+        if caps.loop_repeats or caps.loop_cycles:  # the answer's calls are judged against it (agents.hook)
+            ctx.notes[LOOP_NOTE] = LoopWatch(caps.loop_repeats, caps.loop_cycles, calls)
         if caps.counted():
-            await self._count(ctx, agent, caps)
+            key = await self._count(ctx.principal, agent, caps, ctx.run_id, ctx.request_id)
+            if key is not None:
+                ctx.notes[NAME] = (key, caps.idle_s)
         return request
 
-    async def _count(self, ctx: HookContext, agent: AgentRecord, caps: RunCaps) -> None:
-        key, now = f"{agent.id}:{ctx.run_id}", self._clock()
+    async def _count(
+        self, p: Caller, agent: AgentRecord, caps: RunCaps, run_id: str, request_id: str, **metadata: str
+    ) -> str | None:
+        """Count a step of the run; the run's key when it was admitted. Refuses (`Denied`) a run over a cap."""
+        key, now = f"{agent.id}:{run_id}", self._clock()
         try:
             step = await self._counters.step(key, caps.max_steps, now, caps.idle_s)
             if step is None:
-                rows = await self._ledger.run_rows(agent.id, ctx.run_id, now - SEED_WINDOW_S, SEED_ROWS)
+                rows = await self._ledger.run_rows(agent.id, run_id, now - SEED_WINDOW_S, SEED_ROWS)
                 await self._counters.seed(key, seed_totals(rows, now, caps.idle_s), caps.idle_s)
                 step = await self._counters.step(key, caps.max_steps, now, caps.idle_s)
             if step is None:
-                raise CountersUnavailable(f"the counters of run {ctx.run_id} vanished twice")
+                raise CountersUnavailable(f"the counters of run {run_id} vanished twice")
         except CountersUnavailable as exc:
-            if self._fail_open:
-                log.warning("run counters unavailable (%s); %s runs uncapped (fail_open)", exc, ctx.request_id)
-                return
-            log.error("run counters unavailable (%s); refusing %s (fail closed)", exc, ctx.request_id)
-            raise Unavailable(
-                "the run's caps cannot be checked right now (the shared counters are unreachable); retry shortly",
-                code="run_state_unavailable",
-                headers={"Retry-After": "5"},
-            ) from None
-        if step.admitted:
-            ctx.notes[NAME] = (key, caps.idle_s)
+            self._unavailable(exc, request_id or run_id)
+            return None
         hit = over_cap(caps, step.totals, now)
         if hit is not None:
-            self._stop(ctx, agent, hit, steps=step.totals.steps, spent_micros=step.totals.spend_micros)
+            totals = step.totals
+            self._stop(
+                p, agent, run_id, request_id, hit, steps=totals.steps, spent_micros=totals.spend_micros, **metadata
+            )
+        return key if step.admitted else None
 
-    def _stop(self, ctx: HookContext, agent: AgentRecord, hit: CapHit, **metadata: str | int) -> None:
+    def _unavailable(self, exc: CountersUnavailable, what: str) -> None:
+        """Go on uncapped (fail open) or refuse with a 503 (fail closed) when the run state is unreachable."""
+        if self._fail_open:
+            log.warning("run counters unavailable (%s); %s runs uncapped (fail_open)", exc, what)
+            return
+        log.error("run counters unavailable (%s); refusing %s (fail closed)", exc, what)
+        raise Unavailable(
+            "the run's caps cannot be checked right now (the shared counters are unreachable); retry shortly",
+            code="run_state_unavailable",
+            headers={"Retry-After": "5"},
+        ) from None
+
+    def _stop(
+        self, p: Caller, agent: AgentRecord, run_id: str, request_id: str, hit: CapHit, **metadata: str | int
+    ) -> None:
         """Audit `agent.run_stopped` and refuse the request with the cap's code."""
         if self._audit is not None:
-            p = ctx.principal
             self._audit(
                 AuditEvent.denial(
                     "agent.run_stopped",
@@ -141,15 +177,65 @@ class RunHook(Hook[HookContext]):
                     actor_name=p.name,
                     reason=hit.message,
                     target=agent.id,
-                    request_id=ctx.request_id,
+                    request_id=request_id,
                     agent_id=agent.id,
                     owner_id=agent.owner_id,
-                    run_id=ctx.run_id,
+                    run_id=run_id,
                     code=hit.code,
                     **metadata,
                 )
             )
         raise Denied(hit.message, code=hit.code, status=403)
+
+    # MCP calls ---------------------------------------------------------------------------------
+
+    def _agent(self, p: Caller) -> AgentRecord | None:
+        return self._directory.agents.get(p.agent_id) if p.agent_id else None
+
+    async def mcp_step(self, p: Caller, run_id: str, tool: str) -> None:
+        """Count an MCP tools/call as a step of its run; `Denied` naming the cap once the run is stopped."""
+        agent = self._agent(p)
+        if agent is not None and self.caps_of(agent).counted():
+            await self._count(p, agent, self.caps_of(agent), run_id, "", via="mcp", tool=tool[:200])
+
+    async def mcp_loop(self, p: Caller, run_id: str, tool: str, arguments: str) -> str | None:
+        """Refuse (`Denied`, `run_loop`) an MCP call that would complete a loop of the run's recent MCP calls.
+
+        The call as the run state keeps it, for `mcp_called` once it went through; None when nothing is kept.
+        """
+        agent = self._agent(p)
+        if agent is None:
+            return None
+        caps = self.caps_of(agent)
+        if not (caps.loop_repeats or caps.loop_cycles):
+            return None
+        try:
+            recent = await self._counters.recent_calls(f"{agent.id}:{run_id}")
+        except CountersUnavailable as exc:
+            self._unavailable(exc, run_id)
+            return None
+        token = call_token(tool, canonical_arguments(arguments))
+        watch = LoopWatch(caps.loop_repeats, caps.loop_cycles, [parse_call(c) for c in recent])
+        loop = watch.would_loop(parse_call(token))
+        if loop is not None:
+            self._stop(p, agent, run_id, "", CapHit("run_loop", stop_message(loop)), via="mcp", tool=tool[:200])
+        return token
+
+    async def mcp_called(self, p: Caller, run_id: str, token: str) -> None:
+        """Add an MCP call that went through to its run's recent calls (a failure is logged, not raised)."""
+        agent = self._agent(p)
+        if agent is None:
+            return
+        caps = self.caps_of(agent)
+        keep = min(MAX_CALLS, max(caps.loop_repeats, caps.loop_cycles * MAX_PERIOD, 1))
+        try:
+            await self._counters.add_call(f"{agent.id}:{run_id}", token, keep, caps.idle_s)
+        except CountersUnavailable as exc:
+            log.warning("recording an MCP call of run %s failed (%s)", run_id, exc)
+
+    def watches_stream(self, ctx: HookContext) -> bool:
+        """Only an agent's stream can be halted (the gateway may relay the others)."""
+        return ctx.principal.agent_id is not None
 
     async def on_batch(self, ctx: HookContext, batch: list[ChatChunk]) -> list[ChatChunk]:
         """End the stream once a halt (or a suspension) covers the agent."""

@@ -23,6 +23,12 @@ less than `max_spend_micros` and used fewer than `max_tokens`, and began less th
 Spend and tokens are known only after a step: the step that crosses one of those caps completes, and
 the next one is refused. Per-run caps bound one run; a client that changes run ids at will is bounded by
 the agent's budgets and the spend-velocity guard, not by these.
+
+**MCP calls** (`/mcp` tools/call) are steps of their run too (see `run_hook.RunHook.mcp_step`). They carry
+no conversation whose history the loop breaker could read, so the run state also keeps each run's recent
+MCP calls (`add_call` / `recent_calls`): at most `MAX_CALLS` of them, each as its tool name and a hash of
+its canonical arguments (never the values), expiring with the run (`idle_s`). The ledger has no rows for
+MCP calls, so a run whose counters are lost is re-seeded without them.
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ import hashlib
 import heapq
 import json
 import time
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
@@ -42,6 +49,7 @@ from interlock.types import ChatRequest
 
 DERIVED_PREFIX = "auto_"
 SEED_ROWS = 10_000  # at most this many ledger rows are read to seed a run
+MAX_CALLS = 256  # the recent MCP calls kept per run for the loop breaker
 
 
 class RunCaps(BaseModel):
@@ -162,7 +170,26 @@ class RunCounters(Protocol):
         """Add a settled step's cost and tokens (nothing if the record is gone: it is re-seeded)."""
         ...
 
+    async def recent_calls(self, key: str) -> list[str]:
+        """The run's recent MCP calls (`call_token`s), oldest first; none for an unknown run."""
+        ...
+
+    async def add_call(self, key: str, call: str, keep: int, ttl_s: float) -> None:
+        """Append an MCP call to the run's recent calls, keeping the last `keep`, expiring `ttl_s` from now."""
+        ...
+
     async def close(self) -> None: ...
+
+
+def call_token(name: str, canonical_arguments: str) -> str:
+    """One call as the run state keeps it: a hash of its canonical arguments, then its tool name."""
+    return hashlib.sha256(canonical_arguments.encode()).hexdigest()[:16] + ":" + name[:200]
+
+
+def parse_call(token: str) -> tuple[str, str]:
+    """(tool name, arguments hash) of a `call_token`: the loop breaker compares these."""
+    digest, _, name = token.partition(":")
+    return name, digest
 
 
 @dataclass(slots=True)
@@ -178,6 +205,8 @@ class LocalRunCounters:
     clock: Any = time.time
     _runs: dict[str, _Record] = field(default_factory=dict)
     _expiry: list[tuple[float, str]] = field(default_factory=list)  # a heap of (expiry, key), lazily purged
+    _calls: dict[str, tuple[deque[str], float]] = field(default_factory=dict)  # key -> (recent calls, expiry)
+    _calls_expiry: list[tuple[float, str]] = field(default_factory=list)
 
     def _get(self, key: str) -> _Record | None:
         now = float(self.clock())
@@ -219,6 +248,30 @@ class LocalRunCounters:
             record.totals = replace(t, spend_micros=t.spend_micros + spend_micros, tokens=t.tokens + tokens)
             self._touch(key, record, ttl_s)
 
+    def _recent(self, key: str) -> deque[str] | None:
+        now = float(self.clock())
+        while self._calls_expiry and self._calls_expiry[0][0] <= now:
+            _, old = heapq.heappop(self._calls_expiry)
+            found = self._calls.get(old)
+            if found is not None and found[1] <= now:
+                del self._calls[old]
+        found = self._calls.get(key)
+        return found[0] if found is not None and found[1] > now else None
+
+    async def recent_calls(self, key: str) -> list[str]:
+        """The run's recent calls, oldest first."""
+        return list(self._recent(key) or ())
+
+    async def add_call(self, key: str, call: str, keep: int, ttl_s: float) -> None:
+        """Append a call, keeping the last `keep`."""
+        calls = self._recent(key)
+        if calls is None or calls.maxlen != keep:
+            calls = deque(calls or (), maxlen=keep)
+        calls.append(call)
+        expires = float(self.clock()) + ttl_s
+        self._calls[key] = (calls, expires)
+        heapq.heappush(self._calls_expiry, (expires, key))
+
     async def close(self) -> None:
         """Nothing to release."""
 
@@ -253,6 +306,15 @@ return 1
 """
 
 
+# KEYS: the run's list of recent calls. ARGV: the call, how many to keep, ttl in ms.
+_ADD_CALL = """
+redis.call('RPUSH', KEYS[1], ARGV[1])
+redis.call('LTRIM', KEYS[1], -tonumber(ARGV[2]), -1)
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+return 1
+"""
+
+
 class RedisRunCounters:
     """Run state in Redis, shared by every replica; each operation is one Lua script, so atomic."""
 
@@ -262,15 +324,20 @@ class RedisRunCounters:
         self._errors: tuple[type[BaseException], ...] = (redis.RedisError, OSError)
         self._redis = redis.Redis.from_url(url, socket_timeout=2.0, socket_connect_timeout=2.0)
         self._prefix = prefix + "run:"
+        self._calls_prefix = prefix + "runcalls:"  # a list per run: its recent MCP calls
         self._step = self._redis.register_script(_STEP)
         self._seed = self._redis.register_script(_SEED)
         self._add = self._redis.register_script(_ADD)
+        self._add_call = self._redis.register_script(_ADD_CALL)
 
     async def _run(self, script: Any, key: str, args: list[Any]) -> Any:
         try:
             return await script(keys=[self._prefix + key], args=args)
         except self._errors as exc:
             raise CountersUnavailable(f"{type(exc).__name__}: {exc}") from exc
+
+    def _calls_key(self, key: str) -> str:
+        return self._calls_prefix + key
 
     async def step(self, key: str, max_steps: int | None, now: float, ttl_s: float) -> Step | None:
         """Count a step unless the run is at `max_steps` (one script)."""
@@ -291,6 +358,21 @@ class RedisRunCounters:
     async def add(self, key: str, spend_micros: int, tokens: int, ttl_s: float) -> None:
         """Add a settled step's cost and tokens."""
         await self._run(self._add, key, [spend_micros, tokens, int(ttl_s * 1000)])
+
+    async def recent_calls(self, key: str) -> list[str]:
+        """The run's list of recent calls (one LRANGE)."""
+        try:
+            found = await self._redis.lrange(self._calls_key(key), 0, -1)
+        except self._errors as exc:
+            raise CountersUnavailable(f"{type(exc).__name__}: {exc}") from exc
+        return [c.decode() if isinstance(c, bytes) else str(c) for c in found]
+
+    async def add_call(self, key: str, call: str, keep: int, ttl_s: float) -> None:
+        """Append a call and trim the list (one script)."""
+        try:
+            await self._add_call(keys=[self._calls_key(key)], args=[call, keep, int(ttl_s * 1000)])
+        except self._errors as exc:
+            raise CountersUnavailable(f"{type(exc).__name__}: {exc}") from exc
 
     async def close(self) -> None:
         """Close the connection pool."""

@@ -185,6 +185,7 @@ def lifespan_of(
             audit.record,
             fail_open=settings.governance.fail_open,
         )
+        mcp_gateway.runs = runs  # MCP calls are steps of their run: the same caps and loop breaker
         signals = TrafficSignals(store)  # shadow-agent discovery: request shapes of keys that are not agents
         capture_hook = Capture(settings.flywheel.capture, capture) if capture is not None else None
         admission = Admission(governance, counter, background, settings.governance.image_tokens)

@@ -65,6 +65,11 @@ def without_arguments(text: str, args: object) -> str:
     return text
 
 
+def error_result(text: str) -> types.CallToolResult:
+    """An error result the agent reads as the tool's answer (a refusal, a failure), saying why."""
+    return types.CallToolResult(content=[types.TextContent(text=text)], is_error=True)
+
+
 def result_text(result: types.CallToolResult) -> str:
     """The text a result carries (text blocks and structured content), as the agent will read it."""
     parts = [b.text for b in result.content if isinstance(b, types.TextContent)]
