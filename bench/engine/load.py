@@ -3,7 +3,8 @@
 Targets: `engine` (our LocalChatProvider, in process), `server` (`python -m llama_cpp.server` in a
 subprocess), `llama-server` (llama.cpp's own C++ server with continuous batching, built from the same
 vendored source by `scripts/build-llama-tools.sh`, with the same slots, context per slot and threads as
-Interlock) and `http` (`interlock serve` in a subprocess, through the whole gateway). All targets
+Interlock) and `http` (`interlock serve` in a subprocess, through the whole gateway; `http=DIR` runs
+it with `PYTHONPATH=DIR`, another copy of `src`, to compare two versions in one run). All targets
 start first; then each concurrency level runs on every target in turn, so that load from other
 jobs on the machine hits them alike. A level runs for at most `--duration` seconds and
 `--max-requests` requests; only loopback is used.
@@ -23,6 +24,7 @@ import sys
 import tempfile
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 
 import aiohttp
 from common import load_average, machine, percentile, stamp, story_prompt
@@ -35,6 +37,13 @@ from interlock.types import ChatRequest
 Ask = Callable[[int], Awaitable[int]]  # prompt index -> completion tokens
 ADMIN_KEY = "sk-il-admin-bench-key"
 SLOTS = 16
+PIDS: dict[str, int] = {}  # server process of each subprocess target, for its CPU time
+
+
+def cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) a process has used: others' load moves it far less than wall time."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def run_level(ask: Ask, clients: int, duration: float, max_requests: int) -> dict[str, float]:
@@ -60,6 +69,7 @@ async def run_level(ask: Ask, clients: int, duration: float, max_requests: int) 
     return {
         "clients": clients,
         "requests": len(latencies),
+        "tokens": tokens,
         "tok_s": round(tokens / wall, 1),
         "req_s": round(len(latencies) / wall, 2),
         "p50_s": round(percentile(latencies, 50), 2),
@@ -148,14 +158,17 @@ async def http_target(args: argparse.Namespace, target: str) -> AsyncIterator[As
                    == "true" else "off", "-cb", "--no-webui", "--no-kv-unified"]  # fmt: skip
             ready = base + "/health"
         else:
+            if target.startswith("http="):  # another copy of the source tree, for before/after in one run
+                env["PYTHONPATH"] = target.split("=", 1)[1]
             cmd = [sys.executable, "-m", "interlock.cli.main", "serve", "--port", str(port), "--log-level", "warning"]
             env.update(INTERLOCK_HOME=home, INTERLOCK_ADMIN_KEY=ADMIN_KEY, INTERLOCK_ENGINE__SLOTS=str(SLOTS),
                        INTERLOCK_ENGINE__N_CTX_PER_SLOT="1024", INTERLOCK_ENGINE__THREADS=threads)  # fmt: skip
             ready = base + "/readyz"
         proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        PIDS[target] = proc.pid
         try:
             await wait_ready(ready, proc)
-            if target == "http":
+            if target.startswith("http"):
                 headers["Authorization"] = f"Bearer {await new_key(base)}"
             async with aiohttp.ClientSession(headers=headers) as http:
 
@@ -189,7 +202,12 @@ async def bench(args: argparse.Namespace) -> dict[str, list[dict[str, float]]]:
             await asks[target](0)  # warm-up
         for clients in args.clients:
             for target in args.targets:
+                pid = PIDS.get(target)
+                cpu = cpu_s(pid) if pid else 0.0
                 level = await run_level(asks[target], clients, args.duration, args.max_requests)
+                if pid:  # tokens per CPU-second of the server: with one thread, nearly immune to others' load
+                    cpu = cpu_s(pid) - cpu
+                    level.update(cpu_s=round(cpu, 2), tok_per_cpu_s=round(level["tokens"] / max(cpu, 0.01), 1))
                 results[target].append(level)
                 print(target, json.dumps(level), file=sys.stderr, flush=True)
     return results

@@ -113,6 +113,32 @@ async def test_greedy_alone_equals_batched(engine: ChatEngine) -> None:
     assert engine.stats().max_batch_seqs > 1
 
 
+async def test_seeded_sampling_alone_equals_batched(engine: ChatEngine) -> None:
+    # Each request has its own sampler chain (its own random state) and, with the per-sequence KV
+    # cache, logits that do not depend on its neighbours: the same seed gives the same answer.
+    ask = {"temperature": 1.0, "top_p": 0.95, "seed": 42, "max_tokens": 16}
+    alone = await generate(engine, "Tell me a story.", **ask)
+    others = ["Write a haiku about the sea.", "List three fruits.", "Explain gravity."]
+    batched = await asyncio.gather(
+        generate(engine, "Tell me a story.", **ask),
+        *(generate(engine, q, temperature=1.0, seed=i, max_tokens=16) for i, q in enumerate(others)),
+    )
+    assert batched[0] == alone
+
+
+async def test_whole_result_matches_the_stream(engine: ChatEngine) -> None:
+    prompt = prompt_of(engine, "What is the capital of France?")
+    streamed = await collect(engine.submit(prompt, SamplingParams(max_tokens=12, temperature=0)))
+    whole = await engine.submit(prompt, SamplingParams(max_tokens=12, temperature=0)).result()
+    assert whole == streamed
+
+
+async def test_logit_bias_outside_the_vocabulary_is_bad_request(engine: ChatEngine) -> None:
+    with pytest.raises(BadRequest) as info:
+        engine.submit(prompt_of(engine, "hi"), SamplingParams(max_tokens=4, logit_bias=((10**9, 1.0),)))
+    assert info.value.param == "logit_bias"
+
+
 def _tokens(engine: ChatEngine, text: str) -> list[int]:
     model = engine.model
     assert model is not None

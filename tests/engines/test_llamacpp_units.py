@@ -75,6 +75,23 @@ def test_parse_tool_call() -> None:
     assert grammar.parse_tool_call('{"name": "f", "argu') is None
 
 
+def test_parse_parallel_tool_calls() -> None:
+    text = '{"name": "f", "arguments": {"x": 1}}\n{"name": "g", "arguments": {}}\n'
+    assert grammar.parse_tool_calls(text) == [("f", '{"x": 1}'), ("g", "{}")]
+    assert grammar.parse_tool_call(text) is None  # not exactly one call
+    assert grammar.parse_tool_calls('{"name": "f", "arguments": {}}\n{"name": "g", "argu') is None  # cut: none
+    assert grammar.parse_tool_calls('{"name": "f", "arguments": {}} [1]') is None
+    assert grammar.parse_tool_calls("   ") is None
+
+
+def test_parallel_grammar_repeats_the_call_rule_a_bounded_number_of_times() -> None:
+    tools = [grammar.ToolSpec("f", None, {"type": "object", "properties": {}})]
+    parallel = grammar.tool_call_grammar(tools, allow_text=True, parallel=True)
+    assert f'("\\n" interlock-one){{0,{grammar.MAX_PARALLEL_CALLS - 1}}}' in parallel
+    assert "interlock-one" not in grammar.tool_call_grammar(tools, allow_text=True)
+    assert "per line" in grammar.describe_tools(tools, required=False, parallel=True)
+
+
 def test_describe_tools_names_the_forced_tool() -> None:
     tools = [grammar.ToolSpec("a"), grammar.ToolSpec("b", "B does things")]
     text = grammar.describe_tools(tools, required=True, forced="b")

@@ -122,6 +122,28 @@ async def test_streamed_tool_call(provider: LocalChatProvider) -> None:
     assert chunks[-2].choices[0].finish_reason == "tool_calls"
 
 
+async def test_parallel_tool_calls(provider: LocalChatProvider) -> None:
+    """Several calls in one answer (one JSON object per line), plain and streamed; one when the client says so."""
+    ask = "What is the weather in Paris and in London?"
+    req = request(ask, tools=[WEATHER], tool_choice="required", max_tokens=64, parallel_tool_calls=True)
+    answer = await provider.chat(req)
+    calls = answer.choices[0].message.tool_calls or []
+    assert answer.choices[0].finish_reason == "tool_calls"
+    assert len(calls) >= 2 and len({c.id for c in calls}) == len(calls)
+    assert {json.loads(c.function.arguments)["city"] for c in calls} >= {"Paris", "London"}
+    chunks = await stream_all(provider, req)
+    deltas = [tc for c in chunks if c.choices for tc in c.choices[0].delta.tool_calls or []]
+    assert [d.index for d in deltas] == list(range(len(calls)))
+    assert [d.function["arguments"] for d in deltas if d.function] == [c.function.arguments for c in calls]
+    for flag in (False, None):  # one call unless the client asks for more (the embedded model's default)
+        single = await provider.chat(
+            request(ask, tools=[WEATHER], tool_choice="required", max_tokens=64, parallel_tool_calls=flag)
+        )
+        assert len(single.choices[0].message.tool_calls or []) == 1
+    with pytest.raises(BadRequest, match="parallel_tool_calls"):
+        await provider.chat(request(ask, tools=[WEATHER], parallel_tool_calls="yes"))
+
+
 async def test_auto_and_none_tool_choice(provider: LocalChatProvider) -> None:
     auto = await provider.chat(request("Hello!", tools=[WEATHER], tool_choice="auto", max_tokens=48))
     message = auto.choices[0].message
@@ -167,13 +189,32 @@ async def test_images_are_bad_request(provider: LocalChatProvider) -> None:
         provider.stream(request("x", messages=[{"role": "user", "content": content}]))
 
 
-@pytest.mark.parametrize(("field", "value"), [("logprobs", True), ("top_logprobs", 3), ("logit_bias", {"50256": -100})])
+@pytest.mark.parametrize(("field", "value"), [("logprobs", True), ("top_logprobs", 3)])
 async def test_unsupported_sampling_fields_are_bad_request(provider: LocalChatProvider, field: str, value: Any) -> None:
     with pytest.raises(BadRequest, match=field) as refused:
         await provider.chat(request("hi", **{field: value}))
     assert refused.value.param == field and refused.value.status == 400
     with pytest.raises(BadRequest, match=field):
         provider.stream(request("hi", stream=True, **{field: value}))
+
+
+async def test_logit_bias_bans_the_greedy_token(provider: LocalChatProvider) -> None:
+    plain = await provider.chat(request("Name a color.", max_tokens=1))
+    first = plain.choices[0].message.content or ""
+    token = provider._engine.model.tokenize(first, add_special=False, parse_special=False)  # type: ignore[union-attr]
+    assert len(token) == 1
+    banned = await provider.chat(request("Name a color.", max_tokens=1, logit_bias={str(token[0]): -100}))
+    assert banned.choices[0].message.content != first
+
+
+@pytest.mark.parametrize(
+    "value",
+    [[1, 2], {"x": 1}, {"-1": 1}, {"²": 1}, {"1" * 12: 1}, {"5": 101}, {"5": "1"}, {"5": True}, {"99999999": 1}],
+)
+async def test_bad_logit_bias_is_bad_request(provider: LocalChatProvider, value: Any) -> None:
+    with pytest.raises(BadRequest, match="logit_bias") as refused:
+        await provider.chat(request("hi", logit_bias=value))
+    assert refused.value.param == "logit_bias" and refused.value.status == 400
 
 
 async def test_logprobs_false_is_not_refused(provider: LocalChatProvider) -> None:

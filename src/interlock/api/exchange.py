@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any, ClassVar, Protocol
+from collections.abc import AsyncIterator, Callable
+from typing import Any, ClassVar, Protocol, TypeVar
 
 import orjson
 from starlette.requests import Request
@@ -30,11 +31,13 @@ from interlock.api.http import error_headers, parse_json, read_body
 from interlock.errors import GatewayError
 from interlock.gateway.context import RequestContext
 from interlock.gateway.gateway import Gateway
-from interlock.gateway.streams import Stream
+from interlock.gateway.streams import RelayStream, Stream
 from interlock.plugins.hooks import ModelRequest, ModelResponse
+from interlock.translate.openai_relay import RelayChunk
 from interlock.types import ChatChunk
 
 log = logging.getLogger(__name__)
+K = TypeVar("K", ChatChunk, RelayChunk)
 
 WATCH_AFTER_S = 0.2  # a complete answer not done by then starts watching for the client going away
 _JSON = [(b"content-type", b"application/json")]
@@ -69,6 +72,14 @@ class Wire(Protocol):
         ...
 
 
+class RelayWire(Wire, Protocol):
+    """A wire that also writes an OpenAI upstream's chunks as they came (the gateway's relay path)."""
+
+    def relay_frames(self, batch: list[RelayChunk]) -> bytes:
+        """The server-sent events of one batch of relayed chunks."""
+        ...
+
+
 def error_body(exc: GatewayError, flavor: str) -> bytes:
     """The error JSON in OpenAI's or Anthropic's shape."""
     return orjson.dumps(exc.anthropic_body() if flavor == "anthropic" else exc.openai_body())
@@ -91,6 +102,7 @@ class Exchange(Response):
         self._watcher: asyncio.Task[None] | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._disconnected = asyncio.Event()
+        self._relay: Callable[[list[RelayChunk]], bytes] | None = getattr(wire, "relay_frames", None)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Serve the request; a client that disconnects ends it (recorded as 499)."""
@@ -166,11 +178,26 @@ class Exchange(Response):
 
     async def stream(self, ctx: RequestContext, first: list[ChatChunk], rest: Stream) -> None:
         """Send server-sent events, one write per batch, until the stream ends."""
-        await self._start(200, _head(ctx.response_headers(), _SSE))
         frames = self._wire.frames
-        batch: list[ChatChunk] | None = first
+        await self._events(ctx, first, rest, lambda batch: b"".join([f for chunk in batch for f in frames(chunk)]))
+
+    @property
+    def relays(self) -> bool:
+        """Whether the wire writes relayed OpenAI chunks (`RelayWire`: chat completions)."""
+        return self._relay is not None
+
+    async def relay(self, ctx: RequestContext, first: list[RelayChunk], rest: RelayStream) -> None:
+        """Send a relayed stream, as `stream` does."""
+        assert self._relay is not None
+        await self._events(ctx, first, rest, self._relay)
+
+    async def _events(
+        self, ctx: RequestContext, first: list[K], rest: AsyncIterator[list[K]], frames: Callable[[list[K]], bytes]
+    ) -> None:
+        await self._start(200, _head(ctx.response_headers(), _SSE))
+        batch: list[K] | None = first
         while batch is not None:
-            data = b"".join([frame for chunk in batch for frame in frames(chunk)])
+            data = frames(batch)
             if getattr(batch, "last", False):
                 await self._body(data + b"".join(self._wire.closing()), False)
                 return

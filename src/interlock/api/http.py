@@ -9,6 +9,7 @@ import orjson
 from pydantic import BaseModel, ValidationError
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.types import Scope
 
 from interlock.errors import (
     BadRequest,
@@ -61,13 +62,30 @@ def error_response(exc: GatewayError, flavor: str = "openai", headers: dict[str,
 
 def bearer_token(request: Request) -> str | None:
     """The key from `Authorization: Bearer` or `x-api-key` (Anthropic's SDK)."""
-    auth = request.headers.get("authorization")
-    if auth:
-        scheme, _, token = auth.partition(" ")
+    return token_from(request.headers.get("authorization"), request.headers.get("x-api-key"))
+
+
+def token_from(authorization: str | None, api_key: str | None) -> str | None:
+    """`bearer_token` from the two headers' values (an `Authorization` header wins, even a bad one)."""
+    if authorization:
+        scheme, _, token = authorization.partition(" ")
         if scheme.lower() == "bearer" and token.strip():
             return token.strip()
         return None
-    return request.headers.get("x-api-key") or None
+    return api_key or None
+
+
+def headers_named(scope: Scope, names: frozenset[bytes]) -> dict[bytes, str]:
+    """The first value of each of these (lower-case) headers the request has, decoded as Starlette does.
+
+    One pass over the headers, where each `request.headers.get` is one (and a missing header raises and
+    catches a KeyError inside Starlette): the model endpoints read five of them on every request.
+    """
+    found: dict[bytes, str] = {}
+    for name, value in scope["headers"]:
+        if name in names and name not in found:
+            found[name] = value.decode("latin-1")
+    return found
 
 
 async def read_body(request: Request, limit: int) -> bytes:

@@ -10,12 +10,21 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from interlock.api.exchange import Exchange, Wire, error_body
-from interlock.api.http import JSONResponse, bearer_token, error_response, sse_frame, validate
+from interlock.api.http import (
+    JSONResponse,
+    bearer_token,
+    error_response,
+    headers_named,
+    sse_frame,
+    token_from,
+    validate,
+)
 from interlock.api.state import AppState
 from interlock.errors import BadRequest, GatewayError
 from interlock.gateway.context import RequestContext
 from interlock.gateway.stages import denial_event, is_policy_denial
 from interlock.plugins.hooks import ModelRequest, ModelResponse
+from interlock.translate.openai_relay import RelayChunk
 from interlock.types import ChatChunk, ChatRequest, EmbeddingRequest
 
 DONE = b"data: [DONE]\n\n"
@@ -48,6 +57,11 @@ class ChatWire:
             return []
         return [b"data: " + chunk.__pydantic_serializer__.to_json(chunk) + b"\n\n"]
 
+    def relay_frames(self, batch: list[RelayChunk]) -> bytes:
+        """`frames` of each relayed chunk (`api.exchange.RelayWire`)."""
+        usage = self._usage
+        return b"".join([chunk.frame() for chunk in batch if chunk.choices or usage])
+
     def closing(self) -> list[bytes]:
         """`data: [DONE]`."""
         return [DONE]
@@ -75,13 +89,19 @@ def _path(request: Request) -> str:
     return str(request.scope["path"])
 
 
+_CONTEXT_HEADERS = frozenset(
+    {b"authorization", b"x-api-key", RESIDENCY_HEADER.encode(), RUN_ID_HEADER.encode(), b"user-agent"}
+)
+
+
 async def authenticate(state: AppState, request: Request, endpoint: str) -> RequestContext:
     """The request's context: who is calling, and whether the request is restricted to resident models."""
-    principal = await state.keys.authenticate(bearer_token(request))
-    residency = request.headers.get(RESIDENCY_HEADER, "").strip().lower()
+    headers = headers_named(request.scope, _CONTEXT_HEADERS)
+    principal = await state.keys.authenticate(token_from(headers.get(b"authorization"), headers.get(b"x-api-key")))
+    residency = headers.get(b"x-interlock-residency", "").strip().lower()
     if residency not in ("", "restricted", "unrestricted"):
         raise BadRequest(f"header {RESIDENCY_HEADER} must be 'restricted' (or absent), not {residency!r}")
-    run_id = request.headers.get(RUN_ID_HEADER, "")
+    run_id = headers.get(b"x-interlock-run-id", "")
     if run_id and not _RUN_ID.fullmatch(run_id):
         raise BadRequest(f"header {RUN_ID_HEADER} must be 1 to 128 of A-Z a-z 0-9 . _ : -", param=RUN_ID_HEADER)
     # A key marked restricted cannot lift its own restriction with the header.
@@ -91,7 +111,7 @@ async def authenticate(state: AppState, request: Request, endpoint: str) -> Requ
         operation=f"{request.method} {_path(request)}",
         restricted=principal.restricted or residency == "restricted",
         run_id=run_id,
-        user_agent=request.headers.get("user-agent", "")[:200],
+        user_agent=headers.get(b"user-agent", "")[:200],
     )
 
 

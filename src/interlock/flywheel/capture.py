@@ -173,6 +173,10 @@ class Capture(Hook[HookContext]):
             noted.answered = True
         return response
 
+    def watches_stream(self, ctx: HookContext) -> bool:
+        """Only a stream that is being captured."""
+        return isinstance(ctx.notes.get(NAME), _Noted)
+
     async def on_batch(self, ctx: HookContext, batch: list[ChatChunk]) -> list[ChatChunk]:
         """Note a streamed answer's text and tool calls, as the client gets them."""
         noted = ctx.notes.get(NAME)

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from interlock.auth.keys import Principal
+from interlock.translate.openai_relay import RelayChunk
 from interlock.types import ChatChunk, Usage
 
 if TYPE_CHECKING:
@@ -33,7 +34,7 @@ def new_request_id() -> str:
 class StreamTally:
     """What a streamed answer has produced: the text for counting tokens, usage, the finish reason."""
 
-    opening: ChatChunk | None = None
+    opening: tuple[str, int, str] | None = None  # the first chunk's id, `created` and model
     pieces: list[str] = field(default_factory=list)  # answer text and tool-call arguments
     thoughts: list[str] = field(default_factory=list)  # reasoning text: billed like output without usage
     reported: Usage | None = None
@@ -43,7 +44,7 @@ class StreamTally:
     def observe(self, chunk: ChatChunk) -> None:
         """Fold one chunk in."""
         if self.opening is None:
-            self.opening = chunk
+            self.opening = (chunk.id, chunk.created, chunk.model)
         if chunk.usage is not None:
             self.reported = chunk.usage
         for choice in chunk.choices:
@@ -58,6 +59,29 @@ class StreamTally:
             for call in delta.tool_calls or ():
                 self.tool_calls = True
                 self.pieces.append((call.function or {}).get("arguments", ""))
+
+    def observe_relay(self, chunk: RelayChunk) -> None:
+        """Fold one relayed chunk in (the same facts as `observe` finds in a `ChatChunk`)."""
+        if self.opening is None:
+            data = chunk.data
+            self.opening = (data["id"], data["created"], data["model"])
+        if chunk.usage is not None:
+            self.reported = chunk.usage
+        self.finish = chunk.finish or self.finish
+        if chunk.content:
+            self.pieces.append(chunk.content)
+        if chunk.reasoning:
+            self.thoughts.append(chunk.reasoning)
+        if chunk.arguments:
+            self.tool_calls = True
+            self.pieces.extend(chunk.arguments)
+
+    def head(self) -> ChatChunk | None:
+        """A chunk with the first chunk's id, `created` and model and nothing else (None before the first)."""
+        if self.opening is None:
+            return None
+        id_, created, model = self.opening
+        return ChatChunk(id=id_, created=created, model=model)
 
     def generated(self) -> str:
         """Everything generated so far, reasoning first."""

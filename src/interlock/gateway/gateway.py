@@ -21,20 +21,31 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
-from typing import Protocol, TypeVar
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
+from typing import Any, Protocol, TypeVar
 
-from interlock.errors import Forbidden, GatewayError, NotFound, UpstreamError, UpstreamTimeout
+from interlock.errors import Forbidden, GatewayError, NotFound
 from interlock.gateway.context import RequestContext, StreamTally
-from interlock.gateway.settlement import CLIENT_CLOSED, TokenCounter, outcome, response_text
+from interlock.gateway.settlement import CLIENT_CLOSED, TokenCounter, outcome
 from interlock.gateway.shadows import SHADOW, Shadows
 from interlock.gateway.stages import is_resident
-from interlock.gateway.streams import Cut, Stream, close_stream, nothing
-from interlock.plugins.hooks import Answered, CutStream, Hook, ModelRequest, ModelResponse, Outcome
+from interlock.gateway.streams import (
+    RelayHook,
+    RelayStream,
+    Stream,
+    StreamHooks,
+    chat_batches,
+    close_stream,
+    nothing,
+    open_stream,
+    relay_batches,
+)
+from interlock.plugins.hooks import Answered, Hook, ModelRequest, ModelResponse, Outcome
 from interlock.routing.cache import replay_as_chunks
 from interlock.routing.deployments import Deployment, ModelRoute
 from interlock.routing.failover import Failover
 from interlock.settings import RoutingSettings
+from interlock.translate.openai_relay import RelayChunk
 from interlock.types import Batch, ChatChunk, ChatRequest, ChatResponse, EmbeddingRequest, Usage
 
 log = logging.getLogger(__name__)
@@ -61,6 +72,15 @@ class Sink(Protocol):
         """Send a stream: `first` (already produced, so a failure before it still got a real status), then `rest`."""
         ...
 
+    @property
+    def relays(self) -> bool:
+        """Whether this sink takes an OpenAI upstream's chunks as they came (`relay`): an OpenAI chat client."""
+        ...
+
+    async def relay(self, ctx: RequestContext, first: list[RelayChunk], rest: RelayStream) -> None:
+        """Send a relayed stream, as `stream` does."""
+        ...
+
     async def fail(self, ctx: RequestContext, exc: GatewayError) -> None:
         """Send the error: its JSON and status, or an error event once a stream has started."""
         ...
@@ -69,11 +89,16 @@ class Sink(Protocol):
 class _Hooks:
     """The hooks that implement each method, in order, computed once per endpoint."""
 
-    def __init__(self, first: Sequence[Hook[RequestContext]], rest: Sequence[Hook[RequestContext]]) -> None:
+    def __init__(
+        self, first: Sequence[Hook[RequestContext]], rest: Sequence[Hook[RequestContext]], counter: TokenCounter
+    ) -> None:
         every = [*first, *rest]
         self.before_input = [h for h in first if h.overrides("before")]
         self.before = [h for h in rest if h.overrides("before")]
         self.on_batch = [h for h in every if h.overrides("on_batch")]
+        relay = [h for h in self.on_batch if isinstance(h, RelayHook)]  # they take relayed chunks too
+        self.watching = [h for h in self.on_batch if not isinstance(h, RelayHook)]
+        self.stream = StreamHooks(self.on_batch, relay, counter)
         self.after = [h for h in every if h.overrides("after")]
         self.finish = [h for h in every if h.overrides("finish")]
 
@@ -100,7 +125,7 @@ class Gateway:
         self._first_token_timeout = first_token_timeout
         self._input, self._policy, self._output = list(input_hooks), list(policy_hooks), list(output_hooks)
         # Shadow answers run only the hooks that account for them (residency, budget, ledger, capture).
-        self._by_endpoint: dict[str, _Hooks] = {SHADOW: _Hooks([], shadow_hooks)}
+        self._by_endpoint: dict[str, _Hooks] = {SHADOW: _Hooks([], shadow_hooks, counter)}
         self.shadows = Shadows(self.handle, max_shadows)
 
     def hooks(self, endpoint: str) -> _Hooks:
@@ -109,7 +134,7 @@ class Gateway:
         if found is None:
             first = [h for h in self._input if h.applies_to(endpoint)]
             rest = [h for h in [*self._policy, *self._output] if h.applies_to(endpoint)]
-            found = self._by_endpoint[endpoint] = _Hooks(first, rest)
+            found = self._by_endpoint[endpoint] = _Hooks(first, rest, self.counter)
         return found
 
     # routing ---------------------------------------------------------------------------------
@@ -198,10 +223,11 @@ class Gateway:
 
     async def handle(self, ctx: RequestContext, parse: Callable[[], Awaitable[ModelRequest]], sink: Sink) -> None:
         """Serve one request into `sink`, and settle it exactly once however it ends."""
-        usage, source, status, error, cached = Usage(), "none", 200, None, False
+        usage: Usage | None = None
+        source, status, error, cached = "none", 200, None, False
         request: ModelRequest | None = None
-        live: Stream | None = None
-        batches: AsyncGenerator[list[ChatChunk], None] | None = None
+        live: AsyncIterator[Any] | None = None  # an upstream stream, of chat chunks or relayed ones
+        batches: AsyncGenerator[Any, None] | None = None
         hooks = self.hooks(ctx.endpoint)
         try:
             request = await parse()
@@ -228,14 +254,26 @@ class Gateway:
                 usage, source = self._chat_usage(ctx, chat, answer)
                 answer.usage = usage
                 await self._deliver(ctx, answer, hooks, sink)
+            elif self._relayable(ctx, request, hooks, sink):
+                chat, wait = request, self._first_token_timeout
+                relayed, head = await self._call(
+                    ctx, lambda d: open_stream(d.provider.relay_batches(chat), wait), hold=True
+                )
+                live = relayed
+                self._streaming(ctx)
+                relaying = relay_batches(ctx, chat, head, relayed, hooks.stream)
+                batches = relaying
+                await sink.relay(ctx, await anext(relaying), relaying)
             else:
-                chat = request
-                opened, first = await self._call(ctx, lambda dep: self._open_stream(dep, chat), hold=True)
+                chat, wait = request, self._first_token_timeout
+                opened, first = await self._call(
+                    ctx, lambda d: open_stream(d.provider.stream_batches(chat), wait), hold=True
+                )
                 live = opened
-                ctx.ttft_ms = (time.perf_counter() - ctx.started) * 1000
-                ctx.tally = StreamTally()
-                batches = self._batches(ctx, chat, first, opened, hooks)
-                await sink.stream(ctx, await anext(batches), batches)
+                self._streaming(ctx)
+                streaming = chat_batches(ctx, chat, first, opened, hooks.stream)
+                batches = streaming
+                await sink.stream(ctx, await anext(streaming), streaming)
         except GatewayError as exc:
             status, error = exc.status, exc
             await sink.fail(ctx, exc)
@@ -256,7 +294,8 @@ class Gateway:
                 # A stream (however it ended), or an answer the client abandoned: count what was sent and made.
                 tally = ctx.tally or StreamTally()
                 usage, source = self.counter.usage(dep, request, tally.reported, tally.generated())
-            self._finish(ctx, hooks, outcome(ctx, usage, source, status=status, error=error, cached=cached))
+            result = outcome(ctx, usage or Usage(), source, status=status, error=error, cached=cached)
+            self._finish(ctx, hooks, result)
             if ctx.shadows and status == 200 and isinstance(request, ChatRequest):
                 self.shadows.spawn(ctx, request)
             if live is not None:
@@ -272,7 +311,7 @@ class Gateway:
 
     def _chat_usage(self, ctx: RequestContext, request: ChatRequest, response: ChatResponse) -> tuple[Usage, str]:
         assert ctx.deployment is not None
-        return self.counter.usage(ctx.deployment, request, response.usage, response_text(response))
+        return self.counter.answer_usage(ctx.deployment, request, response)
 
     async def _answer_now(self, ctx: RequestContext, response: ModelResponse, sink: Sink) -> None:
         """Send an answer that a hook gave instead of a model (a cache hit)."""
@@ -305,93 +344,24 @@ class Gateway:
         ctx.deployment, ctx.attempts = result.deployment, result.attempts
         return result.result
 
-    async def _open_stream(self, dep: Deployment, request: ChatRequest) -> tuple[Stream, list[ChatChunk]]:
-        """Start a stream and wait for its first chunks; failures here may still be retried."""
-        stream = dep.provider.stream_batches(request)
-        try:
-            async with asyncio.timeout(self._first_token_timeout):
-                first = await anext(stream)
-                while not first:
-                    first = await anext(stream)
-        except StopAsyncIteration:
-            raise UpstreamError(
-                "the upstream ended the stream without sending anything", code="upstream_truncated"
-            ) from None
-        except TimeoutError:
-            await close_stream(stream)
-            raise UpstreamTimeout(f"no first token within {self._first_token_timeout:g} s") from None
-        except BaseException:
-            await close_stream(stream)
-            raise
-        return stream, first
+    def _streaming(self, ctx: RequestContext) -> None:
+        """The first batch has come: the time to it, and the tally of what the stream produces."""
+        ctx.ttft_ms = (time.perf_counter() - ctx.started) * 1000
+        ctx.tally = StreamTally()
 
-    async def _batch(self, ctx: RequestContext, batch: list[ChatChunk], hooks: _Hooks) -> list[ChatChunk]:
-        """One upstream batch through the tally and the `on_batch` hooks; a cut delivers its part, then fails."""
-        tally = ctx.tally
-        assert tally is not None
-        for chunk in batch:
-            tally.observe(chunk)
-        last = getattr(batch, "last", False)
-        for i, hook in enumerate(hooks.on_batch):
-            try:
-                batch = await hook.on_batch(ctx, batch)
-            except CutStream as cut:
-                kept = cut.keep
-                for later in hooks.on_batch[i + 1 :]:
-                    kept = await later.on_batch(ctx, kept)
-                raise Cut(cut.error, kept) from None
-        if last and not getattr(batch, "last", False):
-            batch = Batch.final(batch)
-        return batch
+    def _relayable(self, ctx: RequestContext, request: ChatRequest, hooks: _Hooks, sink: Sink) -> bool:
+        """Whether this stream goes out as the upstream's own chunks (`streams.relay_batches`).
 
-    async def _batches(
-        self, ctx: RequestContext, request: ChatRequest, first: list[ChatChunk], live: Stream, hooks: _Hooks
-    ) -> AsyncGenerator[list[ChatChunk], None]:
-        """The stream, batch by batch, through `_batch`; a cut batch delivers what it kept, then fails.
-
-        A stream that ends without the upstream's usage ends with a usage chunk of the gateway's own
-        count (`_counted`), so every wire's closing frames (`response.completed`, `message_delta`, chat's
-        `include_usage` chunk) carry the numbers the ledger row gets.
+        Only to a sink that takes them (an OpenAI chat client), only when every deployment the call may
+        reach relays this request (an OpenAI-compatible upstream, not wrapped by tracing), and only when
+        no `on_batch` hook has to see the chunks: each one either takes relayed chunks (`RelayHook`) or
+        says, with `watches_stream(ctx)` returning False, that it has nothing to do on this stream (it is
+        then not called for it). A hook without `watches_stream` is taken to watch every stream.
         """
-        batch: list[ChatChunk] | None = first
-        while batch is not None:
-            try:
-                out = await self._batch(ctx, batch, hooks)
-            except Cut as cut:
-                if cut.kept:
-                    yield cut.kept
-                raise cut.error from None
-            if getattr(out, "last", False):
-                yield Batch.final([*out, *self._counted(ctx, request)])
-                return
-            yield out
-            try:
-                batch = await anext(live, None)
-            except GatewayError:
-                # The upstream failed mid-stream: what the hooks hold back (text being scanned) is released
-                # first, through one empty last batch, then the error ends the stream.
-                try:
-                    held = await self._batch(ctx, Batch.final([]), hooks)
-                except Cut as cut:
-                    held = cut.kept
-                if held:
-                    yield list(held)  # not a last batch: the stream ends with the error, not [DONE]
-                raise
-        counted = self._counted(ctx, request)
-        if counted:
-            yield Batch.final(counted)
-
-    def _counted(self, ctx: RequestContext, request: ChatRequest) -> list[ChatChunk]:
-        """A usage chunk of the counted usage when the upstream reported none, else nothing.
-
-        The tally does not see it, so the ledger's count in `handle` (the same call on the same tally)
-        gives the same numbers.
-        """
-        tally, dep = ctx.tally, ctx.deployment
-        if tally is None or dep is None or tally.opening is None:
-            return []
-        usage, source = self.counter.usage(dep, request, tally.reported, tally.generated())
-        if source == "provider":
-            return []
-        opening = tally.opening
-        return [ChatChunk(id=opening.id, created=opening.created, model=opening.model, usage=usage)]
+        if not sink.relays or not all(d.provider.relays(request) for d in ctx.plan):
+            return False
+        for hook in hooks.watching:
+            watches = getattr(hook, "watches_stream", None)
+            if watches is None or watches(ctx):
+                return False
+        return True

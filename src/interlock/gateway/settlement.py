@@ -57,6 +57,13 @@ class TokenCounter:
         done = self.count(dep, completion)[0] if completion else 0
         return Usage.of(prompt, done), source
 
+    def answer_usage(self, dep: Deployment, request: ChatRequest, response: ChatResponse) -> tuple[Usage, str]:
+        """`usage` of a complete answer (its text is gathered only when the provider reported no usage)."""
+        reported = response.usage
+        if reported is not None and (reported.prompt_tokens or reported.completion_tokens):
+            return reported, "provider"
+        return self.usage(dep, request, reported, response_text(response))
+
 
 def outcome(
     ctx: RequestContext,

@@ -17,6 +17,7 @@ from interlock.errors import GatewayError
 from interlock.gateway.context import RequestContext
 from interlock.plugins.hooks import ModelRequest, ModelResponse
 from interlock.settings import VariantSettings
+from interlock.translate.openai_relay import RelayChunk
 from interlock.types import ChatChunk, ChatRequest
 
 log = logging.getLogger(__name__)
@@ -33,6 +34,13 @@ class Discard:
 
     async def stream(self, ctx: RequestContext, first: list[ChatChunk], rest: AsyncIterator[list[ChatChunk]]) -> None:
         """Drain a stream (so it settles as read to its end)."""
+        async for _ in rest:
+            pass
+
+    relays = False  # a shadow answer is never streamed
+
+    async def relay(self, ctx: RequestContext, first: list[RelayChunk], rest: AsyncIterator[list[RelayChunk]]) -> None:
+        """Drain a relayed stream."""
         async for _ in rest:
             pass
 

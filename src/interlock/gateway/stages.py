@@ -16,15 +16,18 @@ from interlock.audit.log import AuditEvent, AuditLog
 from interlock.errors import BudgetExceeded, GatewayError, Unavailable
 from interlock.gateway.context import RequestContext
 from interlock.gateway.settlement import TokenCounter, delta_text
+from interlock.gateway.streams import Cut
 from interlock.governance.admission import Governance
 from interlock.governance.bounds import chat_prompt_bound, embedding_prompt_bound
 from interlock.governance.counters import CountersUnavailable
 from interlock.plugins.hooks import Answered, CutStream, Denied, Hook, ModelRequest, ModelResponse, Outcome
 from interlock.routing.cache import ResponseCache, assemble, cache_key
 from interlock.store.records import UsageRecord
+from interlock.translate.openai_relay import RelayChunk
 from interlock.types import ChatChunk, ChatRequest, ChatResponse, EmbeddingRequest, Price
 
 log = logging.getLogger(__name__)
+
 
 RESIDENT_TAGS = frozenset({"local", "sovereign"})
 SETTLE_TRIES = 12  # with backoff from 0.1 s doubling to 5 s: about 40 s of retries
@@ -47,6 +50,10 @@ class Background:
         """Wait for what is pending (at shutdown)."""
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+def _used_up() -> BudgetExceeded:
+    return BudgetExceeded("the budget reserved for this request is used up; the answer is cut short")
 
 
 def is_resident(tags: list[str]) -> bool:
@@ -116,9 +123,10 @@ class Cache(Hook[RequestContext]):
         tally = ctx.tally
         if not ctx.stream or not isinstance(key, tuple) or tally is None or outcome.status != 200:
             return
-        if tally.finish is None or tally.tool_calls or tally.opening is None:
+        head = tally.head()
+        if tally.finish is None or tally.tool_calls or head is None:
             return
-        answer = assemble(tally.opening, "".join(tally.pieces), tally.finish, outcome.usage)
+        answer = assemble(head, "".join(tally.pieces), tally.finish, outcome.usage)
         self._background.run(self._cache.put(key[0], answer, key[1]))
 
 
@@ -140,8 +148,13 @@ class Admission(Hook[RequestContext]):
         if not ctx.plan or not self._gov.applies(ctx.principal, ctx.alias):
             return request
         reach = ctx.reach or ctx.plan
-        worst = Price(
-            max(d.price.input_per_mtok for d in reach), max(d.price.output_per_mtok for d in reach), "worst-case"
+        # One deployment (most aliases): its own price is the worst case; admission reads only the rates.
+        worst = (
+            reach[0].price
+            if len(reach) == 1
+            else Price(
+                max(d.price.input_per_mtok for d in reach), max(d.price.output_per_mtok for d in reach), "worst-case"
+            )
         )
         out: int | None = 0
         if isinstance(request, EmbeddingRequest):
@@ -171,21 +184,31 @@ class Admission(Hook[RequestContext]):
 
     async def on_batch(self, ctx: RequestContext, batch: list[ChatChunk]) -> list[ChatChunk]:
         """Cut a stream whose running cost passes its grant (for upstreams that ignore max_tokens)."""
+        at = self._over_grant(ctx, ["".join(delta_text(c.delta) for c in chunk.choices) for chunk in batch])
+        if at is not None:
+            raise CutStream(_used_up(), keep=batch[:at])
+        return batch
+
+    async def on_relay(self, ctx: RequestContext, batch: list[RelayChunk]) -> list[RelayChunk]:
+        """`on_batch` for relayed chunks (`streams.RelayHook`)."""
+        at = self._over_grant(ctx, [chunk.text for chunk in batch])
+        if at is not None:
+            raise Cut(_used_up(), batch[:at])
+        return batch
+
+    def _over_grant(self, ctx: RequestContext, texts: list[str]) -> int | None:
+        """The index of the chunk whose text takes the stream's estimated cost past its grant, if one does."""
         adm, dep = ctx.admission, ctx.deployment
         if adm is None or adm.granted_micros is None or dep is None:
-            return batch
+            return None
         spent = int(ctx.notes.get(self.name, 0))  # type: ignore[call-overload]
-        for i, chunk in enumerate(batch):
-            text = "".join(delta_text(c.delta) for c in chunk.choices)
+        for i, text in enumerate(texts):
             if text:
                 spent += dep.price.cost_micros(0, self._counter.estimate(dep, text))
             if spent > adm.granted_micros:
-                raise CutStream(
-                    BudgetExceeded("the budget reserved for this request is used up; the answer is cut short"),
-                    keep=batch[:i],
-                )
+                return i
         ctx.notes[self.name] = spent
-        return batch
+        return None
 
     def finish(self, ctx: RequestContext, outcome: Outcome) -> None:
         """Settle the reservation to the actual cost, in the background."""

@@ -245,6 +245,10 @@ class Guardrails(Hook[HookContext]):
             choices.append(choice.model_copy(update={"message": msg.model_copy(update=update)}) if update else choice)
         return response.model_copy(update={"choices": choices})
 
+    def watches_stream(self, ctx: HookContext) -> bool:
+        """Only a stream whose output is scanned or whose pseudonyms are restored."""
+        return self._active(ctx) is not None
+
     async def on_batch(self, ctx: HookContext, batch: list[ChatChunk]) -> list[ChatChunk]:
         """Hold back, scan and restore a streamed answer; cut it at a blocked entity."""
         state = self._active(ctx)

@@ -175,6 +175,14 @@ class Hook(Generic[C]):
         """Check or change a batch of a streamed answer."""
         return batch
 
+    def watches_stream(self, ctx: C) -> bool:
+        """Whether `on_batch` has work on this request's stream (default: yes, whenever it is overridden).
+
+        A hook that returns False for a request is not called for its chunks, and the gateway may then
+        relay an OpenAI upstream's chunks as they are (`gateway.Gateway._relayable`).
+        """
+        return True
+
     async def after(self, ctx: C, response: ModelResponse) -> ModelResponse:
         """Check or change a complete answer."""
         return response

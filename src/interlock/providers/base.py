@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from interlock.errors import BadRequest
+from interlock.translate.openai_relay import RelayChunk
 from interlock.types import ChatChunk, ChatRequest, ChatResponse, EmbeddingRequest, EmbeddingResponse
 
 if TYPE_CHECKING:
@@ -72,6 +73,16 @@ class Provider:
         """
         async for chunk in self.stream(request):
             yield [chunk]
+
+    def relays(self, request: ChatRequest) -> bool:
+        """Whether `relay_batches` serves this request: the upstream speaks OpenAI's chat protocol for it."""
+        return False
+
+    def relay_batches(self, request: ChatRequest) -> AsyncIterator[list[RelayChunk]]:
+        """The streamed answer as the upstream's own OpenAI chunks, batched like `stream_batches`
+        (`translate.openai_relay`). The gateway calls it, for a chat client, only where `relays` says so;
+        a wrapper that does not forward both (tracing) keeps the chunk-by-chunk path."""
+        raise NotImplementedError(f"{type(self).__name__} does not relay OpenAI streams")
 
     async def embed(self, request: EmbeddingRequest) -> EmbeddingResponse:
         """Embeddings for each input."""

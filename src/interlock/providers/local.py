@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import hashlib
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -25,6 +24,7 @@ from interlock.engines.llamacpp.model import default_model_path
 from interlock.engines.llamacpp.sampling import SamplingParams
 from interlock.engines.llamacpp.slots import Finish
 from interlock.engines.llamacpp.template import ChatTemplate, TemplateRenderError
+from interlock.engines.weights import Weights, served_file, sha256_of
 from interlock.errors import BadRequest, Unavailable
 from interlock.plugins import Plugin, PluginOptions, ProviderFactory
 from interlock.providers.base import Provider, ProviderContext
@@ -57,6 +57,9 @@ class Options(PluginOptions):
     """`local`: the model file; the engine's capacity is shared by all local models (`[engine]`)."""
 
     path: str | None = None  # a GGUF file (chat) or a sentence-transformers folder (embeddings); default: packaged
+    # The packaged chat model as shipped (Q4_1) or requantised to Q8_0 (cached; see engines/weights.py). A `path`
+    # is served as it is.
+    weights: Weights = "q8_0"
     lora: str | None = None  # a GGUF LoRA adapter on top of `path` (what `interlock tune` writes); chat only
     lora_scale: float = 1.0
 
@@ -114,8 +117,23 @@ def _tool_choice(request: ChatRequest) -> tuple[ToolMode, list[grammar.ToolSpec]
     return ("required" if choice == "required" else "auto"), specs, None
 
 
+def _parallel(request: ChatRequest, forced: str | None) -> bool:
+    """Whether an answer may hold several tool calls: only when the client sets `parallel_tool_calls: true`
+    and no one function is forced.
+
+    OpenAI's default is true, but a model as small as the embedded one, allowed more calls, tends to repeat
+    its call until `max_tokens` cuts it off; one call per answer is what it does reliably, so that stays the
+    default here (README, "Tools on the local model")."""
+    value = (request.model_extra or {}).get("parallel_tool_calls")
+    if value is not None and not isinstance(value, bool):
+        raise BadRequest(
+            "'parallel_tool_calls' must be true or false", code="invalid_type", param="parallel_tool_calls"
+        )
+    return forced is None and value is True
+
+
 # Fields the embedded engine does not implement: refused, never ignored (a client relying on them must know).
-_UNSUPPORTED = ("logprobs", "top_logprobs", "logit_bias")
+_UNSUPPORTED = ("logprobs", "top_logprobs")
 
 
 def _refuse_unsupported(request: ChatRequest) -> None:
@@ -128,6 +146,34 @@ def _refuse_unsupported(request: ChatRequest) -> None:
                 code="unsupported_parameter",
                 param=name,
             )
+
+
+def _logit_bias(request: ChatRequest) -> tuple[tuple[int, float], ...]:
+    """OpenAI's `logit_bias`: token ids (as strings) to a bias in [-100, 100]; ids beyond the model's
+    vocabulary are refused by the engine."""
+    value = (request.model_extra or {}).get("logit_bias")
+    if value is None:
+        return ()
+    if not isinstance(value, dict):
+        raise BadRequest(
+            "'logit_bias' must be an object of token ids to numbers", code="invalid_type", param="logit_bias"
+        )
+    if len(value) > 300:
+        raise BadRequest("'logit_bias' may name at most 300 tokens", code="invalid_value", param="logit_bias")
+    out = []
+    for key, bias in value.items():
+        if not (isinstance(key, str) and 0 < len(key) <= 9 and key.isascii() and key.isdigit()):
+            raise BadRequest(
+                f"'logit_bias' key {str(key)[:20]!r} is not a token id", code="invalid_value", param="logit_bias"
+            )
+        if isinstance(bias, bool) or not isinstance(bias, int | float) or not -100 <= bias <= 100:
+            raise BadRequest(
+                f"'logit_bias' value for token {key} must be a number in [-100, 100]",
+                code="invalid_value",
+                param="logit_bias",
+            )
+        out.append((int(key), float(bias)))
+    return tuple(out)
 
 
 def _message_dict(message: Message) -> dict[str, Any]:
@@ -160,11 +206,7 @@ def file_version(path: Path) -> str:
     key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
     found = _VERSIONS.get(key)
     if found is None:
-        digest = hashlib.sha256()
-        with path.open("rb") as f:
-            while chunk := f.read(1 << 20):
-                digest.update(chunk)
-        found = _VERSIONS[key] = digest.hexdigest()[:16]
+        found = _VERSIONS[key] = sha256_of(path)[:16]
     return found
 
 
@@ -179,6 +221,7 @@ class LocalChatProvider(Provider):
         super().__init__(alias, model)
         options = options or model.plugin_options(Options)
         self._path = options.path
+        self._weights = options.weights
         self._lora = Path(options.lora).expanduser() if options.lora else None
         self._lora_scale = options.lora_scale
         self.engine_settings = engine
@@ -198,8 +241,12 @@ class LocalChatProvider(Provider):
             raise
 
     def _load(self) -> None:
-        path = Path(self._path).expanduser() if self._path else default_model_path()
-        self.model_version = file_version(path)
+        if self._path:
+            path = Path(self._path).expanduser()
+            self.model_version = file_version(path)
+        else:  # converted on the first start if `make install` did not (seconds)
+            served = served_file(default_model_path(), self._weights)
+            path, self.model_version = served.path, served.sha256[:16]
         if self._lora is not None:  # the adapter is part of what is served: it is in the version too
             self.model_version += "+" + file_version(self._lora)
         engine = ChatEngine(path, self.engine_settings, lora_path=self._lora, lora_scale=self._lora_scale)
@@ -256,14 +303,15 @@ class LocalChatProvider(Provider):
         gguf = engine.model
         assert gguf is not None
         mode, tools, forced = _tool_choice(request)
+        parallel = bool(tools) and _parallel(request, forced)
         messages = [_message_dict(m) for m in request.messages]
         tool_dicts = [{"type": "function", "function": dataclasses.asdict(t)} for t in tools] or None
         if tools and not template.supports_tools():
-            prompt_text = grammar.describe_tools(tools, required=mode == "required", forced=forced)
+            prompt_text = grammar.describe_tools(tools, required=mode == "required", forced=forced, parallel=parallel)
             messages = _with_tool_prompt(messages, prompt_text)
         try:
             prompt = prompt_tokens(gguf, template, messages, tool_dicts)
-            rule = self._grammar(request, mode, tools)
+            rule = self._grammar(request, mode, tools, parallel)
         except TemplateRenderError as exc:
             raise BadRequest(str(exc), code="invalid_value", param="messages") from None
         except grammar.SchemaError as exc:
@@ -278,14 +326,15 @@ class LocalChatProvider(Provider):
             grammar=rule,
             presence_penalty=request.presence_penalty or 0.0,
             frequency_penalty=request.frequency_penalty or 0.0,
+            logit_bias=_logit_bias(request),
         )
         return _Plan(prompt, params, mode)
 
     @staticmethod
-    def _grammar(request: ChatRequest, mode: ToolMode, tools: list[grammar.ToolSpec]) -> str | None:
+    def _grammar(request: ChatRequest, mode: ToolMode, tools: list[grammar.ToolSpec], parallel: bool) -> str | None:
         # Tools win over response_format: a tool call is itself JSON the client must be able to parse.
         if mode != "none":
-            return grammar.tool_call_grammar(tools, allow_text=mode == "auto")
+            return grammar.tool_call_grammar(tools, allow_text=mode == "auto", parallel=parallel)
         fmt = request.response_format
         if fmt is None or fmt.type == "text":
             return None
@@ -317,10 +366,10 @@ class LocalChatProvider(Provider):
         message = AssistantMessage(content=text)
         reason: FinishReason = finish.reason
         if plan.tool_mode != "none" and grammar.looks_like_call(text):
-            parsed = grammar.parse_tool_call(text)
+            parsed = grammar.parse_tool_calls(text)
             if parsed is not None:
-                call = ToolCall(id=_new_id("call_"), function=FunctionCall(name=parsed[0], arguments=parsed[1]))
-                message = AssistantMessage(content=None, tool_calls=[call])
+                calls = [ToolCall(id=_new_id("call_"), function=FunctionCall(name=n, arguments=a)) for n, a in parsed]
+                message = AssistantMessage(content=None, tool_calls=calls)
                 reason = "tool_calls"
         return ChatResponse(
             id=_new_id("chatcmpl-"),
@@ -362,15 +411,13 @@ class LocalChatProvider(Provider):
                             held = []
             assert finish is not None
             reason: FinishReason = finish.reason
-            parsed = grammar.parse_tool_call("".join(held)) if is_call else None
+            parsed = grammar.parse_tool_calls("".join(held)) if is_call else None
             if parsed is not None:
-                call = ToolCallDelta(
-                    index=0,
-                    id=_new_id("call_"),
-                    type="function",
-                    function={"name": parsed[0], "arguments": parsed[1]},
-                )
-                yield chunk(Delta(tool_calls=[call]))
+                for i, (name, arguments) in enumerate(parsed):
+                    call = ToolCallDelta(
+                        index=i, id=_new_id("call_"), type="function", function={"name": name, "arguments": arguments}
+                    )
+                    yield chunk(Delta(tool_calls=[call]))
                 reason = "tool_calls"
             elif held:
                 yield chunk(Delta(content="".join(held)))

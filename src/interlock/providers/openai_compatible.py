@@ -8,8 +8,8 @@ request's type: the gateway, its hooks and failover stay the same for both (see 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from typing import Literal
+from collections.abc import AsyncIterator, Callable
+from typing import Literal, TypeVar
 
 from yarl import URL
 
@@ -33,9 +33,12 @@ from interlock.translate.openai import (
     parse_embedding_response,
     unsendable,
 )
+from interlock.translate.openai_relay import RelayBatch, RelayChunk, relay_chunk
 from interlock.translate.responses import ResponsesChat
 from interlock.translate.responses_upstream import ResponsesEventReader, parse_response, responses_payload
 from interlock.types import Batch, ChatChunk, ChatRequest, ChatResponse, EmbeddingRequest, EmbeddingResponse
+
+C = TypeVar("C", ChatChunk, RelayChunk)
 
 
 class Options(RemoteOptions):
@@ -90,29 +93,41 @@ class OpenAICompatibleProvider(Provider):
             for chunk in batch:
                 yield chunk
 
-    async def stream_batches(self, request: ChatRequest) -> AsyncIterator[list[ChatChunk]]:
+    def stream_batches(self, request: ChatRequest) -> AsyncIterator[list[ChatChunk]]:
         """Upstream chunks, batched by the read that brought them."""
         native = self._native(request)
         if native is not None:
-            async for answered in self._respond_batches(native, request):
-                yield answered
-            return
+            return self._respond_batches(native, request)
+        return self._sse(request, parse_chunk, Batch.final)
+
+    def relays(self, request: ChatRequest) -> bool:
+        """Chat completions (not a native Responses request) are relayed chunk for chunk."""
+        return self._native(request) is None
+
+    def relay_batches(self, request: ChatRequest) -> AsyncIterator[list[RelayChunk]]:
+        """The upstream's chunks as they came, with the alias as their model (`translate.openai_relay`)."""
+        return self._sse(request, relay_chunk, RelayBatch.final)
+
+    async def _sse(
+        self, request: ChatRequest, parse: Callable[[bytes, str], C | None], final: Callable[[list[C]], list[C]]
+    ) -> AsyncIterator[list[C]]:
+        """The upstream's chat completion stream, each event through `parse`, batched by the read that brought them."""
         url = self._chat_url
         body = chat_payload(request, self.upstream_model, stream=True)
         try:
             async with upstream_call(self._context.http(), url, body, self._headers, self._timeout) as resp:
                 async for events in sse_event_batches(resp, url):
-                    batch: list[ChatChunk] = []
+                    batch: list[C] = []
                     for _, data in events:
                         try:
-                            chunk = parse_chunk(data, self.alias)
+                            chunk = parse(data, self.alias)
                         except UpstreamError:
                             if batch:
                                 yield batch  # what came before the bad event still reaches the client
                             raise
                         if chunk is None:
                             if batch:
-                                yield Batch.final(batch)
+                                yield final(batch)
                             return
                         batch.append(chunk)
                     yield batch

@@ -87,28 +87,33 @@ def parse_chunk(data: bytes, alias: str) -> ChatChunk | None:
     """Parse one SSE `data:` payload; None for the `[DONE]` sentinel."""
     if data.strip() == b"[DONE]":
         return None
-    if b'"error"' in data:  # rare: only then pay for a generic parse to look for an error object
-        try:
-            obj = orjson.loads(data)
-        except orjson.JSONDecodeError:
-            raise UpstreamError(
-                "upstream sent a malformed stream event (not JSON)", code="bad_upstream_response"
-            ) from None
-        if isinstance(obj, dict) and "error" in obj:
-            err = obj["error"] if isinstance(obj["error"], dict) else {"message": str(obj["error"])}
-            raise UpstreamError(f"upstream error mid-stream: {err.get('message', 'unknown error')}")
+    if b'"error"' in data:
+        stream_error(data)
     try:
         chunk = ChatChunk.model_validate_json(data)
     except ValidationError as exc:
-        if any(e["type"] == "json_invalid" for e in exc.errors()):
-            raise UpstreamError(
-                "upstream sent a malformed stream event (not JSON)", code="bad_upstream_response"
-            ) from None
-        raise UpstreamError(
-            f"upstream sent an invalid stream chunk: {_short(exc)}", code="bad_upstream_response"
-        ) from None
+        raise invalid_chunk(exc) from None
     chunk.__dict__["model"] = alias  # a plain store: pydantic's __setattr__ costs more than the parse's share
     return chunk
+
+
+def stream_error(data: bytes) -> None:
+    """Raise the upstream's error if this stream event is an error object (call it only when `"error"` is in it:
+    a generic parse costs)."""
+    try:
+        obj = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        raise UpstreamError("upstream sent a malformed stream event (not JSON)", code="bad_upstream_response") from None
+    if isinstance(obj, dict) and "error" in obj:
+        err = obj["error"] if isinstance(obj["error"], dict) else {"message": str(obj["error"])}
+        raise UpstreamError(f"upstream error mid-stream: {err.get('message', 'unknown error')}")
+
+
+def invalid_chunk(exc: ValidationError) -> UpstreamError:
+    """The 502 for a stream event that is not JSON or not a chat chunk."""
+    if any(e["type"] == "json_invalid" for e in exc.errors()):
+        return UpstreamError("upstream sent a malformed stream event (not JSON)", code="bad_upstream_response")
+    return UpstreamError(f"upstream sent an invalid stream chunk: {_short(exc)}", code="bad_upstream_response")
 
 
 def error_from_upstream(status: int, raw: bytes, retry_after: str | None = None) -> GatewayError:

@@ -2,10 +2,11 @@
 
 Each slot is a sequence of the context with its own `n_ctx_per_slot` KV cells. Between steps the
 thread admits queued jobs into free slots; every step is one `llama_decode` that carries the next
-token of every generating slot plus prompt chunks of admitted ones, up to `n_batch` tokens. Text
-goes back to the event loop through `call_soon_threadsafe` into a per-request queue. An idle slot
-keeps its KV cells, so a new prompt that starts like the slot's last one (the same system prompt)
-only decodes the tokens that differ.
+token of every generating slot plus prompt chunks of admitted ones, up to `n_batch` tokens, then
+samples each slot in C at its batch index. Text goes back into each request's outbox, and the event
+loop is woken once per step for all of them (`handoff`). An idle slot keeps its KV cells, so a new
+prompt that starts like the slot's last one (the same system prompt) only decodes the tokens that
+differ.
 """
 
 from __future__ import annotations
@@ -22,15 +23,17 @@ from typing import Any, Literal
 
 import llama_cpp
 
-from interlock.engines.llamacpp.generation import EngineStats, Generation, _threadsafe_put
+from interlock.engines.llamacpp.generation import EngineStats, Generation
+from interlock.engines.llamacpp.handoff import Outbox, wake_all
 from interlock.engines.llamacpp.model import GgufModel, quiet_llama_logs
 from interlock.engines.llamacpp.sampling import (
     GrammarError,
+    LogitBiasError,
     RequestSampler,
     SamplingParams,
     TextAssembler,
 )
-from interlock.engines.llamacpp.slots import BatchWriter, Event, Finish, Job, Slot
+from interlock.engines.llamacpp.slots import BatchWriter, Event, Finish, Job, Slot, choose_slot
 from interlock.errors import BadRequest, RateLimited, Unavailable
 from interlock.settings import EngineSettings
 
@@ -69,6 +72,8 @@ class ChatEngine:
         self._steps = self._max_batch_seqs = self._prompt_tokens = self._completion_tokens = 0
         self._done = 0
         self._prompt_tokens_reused = 0
+        self._filler_tokens = 0
+        self._to_wake: list[Job] = []  # jobs with new events this step whose consumer must be woken
 
     # ---- lifecycle (blocking; call from a worker thread) ----
 
@@ -163,18 +168,19 @@ class ChatEngine:
                 code="context_length_exceeded",
                 param="messages",
             )
+        max_tokens = min(params.max_tokens, room)
         try:
             sampler = RequestSampler(self.model.vocab, params)
         except GrammarError as exc:
             raise BadRequest(str(exc), code="invalid_value", param="response_format") from None
-        loop = asyncio.get_running_loop()
-        queue: asyncio.Queue[Event] = asyncio.Queue()
+        except LogitBiasError as exc:
+            raise BadRequest(str(exc), code="invalid_value", param="logit_bias") from None
         job = Job(
             prompt=prompt,
             params=params,
-            max_tokens=min(params.max_tokens, room),
+            max_tokens=max_tokens,
             sampler=sampler,
-            emit=_threadsafe_put(loop, queue),
+            outbox=Outbox(asyncio.get_running_loop()),
             assembler=TextAssembler(params.stop),
         )
         with self._cond:
@@ -189,7 +195,7 @@ class ChatEngine:
                 )
             self._waiting.append(job)
             self._cond.notify()
-        return Generation(self, job, queue)
+        return Generation(self, job)
 
     def _retry_after(self) -> int:
         rounds = len(self._waiting) / self.settings.slots + 1
@@ -214,6 +220,7 @@ class ChatEngine:
                 max_batch_seqs=self._max_batch_seqs,
                 prompt_tokens=self._prompt_tokens,
                 prompt_tokens_reused=self._prompt_tokens_reused,
+                filler_tokens=self._filler_tokens,
                 completion_tokens=self._completion_tokens,
                 requests_done=self._done,
             )
@@ -240,6 +247,10 @@ class ChatEngine:
 
     def _admit(self) -> bool:
         """Move queued jobs into free slots, sleeping while there is nothing to do."""
+        if self._busy and not self._waiting and not self._stopping:
+            # Nothing to admit and slots to run: skip the lock. Both are written under it by other
+            # threads; a job queued just now is admitted one step later.
+            return True
         with self._cond:
             while not self._stopping and not self._busy and not self._waiting:
                 self._cond.wait()
@@ -251,8 +262,7 @@ class ChatEngine:
                 if job.cancelled:
                     job.sampler.free()
                     continue
-                # The free slot holding the longest prefix of this prompt; ties go to the lowest id.
-                slot = max(free, key=lambda s: (s.shared_prefix(job.prompt), -s.seq_id))
+                slot = choose_slot(self._slots, free, job, kv_unified=self.kv_unified)
                 free.remove(slot)
                 reused = slot.assign(job)
                 llama_cpp.llama_memory_seq_rm(llama_cpp.llama_get_memory(self._ctx), slot.seq_id, reused, -1)
@@ -301,12 +311,14 @@ class ChatEngine:
         mem = llama_cpp.llama_get_memory(self._ctx)
         for slot in fillers:
             llama_cpp.llama_memory_seq_rm(mem, slot.seq_id, slot.pos, -1)
+        self._filler_tokens += len(fillers)
         self._steps += 1
         self._max_batch_seqs = max(self._max_batch_seqs, len(busy))
+        ctx = self._ctx
         for slot in self._slots:
             if slot.job is not None and slot.logits_index >= 0:
-                token = slot.job.sampler.sample(self._ctx, slot.logits_index)
-                self._advance(slot, token)
+                self._advance(slot, slot.job.sampler.sample(ctx, slot.logits_index))
+        self._flush()
 
     def _advance(self, slot: Slot, token: int) -> None:
         """Take one sampled token: emit its text, or finish the job."""
@@ -339,7 +351,7 @@ class ChatEngine:
         self._done += 1
         # Free the slot first, so stats are already up to date when the consumer sees the finish.
         self._release(slot)
-        self._emit(job, Finish(reason, len(job.prompt), job.n_generated))
+        self._emit(job, Finish(reason, len(job.prompt), job.n_generated), last=True)
 
     def _release(self, slot: Slot) -> None:
         job = slot.clear()
@@ -348,12 +360,20 @@ class ChatEngine:
             with self._cond:
                 self._busy -= 1
 
-    def _emit(self, job: Job, event: Event) -> None:
-        try:
-            job.emit(event)
-        except RuntimeError:  # the consumer's event loop is closed: nobody is listening
-            job.cancelled = True
+    def _emit(self, job: Job, event: Event, *, last: bool = False) -> None:
+        """Queue an event for the job's consumer; `_flush` wakes the consumers after the step."""
+        if job.outbox.put(event, last=last):
+            self._to_wake.append(job)
+
+    def _flush(self) -> None:
+        jobs, self._to_wake = self._to_wake, []
+        if jobs:
+            dead = wake_all(job.outbox for job in jobs)
+            for job in jobs:
+                if job.outbox in dead:  # the consumer's event loop is closed: nobody is listening
+                    job.cancelled = True
 
     def _fail(self, job: Job, exc: BaseException) -> None:
-        self._emit(job, exc)
+        job.outbox.put(exc, last=True)
+        wake_all([job.outbox])
         job.sampler.free()

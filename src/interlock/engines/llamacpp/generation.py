@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Protocol
 
-from interlock.engines.llamacpp.slots import Event, Finish, Job
+from interlock.engines.llamacpp.slots import Finish, Job
 
 
 class Waker(Protocol):
@@ -30,26 +29,22 @@ class EngineStats:
     max_batch_seqs: int
     prompt_tokens: int
     prompt_tokens_reused: int
+    filler_tokens: int  # tokens decoded only to keep a batch's sequence ids consecutive
     completion_tokens: int
     requests_done: int
 
 
-def _threadsafe_put(loop: asyncio.AbstractEventLoop, queue: asyncio.Queue[Event]) -> Callable[[Event], None]:
-    """A callable for the engine thread that puts an event on `queue` inside `loop`."""
-
-    def put(event: Event) -> None:
-        loop.call_soon_threadsafe(queue.put_nowait, event)
-
-    return put
-
-
 class Generation:
-    """A submitted request, seen from the event loop."""
+    """A submitted request, seen from the event loop.
 
-    def __init__(self, engine: Waker, job: Job, queue: asyncio.Queue[Event]) -> None:
+    Read it either as a stream (`events`: each piece as it is generated) or whole (`result`: the
+    event loop is woken once, at the end, which leaves the CPU to llama.cpp while it generates).
+    """
+
+    def __init__(self, engine: Waker, job: Job) -> None:
         self._engine = engine
         self._job = job
-        self._queue = queue
+        self._outbox = job.outbox
         self.prompt_tokens = len(job.prompt)
         self.finished = False
 
@@ -59,18 +54,38 @@ class Generation:
             self._job.cancelled = True
             self._engine.wake()
 
+    async def _next(self) -> str | Finish:
+        box = self._outbox
+        while not box.events:
+            await box.wait()
+        event = box.events.popleft()
+        if isinstance(event, BaseException):
+            self.finished = True
+            raise event
+        if isinstance(event, Finish):
+            self.finished = True
+        return event
+
     async def events(self) -> AsyncIterator[str | Finish]:
         """Text pieces as they are generated, then one `Finish`. Closing it early cancels."""
         try:
             while True:
-                event = await self._queue.get()
-                if isinstance(event, BaseException):
-                    self.finished = True
-                    raise event
-                if isinstance(event, Finish):
-                    self.finished = True
-                    yield event
-                    return
+                event = await self._next()
                 yield event
+                if isinstance(event, Finish):
+                    return
+        finally:
+            self.cancel()
+
+    async def result(self) -> tuple[str, Finish]:
+        """The whole text and the `Finish`. Cancelled if the caller is."""
+        self._outbox.streaming = False
+        parts: list[str] = []
+        try:
+            while True:
+                event = await self._next()
+                if isinstance(event, Finish):
+                    return "".join(parts), event
+                parts.append(event)
         finally:
             self.cancel()

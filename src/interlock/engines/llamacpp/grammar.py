@@ -1,7 +1,9 @@
 """GBNF grammars that constrain output to JSON, a JSON schema, or a tool call, and the tool prompt.
 
-A tool call is the JSON object `{"name": <tool>, "arguments": {...}}`: one call per answer, which
-a small model can produce reliably. The grammar guarantees it parses; `parse_tool_call` reads it.
+A tool call is the JSON object `{"name": <tool>, "arguments": {...}}`, a format a small model produces
+reliably. With parallel calls allowed (OpenAI's `parallel_tool_calls`, true unless the client says false)
+an answer may hold up to `MAX_PARALLEL_CALLS` of them, one per line; otherwise exactly one. The grammar
+guarantees they parse; `parse_tool_calls` reads them.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ _STRICT_CHAR = r'char ::= [^"\\\\\\x7F\\x00-\\x1F]'
 _ROOT_RULE = re.compile(r"^root ::= ", re.MULTILINE)
 # "auto" lets the model answer in prose instead; prose must not open with "{" so the two never mix.
 _TEXT_RULES = "root ::= interlock-call | interlock-text\ninterlock-text ::= [^{] [^\\x00]*\n"
+MAX_PARALLEL_CALLS = 8
 
 
 class SchemaError(ValueError):
@@ -61,18 +64,22 @@ def _call_schema(tool: ToolSpec) -> dict[str, Any]:
     }
 
 
-def tool_call_grammar(tools: list[ToolSpec], *, allow_text: bool) -> str:
-    """One call of one of `tools`; with `allow_text`, plain prose is allowed instead."""
+def tool_call_grammar(tools: list[ToolSpec], *, allow_text: bool, parallel: bool = False) -> str:
+    """One call of one of `tools` (with `parallel`, 1 to `MAX_PARALLEL_CALLS` of them, one per line);
+    with `allow_text`, plain prose is allowed instead."""
     if not tools:
         raise SchemaError("no tools to call")
     schema = {"anyOf": [_call_schema(t) for t in tools]}
     gbnf = _convert(schema, prop_order=["name", "arguments"])
+    if parallel:
+        more = f'("\\n" interlock-one){{0,{MAX_PARALLEL_CALLS - 1}}}'
+        gbnf = _ROOT_RULE.sub("interlock-one ::= ", gbnf) + f"\nroot ::= interlock-one {more}\n"
     if not allow_text:
         return gbnf
     return _ROOT_RULE.sub("interlock-call ::= ", gbnf) + "\n" + _TEXT_RULES
 
 
-def describe_tools(tools: list[ToolSpec], *, required: bool, forced: str | None = None) -> str:
+def describe_tools(tools: list[ToolSpec], *, required: bool, forced: str | None = None, parallel: bool = False) -> str:
     """System-prompt text that teaches the call format, for templates that know no tools."""
     lines = ["You can call these tools:"]
     for t in tools:
@@ -81,6 +88,8 @@ def describe_tools(tools: list[ToolSpec], *, required: bool, forced: str | None 
             entry["description"] = t.description
         lines.append(json.dumps(entry, ensure_ascii=False))
     lines.append('To call a tool, reply with only a JSON object: {"name": "<tool name>", "arguments": {<arguments>}}.')
+    if parallel:
+        lines.append("To call several tools at once, write one such JSON object per line.")
     if forced:
         lines.append(f'You must call the tool "{forced}".')
     elif required:
@@ -97,10 +106,27 @@ def looks_like_call(text: str) -> bool:
 
 def parse_tool_call(text: str) -> tuple[str, str] | None:
     """`(name, arguments as a JSON string)` from grammar-constrained output, or None if truncated."""
-    try:
-        data = json.loads(text)
-    except ValueError:
-        return None
-    if not isinstance(data, dict) or not isinstance(data.get("name"), str):
-        return None
-    return data["name"], json.dumps(data.get("arguments", {}), ensure_ascii=False)
+    calls = parse_tool_calls(text)
+    return calls[0] if calls is not None and len(calls) == 1 else None
+
+
+_DECODER = json.JSONDecoder()
+
+
+def parse_tool_calls(text: str) -> list[tuple[str, str]] | None:
+    """Every `(name, arguments as a JSON string)` of grammar-constrained output (one object per line), or
+    None if any is truncated or malformed: a partial list would run some calls and silently drop others."""
+    calls: list[tuple[str, str]] = []
+    at = 0
+    while True:
+        while at < len(text) and text[at].isspace():
+            at += 1
+        if at == len(text):
+            return calls or None
+        try:
+            data, at = _DECODER.raw_decode(text, at)
+        except ValueError:
+            return None
+        if not isinstance(data, dict) or not isinstance(data.get("name"), str):
+            return None
+        calls.append((data["name"], json.dumps(data.get("arguments", {}), ensure_ascii=False)))
