@@ -14,7 +14,7 @@ import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from interlock.engines.gguf import GgufError, context_length
 from interlock.engines.llamacpp import grammar
@@ -29,6 +29,7 @@ from interlock.errors import BadRequest, Unavailable
 from interlock.plugins import Plugin, PluginOptions, ProviderFactory
 from interlock.providers.base import Provider, ProviderContext
 from interlock.providers.local_prompt import prompt_tokens
+from interlock.providers.local_request import ToolMode, logit_bias_of, parallel_calls, refuse_unsupported, tool_choice
 from interlock.types import (
     AssistantMessage,
     ChatChunk,
@@ -41,7 +42,6 @@ from interlock.types import (
     FunctionCall,
     ImagePart,
     Message,
-    NamedToolChoice,
     ToolCall,
     ToolCallDelta,
     Usage,
@@ -49,8 +49,6 @@ from interlock.types import (
 
 if TYPE_CHECKING:
     from interlock.settings import EngineSettings, ModelSettings
-
-ToolMode = Literal["none", "auto", "required"]
 
 
 class Options(PluginOptions):
@@ -103,77 +101,6 @@ class _Plan:
 
 def _new_id(prefix: str) -> str:
     return f"{prefix}{uuid.uuid4().hex[:24]}"
-
-
-def _tool_choice(request: ChatRequest) -> tuple[ToolMode, list[grammar.ToolSpec], str | None]:
-    """The tool mode, the tools the model may call, and the name of a forced function."""
-    if not request.tools or request.tool_choice == "none":
-        return "none", [], None
-    specs = [grammar.ToolSpec(t.function.name, t.function.description, t.function.parameters) for t in request.tools]
-    choice = request.tool_choice
-    if isinstance(choice, NamedToolChoice):
-        name = choice.function["name"]
-        return "required", [s for s in specs if s.name == name], name
-    return ("required" if choice == "required" else "auto"), specs, None
-
-
-def _parallel(request: ChatRequest, forced: str | None) -> bool:
-    """Whether an answer may hold several tool calls: only when the client sets `parallel_tool_calls: true`
-    and no one function is forced.
-
-    OpenAI's default is true, but a model as small as the embedded one, allowed more calls, tends to repeat
-    its call until `max_tokens` cuts it off; one call per answer is what it does reliably, so that stays the
-    default here (README, "Tools on the local model")."""
-    value = (request.model_extra or {}).get("parallel_tool_calls")
-    if value is not None and not isinstance(value, bool):
-        raise BadRequest(
-            "'parallel_tool_calls' must be true or false", code="invalid_type", param="parallel_tool_calls"
-        )
-    return forced is None and value is True
-
-
-# Fields the embedded engine does not implement: refused, never ignored (a client relying on them must know).
-_UNSUPPORTED = ("logprobs", "top_logprobs")
-
-
-def _refuse_unsupported(request: ChatRequest) -> None:
-    extra = request.model_extra or {}
-    for name in _UNSUPPORTED:
-        value = extra.get(name)
-        if value not in (None, False, {}):
-            raise BadRequest(
-                f"'{name}' is not supported by the local model; remove it or use a remote model",
-                code="unsupported_parameter",
-                param=name,
-            )
-
-
-def _logit_bias(request: ChatRequest) -> tuple[tuple[int, float], ...]:
-    """OpenAI's `logit_bias`: token ids (as strings) to a bias in [-100, 100]; ids beyond the model's
-    vocabulary are refused by the engine."""
-    value = (request.model_extra or {}).get("logit_bias")
-    if value is None:
-        return ()
-    if not isinstance(value, dict):
-        raise BadRequest(
-            "'logit_bias' must be an object of token ids to numbers", code="invalid_type", param="logit_bias"
-        )
-    if len(value) > 300:
-        raise BadRequest("'logit_bias' may name at most 300 tokens", code="invalid_value", param="logit_bias")
-    out = []
-    for key, bias in value.items():
-        if not (isinstance(key, str) and 0 < len(key) <= 9 and key.isascii() and key.isdigit()):
-            raise BadRequest(
-                f"'logit_bias' key {str(key)[:20]!r} is not a token id", code="invalid_value", param="logit_bias"
-            )
-        if isinstance(bias, bool) or not isinstance(bias, int | float) or not -100 <= bias <= 100:
-            raise BadRequest(
-                f"'logit_bias' value for token {key} must be a number in [-100, 100]",
-                code="invalid_value",
-                param="logit_bias",
-            )
-        out.append((int(key), float(bias)))
-    return tuple(out)
 
 
 def _message_dict(message: Message) -> dict[str, Any]:
@@ -298,12 +225,12 @@ class LocalChatProvider(Provider):
         return self._engine, self._template
 
     def _plan(self, request: ChatRequest) -> _Plan:
-        _refuse_unsupported(request)
+        refuse_unsupported(request)
         engine, template = self._ready_engine()
         gguf = engine.model
         assert gguf is not None
-        mode, tools, forced = _tool_choice(request)
-        parallel = bool(tools) and _parallel(request, forced)
+        mode, tools, forced = tool_choice(request)
+        parallel = bool(tools) and parallel_calls(request, forced)
         messages = [_message_dict(m) for m in request.messages]
         tool_dicts = [{"type": "function", "function": dataclasses.asdict(t)} for t in tools] or None
         if tools and not template.supports_tools():
@@ -326,7 +253,7 @@ class LocalChatProvider(Provider):
             grammar=rule,
             presence_penalty=request.presence_penalty or 0.0,
             frequency_penalty=request.frequency_penalty or 0.0,
-            logit_bias=_logit_bias(request),
+            logit_bias=logit_bias_of(request),
         )
         return _Plan(prompt, params, mode)
 
