@@ -14,6 +14,9 @@ from typing import Any
 
 import orjson
 import pytest
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind, StatusCode
 from starlette.testclient import TestClient
 
 from interlock.app import create_app
@@ -56,10 +59,12 @@ class Watcher(Hook[HookContext]):
         return batch
 
 
-def _app(tmp_path: Path, stub: str, hooks: list[Hook[Any]]) -> TestClient:
-    models = "".join(
-        MODEL.format(alias=a, model=m, stub=stub, input=2.5, output=10) for a, m in ALIASES.items()
-    ) + MODEL.format(alias="pricey", model="stub", stub=stub, input=1, output=1_000_000)
+def _app(tmp_path: Path, stub: str, hooks: list[Hook[Any]], extra: str = "") -> TestClient:
+    models = (
+        extra
+        + "".join(MODEL.format(alias=a, model=m, stub=stub, input=2.5, output=10) for a, m in ALIASES.items())
+        + MODEL.format(alias="pricey", model="stub", stub=stub, input=1, output=1_000_000)
+    )
     cfg = tmp_path / "c.toml"
     cfg.write_text(CONFIG.format(models=models))
     settings = load_settings(cfg, {"INTERLOCK_HOME": str(tmp_path / "home"), "INTERLOCK_ADMIN_KEY": ADMIN_KEY})
@@ -164,3 +169,19 @@ def test_an_agents_stream_is_not_relayed_and_a_plain_keys_is(tmp_path: Path, stu
     assert all("logprobs" in orjson.loads(e)["choices"][0] for e in events[:-1])  # rendered from ChatChunks
     assert plain.status_code == 200 and _text(relayed[:-1]) == "Hello from the stub upstream."
     assert not any("logprobs" in orjson.loads(e)["choices"][0] for e in relayed[:-1] if orjson.loads(e)["choices"])
+
+
+def test_a_traced_stream_is_still_relayed_and_its_span_has_the_usage(tmp_path: Path, stub_upstream: str) -> None:
+    """Tracing wraps each provider (`TracedProvider`); the wrapper relays too, under the attempt's span."""
+    with _app(tmp_path, stub_upstream, [], extra="[tracing]\nenabled = true\n") as app:
+        exporter = InMemorySpanExporter()
+        app.app.state.interlock.observability.tracing.provider.add_span_processor(  # type: ignore[attr-defined]
+            SimpleSpanProcessor(exporter)
+        )
+        r, events = _stream(app, "plain", stream_options={"include_usage": True})
+    assert r.status_code == 200 and _text(events[:-1]) == "Hello from the stub upstream."
+    assert not any("logprobs" in c for e in events[:-1] for c in orjson.loads(e)["choices"])  # relayed as sent
+    (call,) = [s for s in exporter.get_finished_spans() if s.kind == SpanKind.CLIENT]
+    a = call.attributes or {}
+    assert (a["gen_ai.usage.input_tokens"], a["gen_ai.usage.output_tokens"]) == (12, 6)
+    assert a["gen_ai.response.finish_reasons"] == ("stop",) and call.status.status_code != StatusCode.ERROR

@@ -1,4 +1,5 @@
-"""Which free slot a new job gets: prompt reuse against the gaps that cost a filler token per step."""
+"""Which free slot a new job gets (prompt reuse against the gaps that cost a filler token per step), and which
+other slot it copies a prompt prefix from."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from typing import Any
 
 from interlock.engines.llamacpp.handoff import Outbox
 from interlock.engines.llamacpp.sampling import SamplingParams, TextAssembler
-from interlock.engines.llamacpp.slots import Job, Slot, choose_slot
+from interlock.engines.llamacpp.slots import MIN_SHARED, Job, Slot, choose_slot, common_prefix, find_share
 
 SYSTEM = list(range(100, 120))  # a shared system prompt: every used slot holds it
 
@@ -59,3 +60,69 @@ def test_the_unified_cache_has_no_gaps_to_pay_for() -> None:
     prompt = [*SYSTEM, 7, 8, 9, 10]
     slots = slots_of(8, busy=[0, 1], cached={6: [*SYSTEM, 7, 8, 9]})
     assert place(slots, job(prompt), kv_unified=True) == 6
+
+
+TOOLS = list(range(2000, 2300))  # a 300-token tool list
+
+
+def test_common_prefix() -> None:
+    assert common_prefix([1, 2, 3], [1, 2, 3, 4]) == 3
+    assert common_prefix([1, 2, 3], [1, 9, 3]) == 1
+    assert common_prefix([], [1]) == 0
+    assert common_prefix([5], [6]) == 0
+
+
+def test_an_idle_slot_holding_the_prefix_is_copied_from_now() -> None:
+    slots = slots_of(4, busy=[], cached={0: [], 1: [*SYSTEM, *TOOLS, 7], 2: [], 3: []})
+    new = job([*SYSTEM, *TOOLS, 8, 9])
+    slots[0].assign(new)
+    share = find_share(slots, slots[0], new)
+    assert share is not None and share.donor is slots[1] and share.job is None
+    assert share.length == len(SYSTEM) + len(TOOLS) and share.due()
+
+
+def test_a_slot_still_decoding_the_prefix_is_waited_for() -> None:
+    slots = slots_of(4, busy=[], cached={i: [] for i in range(4)})
+    first = job([*SYSTEM, *TOOLS, 7])
+    slots[0].assign(first)
+    slots[0].fed = 40  # decoded 40 of its prompt tokens so far
+    slots[0].cached = first.prompt[:40]
+    new = job([*SYSTEM, *TOOLS, 8])
+    slots[1].assign(new)
+    share = find_share(slots, slots[1], new)
+    assert share is not None and share.donor is slots[0] and share.job is first
+    assert share.length == len(SYSTEM) + len(TOOLS) and not share.due()
+    slots[0].fed = len(first.prompt)
+    assert share.due()
+
+
+def test_a_stopped_donor_leaves_what_it_decoded() -> None:
+    slots = slots_of(2, busy=[], cached={0: [], 1: []})
+    first = job([*SYSTEM, *TOOLS, 7])
+    slots[0].assign(first)
+    new = job([*SYSTEM, *TOOLS, 8])
+    slots[1].assign(new)
+    share = find_share(slots, slots[1], new)
+    assert share is not None and not share.due()
+    slots[0].cached = first.prompt[:100]  # cancelled after 100 tokens
+    slots[0].clear()
+    assert share.due() and share.available(new.prompt) == 100
+
+
+def test_waiting_slots_are_no_donors_and_short_gains_are_not_copied() -> None:
+    slots = slots_of(3, busy=[], cached={0: [], 1: [], 2: []})
+    first = job([*SYSTEM, *TOOLS, 7])
+    slots[0].assign(first)
+    second = job([*SYSTEM, *TOOLS, 8])
+    slots[1].assign(second)
+    slots[1].share = find_share(slots, slots[1], second)
+    third = job([*SYSTEM, *TOOLS, 9])
+    slots[2].assign(third)
+    share = find_share(slots, slots[2], third)
+    assert share is not None and share.donor is slots[0]  # not slots[1], itself waiting
+    short = job([*TOOLS[: MIN_SHARED - 1], 5])
+    slots[2].clear()
+    slots[2].assign(short)
+    slots[0].cached = list(TOOLS)
+    slots[0].clear()
+    assert find_share(slots, slots[2], short) is None

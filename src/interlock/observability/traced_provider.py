@@ -9,8 +9,8 @@ read, never between batches, so nothing else in the request picks it up as a par
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from typing import Any
+from collections.abc import AsyncIterator, Callable
+from typing import Any, TypeVar
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
@@ -19,11 +19,14 @@ from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer
 from interlock.errors import GatewayError
 from interlock.observability import semconv as sc
 from interlock.providers.base import Provider
+from interlock.translate.openai_relay import RelayChunk
 from interlock.types import ChatChunk, ChatRequest, ChatResponse, EmbeddingRequest, EmbeddingResponse, Usage
+
+T = TypeVar("T", ChatChunk, RelayChunk)
 
 
 class TracedProvider(Provider):
-    """Delegates everything to `inner`; `chat`, `stream_batches` and `embed` are traced."""
+    """Delegates everything to `inner`; `chat`, `stream_batches`, `relay_batches` and `embed` are traced."""
 
     def __init__(self, inner: Provider, tracer: Tracer) -> None:
         super().__init__(inner.alias, inner.model)
@@ -101,11 +104,23 @@ class TracedProvider(Provider):
             otel_context.detach(token)
             span.end()
 
-    async def stream_batches(self, request: ChatRequest) -> AsyncIterator[list[ChatChunk]]:
+    def stream_batches(self, request: ChatRequest) -> AsyncIterator[list[ChatChunk]]:
         """A traced stream: the span ends with the stream."""
+        return self._traced(request, self.inner.stream_batches(request), _read_chunk)
+
+    def relays(self, request: ChatRequest) -> bool:
+        """Whether the wrapped provider relays this request's stream."""
+        return self.inner.relays(request)
+
+    def relay_batches(self, request: ChatRequest) -> AsyncIterator[list[RelayChunk]]:
+        """A traced relayed stream, with the same span as `stream_batches`."""
+        return self._traced(request, self.inner.relay_batches(request), _read_relay_chunk)
+
+    async def _traced(
+        self, request: ChatRequest, inner: AsyncIterator[list[T]], read: Callable[[T], tuple[Usage | None, list[str]]]
+    ) -> AsyncIterator[list[T]]:
         span = self._start("chat", request)
         current = trace.set_span_in_context(span)
-        inner = self.inner.stream_batches(request)
         usage: Usage | None = None
         reasons: list[str] = []
         try:
@@ -118,8 +133,9 @@ class TracedProvider(Provider):
                 finally:
                     otel_context.detach(token)
                 for chunk in batch:
-                    usage = chunk.usage or usage
-                    reasons.extend(c.finish_reason for c in chunk.choices if c.finish_reason)
+                    chunk_usage, chunk_reasons = read(chunk)
+                    usage = chunk_usage or usage
+                    reasons.extend(chunk_reasons)
                 yield batch
         except Exception as exc:
             _failed(span, exc)
@@ -149,6 +165,14 @@ class TracedProvider(Provider):
         finally:
             otel_context.detach(token)
             span.end()
+
+
+def _read_chunk(chunk: ChatChunk) -> tuple[Usage | None, list[str]]:
+    return chunk.usage, [c.finish_reason for c in chunk.choices if c.finish_reason]
+
+
+def _read_relay_chunk(chunk: RelayChunk) -> tuple[Usage | None, list[str]]:
+    return chunk.usage, [chunk.finish] if chunk.finish else []
 
 
 def _set_usage(span: Span, usage: Usage | None) -> None:

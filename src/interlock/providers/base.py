@@ -81,7 +81,7 @@ class Provider:
     def relay_batches(self, request: ChatRequest) -> AsyncIterator[list[RelayChunk]]:
         """The streamed answer as the upstream's own OpenAI chunks, batched like `stream_batches`
         (`translate.openai_relay`). The gateway calls it, for a chat client, only where `relays` says so;
-        a wrapper that does not forward both (tracing) keeps the chunk-by-chunk path."""
+        a wrapper forwards both (`TracedProvider` does, with the same span as a stream)."""
         raise NotImplementedError(f"{type(self).__name__} does not relay OpenAI streams")
 
     async def embed(self, request: EmbeddingRequest) -> EmbeddingResponse:

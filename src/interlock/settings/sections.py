@@ -46,6 +46,7 @@ class EngineSettings(_Strict):
     n_batch: int = Field(default=512, ge=32)
     threads: int = Field(default=0, ge=0)  # 0: all cores
     max_tokens_default: int = Field(default=512, ge=1)
+    share_prefixes: bool = True  # copy a prompt prefix another slot holds or is decoding, instead of decoding it again
 
 
 class RoutingSettings(_Strict):

@@ -6,7 +6,8 @@ token of every generating slot plus prompt chunks of admitted ones, up to `n_bat
 samples each slot in C at its batch index. Text goes back into each request's outbox, and the event
 loop is woken once per step for all of them (`handoff`). An idle slot keeps its KV cells, so a new
 prompt that starts like the slot's last one (the same system prompt) only decodes the tokens that
-differ.
+differ; a prompt that starts like what another slot holds or is decoding copies those cells
+(`llama_memory_seq_cp`) instead of decoding them again (`find_share`).
 """
 
 from __future__ import annotations
@@ -33,7 +34,16 @@ from interlock.engines.llamacpp.sampling import (
     SamplingParams,
     TextAssembler,
 )
-from interlock.engines.llamacpp.slots import BatchWriter, Event, Finish, Job, Slot, choose_slot
+from interlock.engines.llamacpp.slots import (
+    BatchWriter,
+    Event,
+    Finish,
+    Job,
+    Share,
+    Slot,
+    choose_slot,
+    find_share,
+)
 from interlock.errors import BadRequest, RateLimited, Unavailable
 from interlock.settings import EngineSettings
 
@@ -72,6 +82,7 @@ class ChatEngine:
         self._steps = self._max_batch_seqs = self._prompt_tokens = self._completion_tokens = 0
         self._done = 0
         self._prompt_tokens_reused = 0
+        self._prompt_tokens_shared = 0
         self._filler_tokens = 0
         self._to_wake: list[Job] = []  # jobs with new events this step whose consumer must be woken
 
@@ -220,6 +231,7 @@ class ChatEngine:
                 max_batch_seqs=self._max_batch_seqs,
                 prompt_tokens=self._prompt_tokens,
                 prompt_tokens_reused=self._prompt_tokens_reused,
+                prompt_tokens_shared=self._prompt_tokens_shared,
                 filler_tokens=self._filler_tokens,
                 completion_tokens=self._completion_tokens,
                 requests_done=self._done,
@@ -268,12 +280,44 @@ class ChatEngine:
                 llama_cpp.llama_memory_seq_rm(llama_cpp.llama_get_memory(self._ctx), slot.seq_id, reused, -1)
                 self._prompt_tokens_reused += reused
                 self._busy += 1
+                share = find_share(self._slots, slot, job) if self.settings.share_prefixes else None
+                if share is not None and share.due():
+                    self._take_share(slot, share)  # now, before a later job of this round trims the donor
+                else:
+                    slot.share = share
             return True
 
+    def _take_shares(self) -> None:
+        """Copy the prompt prefixes whose donors have decoded them (or stopped) into their waiting slots."""
+        for slot in self._slots:
+            if slot.share is not None and slot.share.due():
+                share, slot.share = slot.share, None
+                self._take_share(slot, share)
+
+    def _take_share(self, slot: Slot, share: Share) -> None:
+        """Copy the donor's KV cells of the slot's prompt prefix into the slot."""
+        assert slot.job is not None
+        n = share.available(slot.job.prompt)
+        if n > slot.fed:  # else the donor stopped before decoding more than this slot holds
+            mem, src, dst = llama_cpp.llama_get_memory(self._ctx), share.donor.seq_id, slot.seq_id
+            if self.kv_unified:  # one cell store: the cells get a second sequence id, nothing is copied
+                llama_cpp.llama_memory_seq_rm(mem, dst, -1, -1)
+                llama_cpp.llama_memory_seq_cp(mem, src, dst, 0, n)
+            else:  # llama.cpp copies whole streams only (at the next decode, in order); the tail is dropped
+                llama_cpp.llama_memory_seq_cp(mem, src, dst, -1, -1)
+                llama_cpp.llama_memory_seq_rm(mem, dst, n, -1)
+            self._prompt_tokens_shared += n - slot.fed
+            slot.cached[:] = share.donor.cached[:n]
+            slot.fed = n
+
     def _drop_cancelled(self) -> None:
+        dropped = False
         for slot in self._slots:
             if slot.job is not None and slot.job.cancelled:
                 self._release(slot)
+                dropped = True
+        if dropped:  # a cancelled donor leaves its waiters what it has decoded so far
+            self._take_shares()
 
     def _step(self) -> None:
         """One llama_decode: the next token of each generating slot and prompt chunks, in slot order."""
@@ -283,10 +327,11 @@ class ChatEngine:
         # Every non-generating slot may need one token (a prompt token or a filler), so only what
         # is left beyond one token per slot goes to longer prompt chunks.
         extra = max(0, writer.capacity - len(self._slots))
-        busy = [s.seq_id for s in self._slots if s.job is not None]
+        busy = [s.seq_id for s in self._slots if s.ready()]
         fillers: list[Slot] = []
         for slot in self._slots:
-            if slot.job is None:
+            job = slot.job
+            if job is None or slot.share is not None:  # idle, or waiting for another slot to decode its prefix
                 # llama.cpp splits a batch for a per-sequence KV cache wherever sequence ids are not
                 # consecutive, and each split is another pass over the weights. A filler token on an
                 # idle slot between busy ones keeps the batch one pass; its cell is removed after.
@@ -297,7 +342,7 @@ class ChatEngine:
             if not slot.prefilling():
                 slot.logits_index = slot.feed(writer, slot.next_token, True)
                 continue
-            prompt = slot.job.prompt
+            prompt = job.prompt
             end = min(len(prompt), slot.fed + 1 + extra)
             extra -= end - slot.fed - 1
             for i in range(slot.fed, end):
@@ -318,6 +363,7 @@ class ChatEngine:
         for slot in self._slots:
             if slot.job is not None and slot.logits_index >= 0:
                 self._advance(slot, slot.job.sampler.sample(ctx, slot.logits_index))
+        self._take_shares()
         self._flush()
 
     def _advance(self, slot: Slot, token: int) -> None:

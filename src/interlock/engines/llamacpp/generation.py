@@ -28,7 +28,8 @@ class EngineStats:
     steps: int
     max_batch_seqs: int
     prompt_tokens: int
-    prompt_tokens_reused: int
+    prompt_tokens_reused: int  # prompt tokens whose KV cells the slot still held from its last request
+    prompt_tokens_shared: int  # prompt tokens whose KV cells were copied from another slot
     filler_tokens: int  # tokens decoded only to keep a batch's sequence ids consecutive
     completion_tokens: int
     requests_done: int

@@ -1,15 +1,31 @@
-"""Requests in flight (jobs), the slots that run them, and what a job reports back."""
+"""Requests in flight (jobs), the slots that run them, what a job reports back, and prefixes shared between slots."""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+import numpy as np
 
 from interlock.engines.llamacpp.handoff import Event, Finish, Outbox
 from interlock.engines.llamacpp.sampling import RequestSampler, SamplingParams, TextAssembler
 
-__all__ = ["BatchWriter", "Event", "Finish", "Job", "Slot", "choose_slot"]
+__all__ = ["MIN_SHARED", "BatchWriter", "Event", "Finish", "Job", "Share", "Slot", "choose_slot", "find_share"]
+
+# A prompt prefix is taken from another slot only when it saves at least this many tokens. Below
+# it, the copy (with the per-sequence cache, the whole of the other slot's KV stream) costs about
+# what decoding the tokens in a batch does.
+MIN_SHARED = 32
+
+
+def common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
+    """How many leading tokens `a` and `b` have in common."""
+    n = min(len(a), len(b))
+    if a[:n] == b[:n]:  # the usual case, compared in C
+        return n
+    return int(np.argmax(np.asarray(a[:n]) != np.asarray(b[:n])))
 
 
 @dataclass(eq=False)
@@ -42,6 +58,7 @@ class Slot:
     fed: int = 0  # prompt tokens already in the KV cells
     next_token: int = -1  # sampled, not yet decoded
     logits_index: int = -1  # where this slot's logits are in the current batch, -1 for none
+    share: Share | None = None  # waiting for another slot to decode this job's prompt prefix
 
     @property
     def pos(self) -> int:
@@ -52,15 +69,14 @@ class Slot:
         """Whether prompt tokens remain to be decoded."""
         return self.job is not None and self.fed < len(self.job.prompt)
 
+    def ready(self) -> bool:
+        """Whether this slot has tokens to decode in the next step (a job, not waiting for a share)."""
+        return self.job is not None and self.share is None
+
     def shared_prefix(self, prompt: list[int]) -> int:
         """How many leading tokens of `prompt` are already in this slot's KV cells."""
-        n = 0
-        for a, b in zip(self.cached, prompt, strict=False):
-            if a != b:
-                break
-            n += 1
         # The last prompt token is always decoded again: its logits give the first new token.
-        return min(n, len(prompt) - 1)
+        return min(common_prefix(self.cached, prompt), len(prompt) - 1)
 
     def assign(self, job: Job) -> int:
         """Start running `job`; returns how many prompt tokens it reuses (the caller trims the KV)."""
@@ -77,8 +93,54 @@ class Slot:
 
     def clear(self) -> Job | None:
         """Detach and return the job; the KV cells stay for the next job to reuse."""
-        job, self.job, self.logits_index = self.job, None, -1
+        job, self.job, self.logits_index, self.share = self.job, None, -1, None
         return job
+
+
+@dataclass(frozen=True, eq=False)
+class Share:
+    """A slot's plan to take its job's first `length` prompt tokens from `donor`'s KV cells.
+
+    `job` is the donor's job while that job is still decoding them (the slot waits, decoding
+    nothing), None when the cells are there now.
+    """
+
+    donor: Slot
+    job: Job | None
+    length: int
+
+    def due(self) -> bool:
+        """Whether to copy now: the donor has decoded the prefix, or stopped before it (then less is copied)."""
+        return self.job is None or self.donor.job is not self.job or self.donor.fed >= self.length
+
+    def available(self, prompt: list[int]) -> int:
+        """How many of `prompt`'s tokens the donor's cells hold now (never the last one)."""
+        return min(self.length, self.donor.shared_prefix(prompt))
+
+
+def find_share(slots: list[Slot], slot: Slot, job: Job) -> Share | None:
+    """Another slot whose KV cells hold, or are about to hold, a longer prefix of `job`'s prompt.
+
+    Eight agents sharing one system prompt and tool list arrive together: the first decodes the
+    prefix, the other seven wait for it and copy its cells instead of each decoding the same
+    tokens (issue 18). A donor that is still decoding its own prompt counts for what it will
+    hold; a slot itself waiting for a share is no donor. The gain over what `slot` already holds
+    (`slot.fed`) must be at least MIN_SHARED tokens; the longest wins, cells held now on a tie.
+    """
+    limit = len(job.prompt) - 1
+    best: Share | None = None
+    best_length = slot.fed + MIN_SHARED - 1
+    for other in slots:
+        if other is slot or other.share is not None:
+            continue
+        have = other.shared_prefix(job.prompt)
+        if have > best_length:
+            best, best_length = Share(other, None, have), have
+        if other.job is not None and other.prefilling():
+            will = min(common_prefix(other.job.prompt, job.prompt), limit)
+            if will > best_length:
+                best, best_length = Share(other, other.job, will), will
+    return best
 
 
 def choose_slot(slots: list[Slot], free: list[Slot], job: Job, *, kv_unified: bool) -> Slot:

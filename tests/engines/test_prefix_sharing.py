@@ -1,0 +1,133 @@
+"""Prompt prefixes shared between slots: copied KV cells must give the answers decoding them gives."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+
+import pytest
+
+from interlock.engines.llamacpp.engine import ChatEngine
+from interlock.engines.llamacpp.model import default_model_path
+from interlock.engines.llamacpp.sampling import SamplingParams
+from interlock.engines.llamacpp.slots import MIN_SHARED
+from interlock.engines.llamacpp.template import ChatTemplate
+from interlock.settings import EngineSettings
+
+pytestmark = pytest.mark.model
+
+SYSTEM = (
+    "You are the support agent of a bicycle shop. You answer briefly and politely. The shop opens at nine "
+    "and closes at six, sells road bikes, mountain bikes and children's bikes, repairs any bike within two "
+    "days, and offers a free safety check every spring. Tools: look_up_order(order_id), book_repair(date). "
+) * 3
+QUESTIONS = ["When do you open?", "Do you sell road bikes?", "Can you repair my bike?", "What is the spring offer?"]
+
+
+def settings(**kw: object) -> EngineSettings:
+    return EngineSettings(**{"slots": 4, "n_ctx_per_slot": 512, "n_batch": 64, **kw})  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="module")
+def alone() -> Iterator[ChatEngine]:
+    """Answers computed one at a time without sharing: the reference."""
+    eng = ChatEngine(default_model_path(), settings(share_prefixes=False))
+    eng.load()
+    yield eng
+    eng.close()
+
+
+def prompt_of(engine: ChatEngine, question: str, system: str = SYSTEM) -> list[int]:
+    model = engine.model
+    assert model is not None
+    template = ChatTemplate(model.meta("tokenizer.chat_template"), bos_token=model.bos_text(), eos_token="")
+    rendered = template.render([{"role": "system", "content": system}, {"role": "user", "content": question}])
+    return model.tokenize(rendered, add_special=model.adds_bos(), parse_special=True)
+
+
+async def answer(engine: ChatEngine, question: str, system: str = SYSTEM) -> str:
+    params = SamplingParams(max_tokens=12, temperature=0.0)
+    text, _ = await engine.submit(prompt_of(engine, question, system), params).result()
+    return text
+
+
+async def reference(engine: ChatEngine, system: str = SYSTEM) -> list[str]:
+    return [await answer(engine, q, system) for q in QUESTIONS]
+
+
+@pytest.mark.parametrize("kv_unified", [False, True], ids=["per-sequence", "unified"])
+async def test_concurrent_requests_decode_a_shared_prefix_once(alone: ChatEngine, kv_unified: bool) -> None:
+    expected = await reference(alone)
+    engine = ChatEngine(default_model_path(), settings(), kv_unified=kv_unified)
+    engine.load()
+    try:
+        got = await asyncio.gather(*(answer(engine, q) for q in QUESTIONS))
+        stats = engine.stats()
+    finally:
+        engine.close()
+    assert got == expected
+    prefix = len(prompt_of(alone, "x")) - 10  # the system prompt and template, a little less
+    # Three of the four requests copied the prefix (arriving together, none could reuse its own slot).
+    assert stats.prompt_tokens_shared >= 3 * prefix
+    total = sum(len(prompt_of(alone, q)) for q in QUESTIONS)
+    assert stats.prompt_tokens == total - stats.prompt_tokens_shared - stats.prompt_tokens_reused
+    assert stats.prompt_tokens < total / 2
+
+
+async def test_a_prefix_another_slot_holds_is_copied_when_its_own_slot_is_busy(alone: ChatEngine) -> None:
+    expected = await reference(alone)
+    engine = ChatEngine(default_model_path(), settings())
+    engine.load()
+    try:
+        first = await answer(engine, QUESTIONS[0])  # slot 0 now holds the prefix and is idle
+        before = engine.stats().prompt_tokens_shared
+        # A long answer keeps slot 0 busy; the next request goes to another slot and copies from it.
+        long = engine.submit(prompt_of(engine, QUESTIONS[0]), SamplingParams(max_tokens=64, temperature=0.0))
+        second = await answer(engine, QUESTIONS[1])
+        await long.result()
+        shared = engine.stats().prompt_tokens_shared - before
+    finally:
+        engine.close()
+    assert [first, second] == expected[:2]
+    assert shared >= len(prompt_of(alone, "x")) - 10
+
+
+async def test_waiting_requests_survive_a_cancelled_donor(alone: ChatEngine) -> None:
+    expected = await reference(alone)
+    engine = ChatEngine(default_model_path(), settings())
+    engine.load()
+    try:
+        donor = engine.submit(prompt_of(engine, "Tell me everything."), SamplingParams(max_tokens=12, temperature=0))
+        waiters = [asyncio.ensure_future(answer(engine, q)) for q in QUESTIONS[1:]]
+        await asyncio.sleep(0)  # the others are queued behind the donor
+        donor.cancel()
+        got = await asyncio.gather(*waiters)
+    finally:
+        engine.close()
+    # Whatever the donor had decoded when it stopped was copied; the rest was decoded by the waiters.
+    assert got == expected[1:]
+
+
+async def test_short_common_prefixes_are_not_copied(alone: ChatEngine) -> None:
+    engine = ChatEngine(default_model_path(), settings())
+    engine.load()
+    try:
+        texts = await asyncio.gather(*(answer(engine, q, system="Be brief.") for q in QUESTIONS))
+        stats = engine.stats()
+    finally:
+        engine.close()
+    assert len(prompt_of(alone, "x", system="Be brief.")) < MIN_SHARED
+    assert stats.prompt_tokens_shared == 0
+    assert texts == await reference(alone, system="Be brief.")
+
+
+async def test_sharing_can_be_turned_off(alone: ChatEngine) -> None:
+    engine = ChatEngine(default_model_path(), settings(share_prefixes=False))
+    engine.load()
+    try:
+        got = await asyncio.gather(*(answer(engine, q) for q in QUESTIONS))
+        stats = engine.stats()
+    finally:
+        engine.close()
+    assert stats.prompt_tokens_shared == 0
+    assert got == await reference(alone)
