@@ -13,9 +13,7 @@ differ; a prompt that starts like what another slot holds or is decoding copies 
 from __future__ import annotations
 
 import asyncio
-import ctypes
 import math
-import os
 import threading
 import time
 from collections import deque
@@ -24,6 +22,7 @@ from typing import Any, Literal
 
 import llama_cpp
 
+from interlock.engines.llamacpp.context import apply_lora, copy_prefix, create_context
 from interlock.engines.llamacpp.generation import EngineStats, Generation
 from interlock.engines.llamacpp.handoff import Outbox, wake_all
 from interlock.engines.llamacpp.model import GgufModel, quiet_llama_logs
@@ -95,49 +94,19 @@ class ChatEngine:
             quiet_llama_logs()
             llama_cpp.llama_backend_init()
             self.model = GgufModel(self.model_path)
-            self._create_context()
+            self._ctx, n_batch, self.n_ctx_per_slot = create_context(
+                self.model, self.settings, kv_unified=self.kv_unified
+            )
+            self._batch = llama_cpp.llama_batch_init(n_batch, 0, 1)
+            self._writer = BatchWriter(self._batch, n_batch)
             if self.lora_path is not None:
-                self._apply_lora(self.lora_path)
+                self._lora = apply_lora(self.model, self._ctx, self.lora_path, self.lora_scale)
         except Exception as exc:
             self.state = f"failed: {exc}"
             raise
         self._thread = threading.Thread(target=self._run, name="llamacpp-engine", daemon=True)
         self.state = "ready"
         self._thread.start()
-
-    def _create_context(self) -> None:
-        assert self.model is not None
-        s = self.settings
-        threads = s.threads or os.cpu_count() or 1
-        n_batch = max(s.n_batch, s.slots)
-        params = llama_cpp.llama_context_default_params()
-        # Non-unified KV splits n_ctx evenly between sequences; unified KV shares all cells and we
-        # cap each slot ourselves. Either way every slot can really hold n_ctx_per_slot tokens.
-        params.n_ctx = s.slots * s.n_ctx_per_slot
-        params.n_seq_max = s.slots
-        params.kv_unified = self.kv_unified
-        params.n_batch = params.n_ubatch = n_batch
-        params.n_threads = params.n_threads_batch = threads
-        params.no_perf = True
-        self._ctx = llama_cpp.llama_init_from_model(self.model.ptr, params)
-        if not self._ctx:
-            raise RuntimeError("llama.cpp could not create a context (out of memory?)")
-        per_seq = int(llama_cpp.llama_n_ctx_seq(self._ctx))
-        self.n_ctx_per_slot = min(s.n_ctx_per_slot, per_seq)
-        self._batch = llama_cpp.llama_batch_init(n_batch, 0, 1)
-        self._writer = BatchWriter(self._batch, n_batch)
-
-    def _apply_lora(self, path: Path) -> None:
-        assert self.model is not None
-        if not path.is_file():
-            raise FileNotFoundError(f"LoRA adapter {path} does not exist")
-        self._lora = llama_cpp.llama_adapter_lora_init(self.model.ptr, str(path).encode())
-        if not self._lora:
-            raise RuntimeError(f"llama.cpp could not load the LoRA adapter {path} for {self.model_path.name}")
-        adapters = (llama_cpp.llama_adapter_lora_p_ctypes * 1)(self._lora)
-        scales = (ctypes.c_float * 1)(self.lora_scale)
-        if llama_cpp.llama_set_adapters_lora(self._ctx, adapters, 1, scales) != 0:
-            raise RuntimeError(f"llama.cpp could not apply the LoRA adapter {path}")
 
     def close(self) -> None:
         """Stop the thread, fail what is still running, and free llama.cpp memory."""
@@ -299,13 +268,7 @@ class ChatEngine:
         assert slot.job is not None
         n = share.available(slot.job.prompt)
         if n > slot.fed:  # else the donor stopped before decoding more than this slot holds
-            mem, src, dst = llama_cpp.llama_get_memory(self._ctx), share.donor.seq_id, slot.seq_id
-            if self.kv_unified:  # one cell store: the cells get a second sequence id, nothing is copied
-                llama_cpp.llama_memory_seq_rm(mem, dst, -1, -1)
-                llama_cpp.llama_memory_seq_cp(mem, src, dst, 0, n)
-            else:  # llama.cpp copies whole streams only (at the next decode, in order); the tail is dropped
-                llama_cpp.llama_memory_seq_cp(mem, src, dst, -1, -1)
-                llama_cpp.llama_memory_seq_rm(mem, dst, n, -1)
+            copy_prefix(self._ctx, share.donor.seq_id, slot.seq_id, n, kv_unified=self.kv_unified)
             self._prompt_tokens_shared += n - slot.fed
             slot.cached[:] = share.donor.cached[:n]
             slot.fed = n
