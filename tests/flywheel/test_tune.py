@@ -171,7 +171,12 @@ def test_a_tiny_fine_tune_lowers_the_loss_resumes_and_changes_what_the_engine_sa
     first = tuning.register(tmp_path / "home", spec, result, ref)
     assert tuning.register(tmp_path / "home", spec, result, ref)["version"] == first["version"] == 1
     assert first["files"]["adapter"]["sha256"] == sha256_file(adapter)
-    assert f'lora = "{adapter}"' in tuning.config_snippet(first)
+    snippet = tuning.config_snippet(first)
+    assert f'lora = "{adapter}"' in snippet
+    # The packaged base is served as its Q8_0 conversion: no `path` pins the slower packaged file.
+    assert "path =" not in snippet and 'weights = "q8_0"' in snippet
+    other = {**first, "base": {"path": "/models/other.gguf", "sha256": "0" * 64}}
+    assert 'path = "/models/other.gguf"' in tuning.config_snippet(other)
 
 
 # ---- in-context learning ----

@@ -24,6 +24,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from interlock.engines.gguf import default_model_path
 from interlock.engines.training.lora import TrainSpec, sha256_file
 
 TRAIN_MODULES = ("torch", "transformers", "peft", "gguf")
@@ -161,6 +162,8 @@ def config_snippet(entry: dict[str, Any], alias: str | None = None) -> str:
     """The `[models.ALIAS]` table that serves this version on the embedded engine: the base plus the adapter.
 
     (A merged GGUF, when written, serves as `path = merged.gguf` alone; see the README for the choice.)
+    A base that is the packaged model gets no `path`: the provider then serves its Q8_0 conversion
+    (`weights`), the faster file, and the adapter, trained on the same weights, applies to it as well.
     """
     alias = alias or entry["name"]
     files = entry["files"]
@@ -169,7 +172,11 @@ def config_snippet(entry: dict[str, Any], alias: str | None = None) -> str:
         merged = files["merged"]
         lines.append(f'path = "{merged["path"]}"  # version {entry["version"]}, sha256 {merged["sha256"][:16]}')
     else:
-        lines.append(f'path = "{entry["base"]["path"]}"')
+        base = entry["base"]["path"]
+        if Path(base).resolve() == default_model_path().resolve():
+            lines.append('# base: the packaged SmolLM2, served as its Q8_0 conversion (weights = "q8_0")')
+        else:
+            lines.append(f'path = "{base}"')
         adapter = files["adapter"]
         lines.append(f'lora = "{adapter["path"]}"  # version {entry["version"]}, sha256 {adapter["sha256"][:16]}')
     return "\n".join(lines)
