@@ -26,9 +26,9 @@ def slots_of(n: int, busy: list[int], cached: dict[int, list[int]]) -> list[Slot
     return slots
 
 
-def place(slots: list[Slot], new: Job, *, kv_unified: bool = False) -> int:
+def place(slots: list[Slot], new: Job, *, kv_unified: bool = False, share: bool = False) -> int:
     free = [s for s in slots if s.job is None]
-    return choose_slot(slots, free, new, kv_unified=kv_unified).seq_id
+    return choose_slot(slots, free, new, kv_unified=kv_unified, share=share).seq_id
 
 
 def test_idle_engine_takes_the_longest_prefix() -> None:
@@ -54,6 +54,20 @@ def test_a_long_reused_prefix_is_worth_a_gap() -> None:
     tools = list(range(1000, 1600))  # a 600-token tool list only slot 6 has seen
     slots = slots_of(8, busy=[0, 1], cached={6: [*SYSTEM, *tools]})
     assert place(slots, job([*SYSTEM, *tools, 5], max_tokens=32)) == 6
+
+
+def test_with_sharing_a_long_prefix_is_copied_next_to_the_busy_slots() -> None:
+    tools = list(range(1000, 1600))
+    slots = slots_of(8, busy=[0, 1], cached={6: [*SYSTEM, *tools]})
+    # Slot 2 copies slot 6's cells (find_share) instead of opening a gap of fillers at 2-5.
+    assert place(slots, job([*SYSTEM, *tools, 5], max_tokens=32), share=True) == 2
+
+
+def test_with_sharing_the_own_prefix_breaks_ties() -> None:
+    tools = list(range(1000, 1600))
+    slots = slots_of(8, busy=[0, 1, 4], cached={3: [*SYSTEM, *tools], 5: [*SYSTEM, *tools, 9]})
+    # Slots 2 and 3 both fill a gap; 3 holds the prefix itself, so nothing needs copying.
+    assert place(slots, job([*SYSTEM, *tools, 9, 5], max_tokens=32), share=True) == 3
 
 
 def test_the_unified_cache_has_no_gaps_to_pay_for() -> None:

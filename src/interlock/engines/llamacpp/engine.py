@@ -243,13 +243,14 @@ class ChatEngine:
                 if job.cancelled:
                     job.sampler.free()
                     continue
-                slot = choose_slot(self._slots, free, job, kv_unified=self.kv_unified)
+                share_ok = self.settings.share_prefixes
+                slot = choose_slot(self._slots, free, job, kv_unified=self.kv_unified, share=share_ok)
                 free.remove(slot)
                 reused = slot.assign(job)
                 llama_cpp.llama_memory_seq_rm(llama_cpp.llama_get_memory(self._ctx), slot.seq_id, reused, -1)
                 self._prompt_tokens_reused += reused
                 self._busy += 1
-                share = find_share(self._slots, slot, job) if self.settings.share_prefixes else None
+                share = find_share(self._slots, slot, job) if share_ok else None
                 if share is not None and share.due():
                     self._take_share(slot, share)  # now, before a later job of this round trims the donor
                 else:

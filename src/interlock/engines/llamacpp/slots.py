@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -12,7 +12,18 @@ import numpy as np
 from interlock.engines.llamacpp.handoff import Event, Finish, Outbox
 from interlock.engines.llamacpp.sampling import RequestSampler, SamplingParams, TextAssembler
 
-__all__ = ["MIN_SHARED", "BatchWriter", "Event", "Finish", "Job", "Share", "Slot", "choose_slot", "find_share"]
+__all__ = [
+    "MIN_SHARED",
+    "BatchWriter",
+    "Event",
+    "Finish",
+    "Job",
+    "Share",
+    "Slot",
+    "choose_slot",
+    "find_share",
+    "shareable",
+]
 
 # A prompt prefix is taken from another slot only when it saves at least this many tokens. Below
 # it, the copy (with the per-sequence cache, the whole of the other slot's KV stream) costs about
@@ -118,32 +129,40 @@ class Share:
         return min(self.length, self.donor.shared_prefix(prompt))
 
 
+def _candidates(slots: list[Slot], job: Job, exclude: Slot | None) -> Iterator[Share]:
+    """What each slot but `exclude` could give `job`: the cells it holds now, and those it is decoding."""
+    limit = len(job.prompt) - 1
+    for other in slots:
+        if other is exclude or other.share is not None:  # a slot itself waiting for a share is no donor
+            continue
+        yield Share(other, None, other.shared_prefix(job.prompt))
+        if other.job is not None and other.prefilling():
+            yield Share(other, other.job, min(common_prefix(other.job.prompt, job.prompt), limit))
+
+
 def find_share(slots: list[Slot], slot: Slot, job: Job) -> Share | None:
     """Another slot whose KV cells hold, or are about to hold, a longer prefix of `job`'s prompt.
 
     Eight agents sharing one system prompt and tool list arrive together: the first decodes the
     prefix, the other seven wait for it and copy its cells instead of each decoding the same
     tokens (issue 18). A donor that is still decoding its own prompt counts for what it will
-    hold; a slot itself waiting for a share is no donor. The gain over what `slot` already holds
-    (`slot.fed`) must be at least MIN_SHARED tokens; the longest wins, cells held now on a tie.
+    hold. The gain over what `slot` already holds (`slot.fed`) must be at least MIN_SHARED tokens;
+    the longest wins, cells held now on a tie.
     """
-    limit = len(job.prompt) - 1
     best: Share | None = None
-    best_length = slot.fed + MIN_SHARED - 1
-    for other in slots:
-        if other is slot or other.share is not None:
-            continue
-        have = other.shared_prefix(job.prompt)
-        if have > best_length:
-            best, best_length = Share(other, None, have), have
-        if other.job is not None and other.prefilling():
-            will = min(common_prefix(other.job.prompt, job.prompt), limit)
-            if will > best_length:
-                best, best_length = Share(other, other.job, will), will
+    for candidate in _candidates(slots, job, slot):
+        if candidate.length >= slot.fed + MIN_SHARED and (best is None or candidate.length > best.length):
+            best = candidate
     return best
 
 
-def choose_slot(slots: list[Slot], free: list[Slot], job: Job, *, kv_unified: bool) -> Slot:
+def shareable(slots: list[Slot], job: Job) -> int:
+    """The longest prefix of `job`'s prompt any slot holds or is decoding, if worth a copy; else 0."""
+    longest = max((c.length for c in _candidates(slots, job, None)), default=0)
+    return longest if longest >= MIN_SHARED else 0
+
+
+def choose_slot(slots: list[Slot], free: list[Slot], job: Job, *, kv_unified: bool, share: bool = False) -> Slot:
     """The free slot for `job`: the most prompt tokens reused, less what new gaps would cost.
 
     With the per-sequence KV cache a batch is one pass over the weights only if its sequence ids
@@ -153,19 +172,23 @@ def choose_slot(slots: list[Slot], free: list[Slot], job: Job, *, kv_unified: bo
     jobs once a burst had used every slot (each prompt went back to the slot that last saw it):
     4 clients on 16 slots then decoded 1.66 tokens per generated token, most of the excess
     fillers; placed this way, 1.23, and 36% more tokens per second (issue 18, bench/RESULTS.md).
-    Ties go to the lowest id; with nothing running, or with the unified cache, this is the longest
-    prefix.
+    With `share` (prefixes copied between slots, `find_share`) any free slot can have the longest
+    prefix another slot holds or is decoding, so that counts for every slot: placement then avoids
+    gaps first, and a slot's own prefix only breaks ties (it saves the copy). Ties then go to the
+    lowest id; with nothing running, or with the unified cache, this is the longest prefix.
     """
     weight = 0 if kv_unified else min(job.max_tokens, 256)
     busy = [s.seq_id for s in slots if s.job is not None]
     if not busy or not weight:
         return max(free, key=lambda s: (s.shared_prefix(job.prompt), -s.seq_id))
     lo, hi = busy[0], busy[-1]
+    floor = shareable(slots, job) if share else 0
 
-    def score(slot: Slot) -> tuple[int, int]:
+    def score(slot: Slot) -> tuple[int, int, int]:
         i = slot.seq_id
         added = (max(hi, i) - min(lo, i)) - (hi - lo) - 1  # filler tokens per step it adds (-1: fills a gap)
-        return slot.shared_prefix(job.prompt) - added * weight, -i
+        own = slot.shared_prefix(job.prompt)
+        return max(own, floor) - added * weight, own, -i
 
     return max(free, key=score)
 
