@@ -21,6 +21,7 @@ import mcp_types as types
 import pytest
 from mcp import Client, MCPError
 from mcp.client.streamable_http import streamable_http_client
+from prometheus_client.parser import text_string_to_metric_families
 
 from interlock.audit.chain import AuditEntry
 from interlock.audit.stores import open_audit_store
@@ -234,3 +235,32 @@ async def test_a_malformed_run_id_is_refused_with_a_clear_error(gateway: tuple[S
     async with _client(server, key, run="no spaces, please") as client:
         with pytest.raises(MCPError, match="x-interlock-run-id must be 1 to 128"):
             await client.call_tool("bank__whoami", {})
+
+
+def _halts(server: Server) -> dict[str, float]:
+    """`interlock_agent_halts_total` by reason."""
+    text = _admin("GET", server, "/metrics").text
+    return {
+        s.labels["reason"]: s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+        if s.name == "interlock_agent_halts_total"
+    }
+
+
+async def test_stopped_runs_and_halted_agents_on_mcp_count_as_halts(gateway: tuple[Server, Path]) -> None:
+    server, _ = gateway
+    agent, key = _agent(server, "counted", {"max_steps": 1})
+    before = _halts(server)
+    async with _client(server, key, run="job-metrics") as client:
+        assert not (await client.call_tool("bank__whoami", {})).is_error
+        with pytest.raises(MCPError, match="run_step_cap"):
+            await client.call_tool("bank__whoami", {})
+        after_cap = _halts(server)
+        r = _admin("POST", server, "/admin/halts", json={"scope": "agent", "id": agent["id"], "reason": "runaway"})
+        assert r.status_code == 201, r.text
+        with pytest.raises(MCPError, match="agent_halted"):  # the halt stays: this agent is not used again
+            await client.call_tool("bank__whoami", {})
+    after_halt = _halts(server)
+    assert after_cap.get("run_cap", 0) == before.get("run_cap", 0) + 1
+    assert after_halt.get("kill_switch", 0) >= after_cap.get("kill_switch", 0) + 1

@@ -58,6 +58,7 @@ class McpEndpoint:
                     code="agent_key_required",
                 )
         except GatewayError as exc:
+            self.service.refused(exc.code)  # a halted agent's call counts as a halt, as a model request's does
             await _jsonrpc_error(exc)(scope, receive, send)
             return
         scope[PRINCIPAL] = principal

@@ -164,7 +164,8 @@ def lifespan_of(
         mcp_gateway = McpGateway(settings.mcp, store, audit.record, guardrails)
         await mcp_gateway.start()
         mcp_service: McpService = app.state.mcp
-        mcp_run = mcp_service.run(mcp_gateway, Policies(keys.agents))
+        metrics = observability.metrics
+        mcp_run = mcp_service.run(mcp_gateway, Policies(keys.agents), metrics.agent_refused if metrics else None)
         await mcp_run.__aenter__()
         counter = TokenCounter(_fallback_counter(routes))
         o = settings.oversight  # the webhook announcing approval requests and halts

@@ -72,6 +72,7 @@ class McpService:
         self.gateway: McpGateway | None = None
         self._policies: Callable[[str], ToolPolicy | None] = lambda _agent: None
         self.manager: StreamableHTTPSessionManager | None = None
+        self.refused: Callable[[str | None], None] = lambda _code: None  # the halt metric (`Metrics.agent_refused`)
         self.notifier = ToolListNotifier()
         self.server: Server[Any] = _Server(
             "interlock",
@@ -83,9 +84,19 @@ class McpService:
         )
 
     @contextlib.asynccontextmanager
-    async def run(self, gateway: McpGateway, policies: Callable[[str], ToolPolicy | None]) -> AsyncIterator[None]:
-        """Serve `/mcp` for the app's lifetime (a session manager runs once, so each run gets its own)."""
+    async def run(
+        self,
+        gateway: McpGateway,
+        policies: Callable[[str], ToolPolicy | None],
+        refused: Callable[[str | None], None] | None = None,
+    ) -> AsyncIterator[None]:
+        """Serve `/mcp` for the app's lifetime (a session manager runs once, so each run gets its own).
+
+        `refused` is told the code of every refusal of an agent's request (a halt, a stopped run), for metrics.
+        """
         self.gateway, self._policies = gateway, policies
+        if refused is not None:
+            self.refused = refused
         self.notifier = notifier = ToolListNotifier()
         gateway.watch(notifier.notify)
         manager = StreamableHTTPSessionManager(app=self.server)
@@ -147,6 +158,7 @@ class McpService:
                 principal, self._policy(principal), params.name, params.arguments, run_id=run_id, session_id=session_id
             )
         except GatewayError as exc:  # a stopped run: an error the agent's framework raises, not a tool result
+            self.refused(exc.code)
             raise MCPError(
                 code=RUN_STOPPED, message=f"{exc.code}: {exc.message}", data=exc.openai_body()["error"]
             ) from None

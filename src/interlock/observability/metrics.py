@@ -200,6 +200,11 @@ class Metrics:
         """Count one halted agent run (`reason` from a small fixed set: `kill_switch`, `loop`, `run_cap` …)."""
         self.halts.get(reason).inc()
 
+    def agent_refused(self, code: str | None) -> None:
+        """Count an agent's request refused outside the model path (an MCP call) if `code` is a halt's."""
+        if code in HALT_REASONS:
+            self.halts.get(HALT_REASONS[code]).inc()
+
     # the request path -------------------------------------------------------------------------
 
     def record(self, ctx: ObservedContext, outcome: Outcome) -> None:
@@ -219,8 +224,8 @@ class Metrics:
         if outcome.cost_micros:
             self.cost.get(alias, dep, *key).inc(outcome.cost_micros / 1_000_000)
         err = outcome.error
-        if err is not None and err.code in HALT_REASONS:
-            self.halts.get(HALT_REASONS[err.code]).inc()
+        if err is not None:
+            self.agent_refused(err.code)
         if outcome.status == RATE_LIMIT_STATUS:
             self.rate_limited.get(outcome.error.code if outcome.error and outcome.error.code else UNKNOWN).inc()
         if ctx.cache:
