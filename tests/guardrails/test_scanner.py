@@ -61,6 +61,17 @@ def test_fast_path_skips_detectors_that_cannot_match() -> None:
     assert gated.scans == 0 and plain.scans == 1
 
 
+def test_a_scanner_rules_a_text_out_only_when_every_detector_can() -> None:
+    no, yes = Gated("no", [f("X", 0, 1, 0.9)], could=False), Gated("yes", [f("Y", 0, 1, 0.9)], could=True)
+    both = Scanner([no, yes]).could_match
+    assert both is not None and both("abc")
+    neither = Scanner([no, Gated("no2", [f("Z", 0, 1, 0.9)], could=False)]).could_match
+    assert neither is not None and not neither("abc")
+    assert Scanner([no, Fixed("plain", [f("Y", 2, 3, 0.9)])]).could_match is None  # plain has no check
+    secrets = build_scanner(DetectorOptions(pii=False)).could_match
+    assert secrets is not None and not secrets("Hello there") and secrets("sk-proj-abc")
+
+
 def test_duplicate_detector_names_are_refused() -> None:
     with pytest.raises(ValueError, match="unique"):
         Scanner([Fixed("a", []), Fixed("a", [])])

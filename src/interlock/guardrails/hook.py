@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from interlock.audit.chain import AuditEvent
 from interlock.guardrails.findings import Finding
 from interlock.guardrails.policy import Effective, PolicyBook
-from interlock.guardrails.ports import Observer, Scanners, prefilter
+from interlock.guardrails.ports import Observer, Scanners
 from interlock.guardrails.scanner import resolve_overlaps
 from interlock.guardrails.transform import HoldBack, Pseudonyms, redacted, rewrite
 from interlock.guardrails.verdict import Verdict, describe, flat
@@ -262,14 +262,26 @@ class Guardrails(Hook[HookContext]):
                 state.policy.output_action,
                 state.pseudonyms if state.pseudonyms.by_placeholder else None,
                 self._hold,
-                could_match=prefilter(scanner, state.policy),
+                could_match=scanner.could_match,
             )
         last = getattr(batch, "last", False)
         if state.template is None and batch:
             state.template = batch[0]
         out: list[ChatChunk] = []
-        for chunk in batch:
-            out.extend(self._chunk(state, text, chunk))
+        i = 0
+        while i < len(batch):
+            # A run of chunks that carry only text (what arrived in one read) goes through the hold-back
+            # as one text: one scan instead of one per chunk, and one chunk out.
+            j = i + 1
+            if _plain_text(batch[i]):
+                while j < len(batch) and _plain_text(batch[j]):
+                    j += 1
+            if j - i > 1:
+                joined = "".join(c.choices[0].delta.content or "" for c in batch[i:j])
+                out.extend(self._text(batch[i], text.feed(joined)))
+            else:
+                out.extend(self._chunk(state, text, batch[i]))
+            i = j
             if text.blocked is not None:
                 self._count_output(state, text)
                 raise CutStream(self._blocked(text.blocked), keep=out)
@@ -306,9 +318,11 @@ class Guardrails(Hook[HookContext]):
             out.extend(self._calls(state))
         if delta.role is not None or finishing or chunk.usage is not None or delta.model_extra:
             # the chunk's other parts pass on now: role, finish reason, usage, reasoning (not scanned)
-            rest = delta.model_copy(update={"content": None, "tool_calls": None})
-            if delta.role is not None and not out:
-                rest = rest.model_copy(update={"content": ""})
+            content = "" if delta.role is not None and not out else None
+            if delta.content == content and not delta.tool_calls and len(chunk.choices) == 1:
+                out.append(chunk)  # nothing of it held (a role or finish chunk without text): as it came
+                return out
+            rest = delta.model_copy(update={"content": content, "tool_calls": None})
             out.append(chunk.model_copy(update={"choices": [choice.model_copy(update={"delta": rest})]}))
         return out
 
@@ -387,6 +401,21 @@ def _size(request: ModelRequest) -> int:
             else len(request.input)
         )
     return sum(len(m.text()) for m in request.messages)
+
+
+def _plain_text(chunk: ChatChunk) -> bool:
+    """Whether a chunk carries only answer text: one choice, no role, tool calls, finish, usage or extra fields."""
+    if len(chunk.choices) != 1 or chunk.usage is not None:
+        return False
+    choice = chunk.choices[0]
+    delta = choice.delta
+    return (
+        choice.finish_reason is None
+        and delta.role is None
+        and not delta.tool_calls
+        and not delta.model_extra
+        and not choice.model_extra
+    )
 
 
 def _only(chunk: ChatChunk, delta: Delta) -> ChatChunk:

@@ -74,6 +74,9 @@ class _Scanners:
         self._untrusted = Scanner(list(untrusted)) if untrusted else None
         self._custom: dict[tuple[object, ...], Scanner] = {}
         self._output: dict[tuple[str, ...], Scanner] = {}
+        self._output_of: dict[
+            int, tuple[Effective, TextScanner]
+        ] = {}  # by the policy's identity (PolicyBook caches it)
 
     def content(self, policy: Effective) -> TextScanner:
         if not policy.patterns and not policy.keywords:
@@ -91,6 +94,16 @@ class _Scanners:
 
     def output(self, policy: Effective) -> TextScanner:
         """Only the detectors that find a type the output policy acts on (answers need no other)."""
+        hit = self._output_of.get(id(policy))
+        if hit is not None and hit[0] is policy:  # every request of a key: worked out once
+            return hit[1]
+        if len(self._output_of) > 10_000:
+            self._output_of.clear()
+        found = self._output_for(policy)
+        self._output_of[id(policy)] = (policy, found)
+        return found
+
+    def _output_for(self, policy: Effective) -> TextScanner:
         content = self.content(policy)
         relevant = [d for d in content.detectors if any(policy.output_action(e) is not None for e in d.entities)]
         if len(relevant) == len(content.detectors):

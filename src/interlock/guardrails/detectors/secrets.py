@@ -139,6 +139,9 @@ _CANDIDATE_LITERALS = (
     "sk-", "pypi-", "sg.", "xox", "xapp", "hooks.slack", "softlayer", "sq0", "k_live", "k_test", "aiza",
     "ya29.", "hf_", "gsk_", "xai-", "r8_", "_v1_", "shp", "-----begin", "putty", "contrase", "sl_", "sl-",
 )  # fmt: skip
+# The same literals as one alternation: faster for the short texts of a stream's words and chunks (up
+# to ~48 characters: 0.3 against 1.3 µs for 5 characters), slower beyond.
+_CANDIDATE_LITERALS_SHORT = re.compile("|".join(map(re.escape, _CANDIDATE_LITERALS)))
 # Keyword and assignment checks need a secret word and an assignment sign.
 _CANDIDATE_WORDS = ("pass", "pwd", "secret", "key", "token", "access")
 _CANDIDATE_DIGITS = re.compile(r"AKC|AP[\dA-F]|gl[a-z]{1,5}-|[MNO][\w-]{23,25}\.|\d{8,10}:|[AS][CK][a-z0-9]{32}")
@@ -199,7 +202,10 @@ class SecretsDetector:
         if self._entropy and ('"' in text or "'" in text):
             return True
         lower = text.lower()
-        if any(literal in lower for literal in _CANDIDATE_LITERALS):
+        if len(lower) <= 48:
+            if _CANDIDATE_LITERALS_SHORT.search(lower) is not None:
+                return True
+        elif any(literal in lower for literal in _CANDIDATE_LITERALS):
             return True
         if ("=" in text or ":" in text) and any(word in lower for word in _CANDIDATE_WORDS):
             return True
