@@ -25,17 +25,18 @@ import asyncio
 import logging
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from interlock.audit.chain import AuditEvent
 from interlock.guardrails.findings import Finding
 from interlock.guardrails.policy import Effective, PolicyBook
 from interlock.guardrails.ports import Observer, Scanners
 from interlock.guardrails.scanner import resolve_overlaps
+from interlock.guardrails.stream import StreamScan
 from interlock.guardrails.transform import HoldBack, Pseudonyms, redacted, rewrite
 from interlock.guardrails.verdict import Verdict, describe, flat
 from interlock.plugins.hooks import CutStream, Denied, Hook, HookContext, ModelRequest, ModelResponse, Outcome
-from interlock.types import Batch, ChatChunk, ChatResponse, ChunkChoice, Delta, EmbeddingRequest, Message, TextPart
+from interlock.types import Batch, ChatChunk, ChatResponse, EmbeddingRequest, Message, TextPart
 
 log = logging.getLogger(__name__)
 
@@ -48,10 +49,7 @@ class _State:
     policy: Effective
     verdict: Verdict
     pseudonyms: Pseudonyms
-    text: HoldBack | None = None
-    template: ChatChunk | None = None  # the stream's first chunk: ids for text released at the end
-    calls: dict[int, ChatChunk] = field(default_factory=dict)  # streamed tool calls, held whole
-    args: dict[int, list[str]] = field(default_factory=dict)
+    stream: StreamScan | None = None  # a streamed answer's hold-back and held tool calls
 
 
 class Guardrails(Hook[HookContext]):
@@ -254,99 +252,27 @@ class Guardrails(Hook[HookContext]):
         state = self._active(ctx)
         if state is None:
             return batch
-        text = state.text
-        if text is None:
+        last = getattr(batch, "last", False)
+        out = self._stream(state).batch(batch, last=last)
+        return Batch.final(out) if last else out
+
+    def _stream(self, state: _State) -> StreamScan:
+        if state.stream is None:
             scanner = self._scanners.output(state.policy)
-            text = state.text = HoldBack(
+            text = HoldBack(
                 scanner.scan,
                 state.policy.output_action,
                 state.pseudonyms if state.pseudonyms.by_placeholder else None,
                 self._hold,
                 could_match=scanner.could_match,
             )
-        last = getattr(batch, "last", False)
-        if state.template is None and batch:
-            state.template = batch[0]
-        out: list[ChatChunk] = []
-        i = 0
-        while i < len(batch):
-            # A run of chunks that carry only text (what arrived in one read) goes through the hold-back
-            # as one text: one scan instead of one per chunk, and one chunk out.
-            j = i + 1
-            if _plain_text(batch[i]):
-                while j < len(batch) and _plain_text(batch[j]):
-                    j += 1
-            if j - i > 1:
-                joined = "".join(c.choices[0].delta.content or "" for c in batch[i:j])
-                out.extend(self._text(batch[i], text.feed(joined)))
-            else:
-                out.extend(self._chunk(state, text, batch[i]))
-            i = j
-            if text.blocked is not None:
-                self._count_output(state, text)
-                raise CutStream(self._blocked(text.blocked), keep=out)
-        template = batch[-1] if batch else state.template
-        if last and template is not None and (text.pending or state.calls):  # ended without a finish reason
-            rest = text.feed("", final=True)
-            if text.blocked is not None:
-                self._count_output(state, text)
-                raise CutStream(self._blocked(text.blocked), keep=[*out, *self._text(template, rest)])
-            tail = [*self._text(template, rest), *self._calls(state)]
-            at = len(out)
-            while at > 0 and not out[at - 1].choices:  # before a trailing usage chunk
-                at -= 1
-            out[at:at] = tail
-        self._count_output(state, text)
-        return Batch.final(out) if last else out
-
-    def _chunk(self, state: _State, text: HoldBack, chunk: ChatChunk) -> list[ChatChunk]:
-        """One chunk through the hold-back: its text delayed, its tool calls held until the finish."""
-        if not chunk.choices:
-            return [chunk]
-        choice = chunk.choices[0]
-        delta = choice.delta
-        for call in delta.tool_calls or ():
-            if call.index not in state.calls:
-                state.calls[call.index] = _only(chunk, delta.model_copy(update={"content": None, "tool_calls": [call]}))
-            state.args.setdefault(call.index, []).append((call.function or {}).get("arguments", ""))
-        finishing = choice.finish_reason is not None
-        released = text.feed(delta.content or "", final=finishing)
-        out = self._text(chunk, released)
-        if text.blocked is not None:
-            return out
-        if finishing:
-            out.extend(self._calls(state))
-        if delta.role is not None or finishing or chunk.usage is not None or delta.model_extra:
-            # the chunk's other parts pass on now: role, finish reason, usage, reasoning (not scanned)
-            content = "" if delta.role is not None and not out else None
-            if delta.content == content and not delta.tool_calls and len(chunk.choices) == 1:
-                out.append(chunk)  # nothing of it held (a role or finish chunk without text): as it came
-                return out
-            rest = delta.model_copy(update={"content": content, "tool_calls": None})
-            out.append(chunk.model_copy(update={"choices": [choice.model_copy(update={"delta": rest})]}))
-        return out
-
-    @staticmethod
-    def _text(chunk: ChatChunk, text: str) -> list[ChatChunk]:
-        """A chunk like `chunk` carrying only `text` (none when there is no text)."""
-        if not text:
-            return []
-        return [_only(chunk, Delta(content=text))]
-
-    def _calls(self, state: _State) -> list[ChatChunk]:
-        """The held tool calls, each whole in one chunk, scanned and restored."""
-        out = []
-        for index in sorted(state.calls):
-            held = state.calls[index]
-            args = self._stream_output(state, "".join(state.args[index]))
-            choice = held.choices[0]
-            call = (choice.delta.tool_calls or [])[0]
-            fn = {**(call.function or {}), "arguments": args}
-            delta = choice.delta.model_copy(update={"tool_calls": [call.model_copy(update={"function": fn})]})
-            out.append(_only(held, delta))
-        state.calls.clear()
-        state.args.clear()
-        return out
+            state.stream = StreamScan(
+                text,
+                lambda args: self._stream_output(state, args),
+                lambda hold: self._count_output(state, hold),
+                self._blocked,
+            )
+        return state.stream
 
     def _stream_output(self, state: _State, text: str) -> str:
         try:
@@ -401,24 +327,3 @@ def _size(request: ModelRequest) -> int:
             else len(request.input)
         )
     return sum(len(m.text()) for m in request.messages)
-
-
-def _plain_text(chunk: ChatChunk) -> bool:
-    """Whether a chunk carries only answer text: one choice, no role, tool calls, finish, usage or extra fields."""
-    if len(chunk.choices) != 1 or chunk.usage is not None:
-        return False
-    choice = chunk.choices[0]
-    delta = choice.delta
-    return (
-        choice.finish_reason is None
-        and delta.role is None
-        and not delta.tool_calls
-        and not delta.model_extra
-        and not choice.model_extra
-    )
-
-
-def _only(chunk: ChatChunk, delta: Delta) -> ChatChunk:
-    """A copy of `chunk` with one choice carrying `delta`, no finish reason and no usage."""
-    choice = ChunkChoice(index=chunk.choices[0].index if chunk.choices else 0, delta=delta)
-    return chunk.model_copy(update={"choices": [choice], "usage": None})
