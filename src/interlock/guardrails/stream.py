@@ -1,9 +1,7 @@
 """One streamed answer through the guardrails: its text held back and scanned, its tool calls held whole.
 
-Chunks that carry only text and arrived together (one upstream read) go through the hold-back as one
-text, and the released text leaves in one chunk; role, finish and usage chunks with nothing held pass
-as they came. A blocked entity ends the stream (`CutStream`): what was released before it is
-delivered, nothing after it ever is.
+Role, finish and usage chunks with nothing held pass as they came. A blocked entity ends the stream
+(`CutStream`): what was released before it is delivered, nothing after it ever is.
 """
 
 from __future__ import annotations
@@ -45,20 +43,11 @@ class StreamScan:
         if self._template is None and batch:
             self._template = batch[0]
         out: list[ChatChunk] = []
-        i = 0
-        while i < len(batch):
-            # A run of chunks that carry only text (what arrived in one read) goes through the hold-back
-            # as one text: one scan instead of one per chunk, and one chunk out.
-            j = i + 1
-            if _plain_text(batch[i]):
-                while j < len(batch) and _plain_text(batch[j]):
-                    j += 1
-            if j - i > 1:
-                joined = "".join(c.choices[0].delta.content or "" for c in batch[i:j])
-                out.extend(_text(batch[i], text.feed(joined)))
-            else:
-                out.extend(self._chunk(batch[i]))
-            i = j
+        # Chunk by chunk, never merged: a later hook (the budget backstop) cuts between chunks, and a
+        # client sees the upstream's pace. (Scanning a read's chunks as one text was measured: the
+        # gain came from the stub sending a whole answer in one read, which real upstreams do not.)
+        for chunk in batch:
+            out.extend(self._chunk(chunk))
             self._check(out)
         if last:
             self._end(out, batch[-1] if batch else self._template)
@@ -124,21 +113,6 @@ class StreamScan:
         if self.text.blocked is not None:
             self._count(self.text)
             raise CutStream(self._blocked(self.text.blocked), keep=kept)
-
-
-def _plain_text(chunk: ChatChunk) -> bool:
-    """Whether a chunk carries only answer text: one choice, no role, tool calls, finish, usage or extra fields."""
-    if len(chunk.choices) != 1 or chunk.usage is not None:
-        return False
-    choice = chunk.choices[0]
-    delta = choice.delta
-    return (
-        choice.finish_reason is None
-        and delta.role is None
-        and not delta.tool_calls
-        and not delta.model_extra
-        and not choice.model_extra
-    )
 
 
 def _text(chunk: ChatChunk, text: str) -> list[ChatChunk]:
