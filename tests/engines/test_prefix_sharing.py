@@ -8,6 +8,7 @@ from collections.abc import Iterator
 import pytest
 
 from interlock.engines.llamacpp.engine import ChatEngine
+from interlock.engines.llamacpp.generation import EngineStats
 from interlock.engines.llamacpp.model import default_model_path
 from interlock.engines.llamacpp.sampling import SamplingParams
 from interlock.engines.llamacpp.slots import MIN_SHARED
@@ -55,16 +56,23 @@ async def reference(engine: ChatEngine, system: str = SYSTEM) -> list[str]:
     return [await answer(engine, q, system) for q in QUESTIONS]
 
 
+async def concurrently(
+    engine_settings: EngineSettings, *, kv_unified: bool = False, system: str = SYSTEM
+) -> tuple[list[str], EngineStats]:
+    """Every question at once on a fresh engine (no slot holds anything yet): the answers and the stats."""
+    engine = ChatEngine(default_model_path(), engine_settings, kv_unified=kv_unified)
+    engine.load()
+    try:
+        got = await asyncio.gather(*(answer(engine, q, system) for q in QUESTIONS))
+        return list(got), engine.stats()
+    finally:
+        engine.close()
+
+
 @pytest.mark.parametrize("kv_unified", [False, True], ids=["per-sequence", "unified"])
 async def test_concurrent_requests_decode_a_shared_prefix_once(alone: ChatEngine, kv_unified: bool) -> None:
     expected = await reference(alone)
-    engine = ChatEngine(default_model_path(), settings(), kv_unified=kv_unified)
-    engine.load()
-    try:
-        got = await asyncio.gather(*(answer(engine, q) for q in QUESTIONS))
-        stats = engine.stats()
-    finally:
-        engine.close()
+    got, stats = await concurrently(settings(), kv_unified=kv_unified)
     assert got == expected
     prefix = len(prompt_of(alone, "x")) - 10  # the system prompt and template, a little less
     # Three of the four requests copied the prefix (arriving together, none could reuse its own slot).
@@ -109,25 +117,13 @@ async def test_waiting_requests_survive_a_cancelled_donor(alone: ChatEngine) -> 
 
 
 async def test_short_common_prefixes_are_not_copied(alone: ChatEngine) -> None:
-    engine = ChatEngine(default_model_path(), settings())
-    engine.load()
-    try:
-        texts = await asyncio.gather(*(answer(engine, q, system="Be brief.") for q in QUESTIONS))
-        stats = engine.stats()
-    finally:
-        engine.close()
+    texts, stats = await concurrently(settings(), system="Be brief.")
     assert len(prompt_of(alone, "x", system="Be brief.")) < MIN_SHARED
     assert stats.prompt_tokens_shared == 0
     assert texts == await reference(alone, system="Be brief.")
 
 
 async def test_sharing_can_be_turned_off(alone: ChatEngine) -> None:
-    engine = ChatEngine(default_model_path(), settings(share_prefixes=False))
-    engine.load()
-    try:
-        got = await asyncio.gather(*(answer(engine, q) for q in QUESTIONS))
-        stats = engine.stats()
-    finally:
-        engine.close()
+    got, stats = await concurrently(settings(share_prefixes=False))
     assert stats.prompt_tokens_shared == 0
     assert got == await reference(alone)
