@@ -8,31 +8,27 @@ and `shady` (lists a poisoned tool).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import os
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
-import httpx2
 import mcp_types as types
 import openai
 import pytest
-from mcp import Client, MCPError
-from mcp.client.streamable_http import streamable_http_client
+from mcp import MCPError
 
 from interlock.audit.chain import AuditEntry
-from interlock.audit.stores import open_audit_store
-from interlock.settings import load_settings
 from interlock.testing.mcp_server import INBOX
 from tests.conftest import ADMIN_KEY, FAKE_CONFIG, free_port
 from tests.e2e.conftest import Server, start_server
+from tests.mcp_gateway.helpers import admin, audit_entries, mcp_client, new_agent, stdio_server
 
 pytestmark = pytest.mark.subprocess
 
@@ -53,36 +49,13 @@ POLICY = {
 
 
 def _config(flag: Path, remote: str) -> str:
-    py = json.dumps(sys.executable)
     return (
         FAKE_CONFIG
-        + f"""
-[mcp]
-refresh_s = 0.2
-
-[[mcp.servers]]
-name = "bank"
-command = {py}
-args = ["-m", "interlock.testing.mcp_server"]
-env = {{ TEST_MCP_TOKEN = "{SECRET}" }}
-
-[[mcp.servers]]
-name = "rug"
-command = {py}
-args = ["-m", "interlock.testing.mcp_server"]
-env = {{ TEST_MCP_FLAG = "{flag}" }}
-
-[[mcp.servers]]
-name = "shady"
-command = {py}
-args = ["-m", "interlock.testing.mcp_server"]
-env = {{ TEST_MCP_POISONED = "1" }}
-
-[[mcp.servers]]
-name = "remote"
-url = "{remote}"
-headers = {{ authorization = "Bearer {SECRET}" }}
-"""
+        + "\n[mcp]\nrefresh_s = 0.2\n"
+        + stdio_server("bank", TEST_MCP_TOKEN=SECRET)
+        + stdio_server("rug", TEST_MCP_FLAG=str(flag))
+        + stdio_server("shady", TEST_MCP_POISONED="1")
+        + f'\n[[mcp.servers]]\nname = "remote"\nurl = "{remote}"\nheaders = {{ authorization = "Bearer {SECRET}" }}\n'
     )
 
 
@@ -116,7 +89,7 @@ def gateway(tmp_path_factory: pytest.TempPathFactory, remote: str) -> Iterator[t
     server = start_server(tmp, _config(flag, remote))
     try:
         for name in ("bank", "rug", "remote"):
-            r = _admin("POST", server, f"/admin/mcp/servers/{name}/approve")
+            r = admin("POST", server, f"/admin/mcp/servers/{name}/approve")
             assert r.status_code == 200, r.text
         yield server, flag
     finally:
@@ -124,31 +97,8 @@ def gateway(tmp_path_factory: pytest.TempPathFactory, remote: str) -> Iterator[t
         server.proc.wait(15)
 
 
-def _admin(method: str, server: Server, path: str, **kw: Any) -> httpx.Response:
-    return httpx.request(method, server.url + path, headers={"authorization": f"Bearer {ADMIN_KEY}"}, timeout=30, **kw)
-
-
 def _agent(server: Server, name: str, policy: dict[str, Any] = POLICY) -> tuple[dict[str, Any], str]:
-    owner = _admin("POST", server, "/admin/owners", json={"name": "Ann Owner", "email": f"ann+{name}@example.com"})
-    assert owner.status_code == 201, owner.text
-    r = _admin(
-        "POST",
-        server,
-        "/admin/agents",
-        json={"name": name, "owner_id": owner.json()["id"], "description": "pays invoices", "policy": policy},
-    )
-    assert r.status_code == 201, r.text
-    return r.json(), r.json()["key"]
-
-
-@contextlib.asynccontextmanager
-async def _client(server: Server, key: str) -> AsyncIterator[Client]:
-    """The SDK's client over streamable HTTP, authenticated with `key`."""
-    async with (
-        httpx2.AsyncClient(headers={"authorization": f"Bearer {key}"}, timeout=30) as http,
-        Client(streamable_http_client(server.url + "/mcp", http_client=http), cache=None) as client,
-    ):
-        yield client
+    return new_agent(server, name, policy=policy)
 
 
 def _leaves(exc: BaseException) -> list[BaseException]:
@@ -165,25 +115,13 @@ def _text(result: types.CallToolResult) -> str:
 def _audit(
     server: Server, action: str, at_least: int = 1, where: Callable[[AuditEntry], bool] = lambda e: True
 ) -> list[AuditEntry]:
-    """The newest entries of `action` that satisfy `where`, once there are `at_least` (or after 10 s)."""
-    settings = load_settings(None, {"INTERLOCK_HOME": str(server.home)})
-    deadline = time.monotonic() + 10
-    while True:
-        store = open_audit_store(settings)
-        store.open()
-        try:
-            found = [e for e in store.recent(500) if e.action == action and where(e)]
-        finally:
-            store.close()
-        if len(found) >= at_least or time.monotonic() > deadline:
-            return found
-        time.sleep(0.05)
+    return audit_entries(server, action, where, at_least)
 
 
 async def test_an_agent_lists_only_the_approved_tools_its_policy_allows(gateway: tuple[Server, Path]) -> None:
     server, _ = gateway
     _, key = _agent(server, "lister", {**POLICY, "deny": ["bank__whoami", "rug__*", "remote__*"]})
-    async with _client(server, key) as client:
+    async with mcp_client(server, key) as client:
         names = {t.name for t in (await client.list_tools()).tools}
     # shady is not approved; whoami and rug are denied by the policy
     assert names == {"bank__read_inbox", "bank__send_money"}
@@ -194,7 +132,7 @@ async def test_an_allowed_call_reaches_the_upstream_with_credentials_the_agent_n
 ) -> None:
     server, _ = gateway
     agent, key = _agent(server, "caller")
-    async with _client(server, key) as client:
+    async with mcp_client(server, key) as client:
         listed = await client.list_tools()
         result = await client.call_tool("bank__whoami", {})
         paid = await client.call_tool("bank__send_money", {"iban": IBAN, "amount": 120})
@@ -202,7 +140,7 @@ async def test_an_allowed_call_reaches_the_upstream_with_credentials_the_agent_n
     assert not paid.is_error and _text(paid) == f"sent 120 to {IBAN}"
     seen = listed.model_dump_json() + result.model_dump_json() + paid.model_dump_json()
     assert SECRET not in seen
-    report = _admin("GET", server, "/admin/mcp/servers").text
+    report = admin("GET", server, "/admin/mcp/servers").text
     assert SECRET not in report  # not even admins read it back
     assert SECRET not in (server.home.parent / "server0.log").read_text()
     calls = _audit(server, "agent.tool_call", 2, lambda e: e.metadata_dict().get("agent_id") == agent["id"])
@@ -218,7 +156,7 @@ async def test_an_allowed_call_reaches_the_upstream_with_credentials_the_agent_n
 async def test_a_call_the_policy_refuses_is_an_error_result_that_says_why(gateway: tuple[Server, Path]) -> None:
     server, _ = gateway
     _, key = _agent(server, "spender")
-    async with _client(server, key) as client:
+    async with mcp_client(server, key) as client:
         over = await client.call_tool("bank__send_money", {"iban": IBAN, "amount": 9000})
         unlisted = await client.call_tool("shady__fetch_notes", {})
     assert over.is_error and "exceeds the limit of 500" in _text(over) and "argument_constraint" in _text(over)
@@ -230,7 +168,7 @@ async def test_a_tool_result_is_screened_and_its_values_may_not_drive_a_sensitiv
 ) -> None:
     server, _ = gateway
     _, key = _agent(server, "reader")
-    async with _client(server, key) as client:
+    async with mcp_client(server, key) as client:
         inbox = await client.call_tool("bank__read_inbox", {})
         hijacked = await client.call_tool("bank__send_money", {"iban": ATTACKER, "amount": 50})
         mine = await client.call_tool("bank__send_money", {"iban": IBAN, "amount": 50})
@@ -252,9 +190,9 @@ async def test_a_tool_result_is_screened_and_its_values_may_not_drive_a_sensitiv
 async def test_a_halted_agent_is_refused_with_agent_halted(gateway: tuple[Server, Path]) -> None:
     server, _ = gateway
     agent, key = _agent(server, "halted")
-    async with _client(server, key) as client:
+    async with mcp_client(server, key) as client:
         assert not (await client.call_tool("bank__whoami", {})).is_error
-        r = _admin("POST", server, "/admin/halts", json={"scope": "agent", "id": agent["id"], "reason": "looping"})
+        r = admin("POST", server, "/admin/halts", json={"scope": "agent", "id": agent["id"], "reason": "looping"})
         assert r.status_code == 201, r.text
         with pytest.raises(MCPError, match="agent_halted"):
             await client.call_tool("bank__whoami", {})
@@ -269,7 +207,7 @@ async def test_a_halted_agent_is_refused_with_agent_halted(gateway: tuple[Server
 async def test_a_key_that_is_not_an_agent_is_refused(gateway: tuple[Server, Path]) -> None:
     server, _ = gateway
     with pytest.raises(BaseException) as raised:  # the SDK wraps it in exception groups
-        async with _client(server, ADMIN_KEY) as client:
+        async with mcp_client(server, ADMIN_KEY) as client:
             await client.list_tools()
     errors = [e for e in _leaves(raised.value) if isinstance(e, MCPError)]
     assert errors and "agent_key_required" in str(errors[0])
@@ -279,26 +217,26 @@ async def test_a_key_that_is_not_an_agent_is_refused(gateway: tuple[Server, Path
 
 def test_a_poisoned_server_is_flagged_and_approved_only_with_force(gateway: tuple[Server, Path]) -> None:
     server, _ = gateway
-    shady = next(s for s in _admin("GET", server, "/admin/mcp/servers").json()["data"] if s["name"] == "shady")
+    shady = next(s for s in admin("GET", server, "/admin/mcp/servers").json()["data"] if s["name"] == "shady")
     notes = next(t for t in shady["tools"] if t["tool"] == "fetch_notes")
     assert shady["flagged"] and notes["status"] == "unapproved"
     assert "instructions aimed at the model (in description)" in notes["flags"]
     assert "asks to read secrets or files (in description)" in notes["flags"]
     assert not next(t for t in shady["tools"] if t["tool"] == "read_inbox")["flags"]
-    r = _admin("POST", server, "/admin/mcp/servers/shady/approve")
+    r = admin("POST", server, "/admin/mcp/servers/shady/approve")
     assert r.status_code == 409 and r.json()["error"]["code"] == "mcp_tools_flagged"
     assert "shady__fetch_notes" in r.json()["error"]["message"]
-    r = _admin("POST", server, "/admin/mcp/servers/shady/approve", json={"force": True})
+    r = admin("POST", server, "/admin/mcp/servers/shady/approve", json={"force": True})
     assert r.status_code == 200 and r.json()["forced"] == ["fetch_notes"]
     approve = _audit(server, "mcp.approve", where=lambda e: e.target == "shady")
     assert approve and approve[0].metadata_dict()["forced"] is True
-    assert _admin("POST", server, "/admin/mcp/servers/nope/approve").status_code == 404
+    assert admin("POST", server, "/admin/mcp/servers/nope/approve").status_code == 404
 
 
 async def test_a_rug_pull_disables_the_tool_until_it_is_approved_again(gateway: tuple[Server, Path]) -> None:
     server, flag = gateway
     _, key = _agent(server, "rugged")
-    async with _client(server, key) as client:
+    async with mcp_client(server, key) as client:
         before = {t.name for t in (await client.list_tools()).tools}
         assert "rug__send_money" in before
         flag.touch()  # the upstream changes send_money's description and sends tools/list_changed
@@ -312,11 +250,11 @@ async def test_a_rug_pull_disables_the_tool_until_it_is_approved_again(gateway: 
         assert "rug__read_inbox" in {t.name for t in (await client.list_tools()).tools}  # the others stay
         changed = _audit(server, "mcp.tool_changed", where=lambda e: e.metadata_dict()["server"] == "rug")
         assert changed and changed[0].metadata_dict()["tool"] == "send_money" and changed[0].decision == "deny"
-        rug = next(s for s in _admin("GET", server, "/admin/mcp/servers").json()["data"] if s["name"] == "rug")
+        rug = next(s for s in admin("GET", server, "/admin/mcp/servers").json()["data"] if s["name"] == "rug")
         money = next(t for t in rug["tools"] if t["tool"] == "send_money")
         assert money["status"] == "changed" and money["sha256"] != money["approved_sha256"]
         assert "asks to send data elsewhere (in description)" in money["flags"]
-        r = _admin("POST", server, "/admin/mcp/servers/rug/approve", json={"force": True})
+        r = admin("POST", server, "/admin/mcp/servers/rug/approve", json={"force": True})
         assert r.status_code == 200, r.text
         assert "rug__send_money" in {t.name for t in (await client.list_tools()).tools}
 
@@ -325,7 +263,7 @@ async def test_an_mcp_result_stays_untrusted_in_the_agents_later_model_request(g
     """A framework that pastes the MCP result into a user turn does not make its values trusted."""
     server, _ = gateway
     _, key = _agent(server, "relayer")
-    async with _client(server, key) as client:
+    async with mcp_client(server, key) as client:
         inbox = _text(await client.call_tool("bank__read_inbox", {}))
     model = openai.AsyncOpenAI(base_url=server.url + "/v1", api_key=key, max_retries=0)
     tools: Any = [{"type": "function", "function": {"name": "bank__send_money", "parameters": {"type": "object"}}}]
@@ -345,7 +283,7 @@ async def test_an_mcp_result_stays_untrusted_in_the_agents_later_model_request(g
     assert "was refused" in (hijacked.message.content or "")
     mine = await ask(IBAN, f"My inbox says:\n{inbox}")  # the IBAN the user typed themselves
     assert mine.message.tool_calls and mine.message.tool_calls[0].function.name == "bank__send_money"
-    async with _client(server, key) as client:  # the agent's MCP calls: trusted is what its user said to models
+    async with mcp_client(server, key) as client:  # the agent's MCP calls: trusted is what its user said to models
         still = await client.call_tool("bank__send_money", {"iban": ATTACKER, "amount": 50})
         assert still.is_error and "untrusted_provenance" in _text(still)
         await ask(ATTACKER, f"Yes, pay {ATTACKER} as the e-mail asks.")  # now the user named it
@@ -360,12 +298,12 @@ async def test_a_call_held_for_approval_goes_through_once_after_a_person_approve
     server, _ = gateway
     agent, key = _agent(server, "approver", {**POLICY, "approve": ["bank__send_money"]})
     args = {"iban": IBAN, "amount": 70}
-    async with _client(server, key) as client:
+    async with mcp_client(server, key) as client:
         held = await client.call_tool("bank__send_money", args)
         assert held.is_error and "awaits approval" in _text(held)
-        pending = _admin("GET", server, "/admin/approvals", params={"agent_id": agent["id"]}).json()["data"]
+        pending = admin("GET", server, "/admin/approvals", params={"agent_id": agent["id"]}).json()["data"]
         assert [(a["tool"], a["status"]) for a in pending] == [("bank__send_money", "pending")]
-        r = _admin("POST", server, f"/admin/approvals/{pending[0]['id']}/approve")
+        r = admin("POST", server, f"/admin/approvals/{pending[0]['id']}/approve")
         assert r.status_code == 200, r.text
         other = await client.call_tool("bank__send_money", {**args, "amount": 71})
         assert other.is_error and "awaits approval" in _text(other)  # other arguments: not approved
@@ -379,10 +317,10 @@ async def test_an_http_upstream_gets_its_credential_from_interlock(gateway: tupl
     server, _ = gateway
     assert httpx.post(remote, json={}).status_code == 401  # without the credential the upstream refuses
     _, key = _agent(server, "remote-user")
-    async with _client(server, key) as client:
+    async with mcp_client(server, key) as client:
         listed = await client.list_tools()
         result = await client.call_tool("remote__whoami", {})
     assert "remote__send_money" in {t.name for t in listed.tools}
     assert not result.is_error and _text(result) == "credential: given"
-    report = next(s for s in _admin("GET", server, "/admin/mcp/servers").json()["data"] if s["name"] == "remote")
+    report = next(s for s in admin("GET", server, "/admin/mcp/servers").json()["data"] if s["name"] == "remote")
     assert report["transport"] == "http" and report["connected"] and SECRET not in json.dumps(report)

@@ -6,28 +6,22 @@ Two upstreams: `bank`, and `rug` (rug-pulls once its flag file appears).
 
 from __future__ import annotations
 
-import contextlib
 import json
-import sys
-import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import anyio
 import httpx
-import httpx2
 import mcp_types as types
 import pytest
-from mcp import Client, MCPError
-from mcp.client.streamable_http import streamable_http_client
+from mcp import MCPError
 from prometheus_client.parser import text_string_to_metric_families
 
 from interlock.audit.chain import AuditEntry
-from interlock.audit.stores import open_audit_store
-from interlock.settings import load_settings
-from tests.conftest import ADMIN_KEY, FAKE_CONFIG
+from tests.conftest import FAKE_CONFIG
 from tests.e2e.conftest import Server, start_server
+from tests.mcp_gateway.helpers import admin, audit_entries, mcp_client, new_agent, stdio_server
 
 pytestmark = pytest.mark.subprocess
 
@@ -36,24 +30,8 @@ POLICY = {"allow": ["bank__*", "rug__*"]}
 
 
 def _config(flag: Path) -> str:
-    py = json.dumps(sys.executable)
     return (
-        FAKE_CONFIG
-        + f"""
-[mcp]
-refresh_s = 0.2
-
-[[mcp.servers]]
-name = "bank"
-command = {py}
-args = ["-m", "interlock.testing.mcp_server"]
-
-[[mcp.servers]]
-name = "rug"
-command = {py}
-args = ["-m", "interlock.testing.mcp_server"]
-env = {{ TEST_MCP_FLAG = "{flag}" }}
-"""
+        FAKE_CONFIG + "\n[mcp]\nrefresh_s = 0.2\n" + stdio_server("bank") + stdio_server("rug", TEST_MCP_FLAG=str(flag))
     )
 
 
@@ -64,7 +42,7 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, 
     server = start_server(tmp, _config(flag))
     try:
         for name in ("bank", "rug"):
-            r = _admin("POST", server, f"/admin/mcp/servers/{name}/approve")
+            r = admin("POST", server, f"/admin/mcp/servers/{name}/approve")
             assert r.status_code == 200, r.text
         yield server, flag
     finally:
@@ -72,57 +50,26 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, 
         server.proc.wait(15)
 
 
-def _admin(method: str, server: Server, path: str, **kw: Any) -> httpx.Response:
-    return httpx.request(method, server.url + path, headers={"authorization": f"Bearer {ADMIN_KEY}"}, timeout=30, **kw)
-
-
 def _agent(server: Server, name: str, caps: dict[str, Any]) -> tuple[dict[str, Any], str]:
-    owner = _admin("POST", server, "/admin/owners", json={"name": "Ann Owner", "email": f"ann+{name}@example.com"})
-    assert owner.status_code == 201, owner.text
-    body = {"name": name, "owner_id": owner.json()["id"], "description": "pays", "policy": POLICY, "caps": caps}
-    r = _admin("POST", server, "/admin/agents", json=body)
-    assert r.status_code == 201, r.text
-    return r.json(), r.json()["key"]
-
-
-@contextlib.asynccontextmanager
-async def _client(server: Server, key: str, run: str | None = None, **kw: Any) -> AsyncIterator[Client]:
-    """The SDK's client over streamable HTTP, authenticated with `key`, in run `run` (a header) if given."""
-    headers = {"authorization": f"Bearer {key}", **({"x-interlock-run-id": run} if run else {})}
-    async with (
-        httpx2.AsyncClient(headers=headers, timeout=30) as http,
-        Client(streamable_http_client(server.url + "/mcp", http_client=http), cache=None, **kw) as client,
-    ):
-        yield client
+    return new_agent(server, name, description="pays", policy=POLICY, caps=caps)
 
 
 def _audit(server: Server, action: str, where: Callable[[dict[str, Any]], bool], at_least: int = 1) -> list[AuditEntry]:
-    """The newest entries of `action` whose metadata satisfies `where`, once there are `at_least` (or after 10 s)."""
-    settings = load_settings(None, {"INTERLOCK_HOME": str(server.home)})
-    deadline = time.monotonic() + 10
-    while True:
-        store = open_audit_store(settings)
-        store.open()
-        try:
-            found = [e for e in store.recent(500) if e.action == action and where(e.metadata_dict())]
-        finally:
-            store.close()
-        if len(found) >= at_least or time.monotonic() > deadline:
-            return found
-        time.sleep(0.05)
+    """Entries of `action` whose metadata satisfies `where`."""
+    return audit_entries(server, action, lambda e: where(e.metadata_dict()), at_least)
 
 
 async def test_mcp_calls_are_steps_of_their_run_and_its_step_cap_stops_them(gateway: tuple[Server, Path]) -> None:
     server, _ = gateway
     agent, key = _agent(server, "stepper", {"max_steps": 2})
-    async with _client(server, key, run="job-1") as client:
+    async with mcp_client(server, key, run="job-1") as client:
         assert not (await client.call_tool("bank__whoami", {})).is_error
         assert not (await client.call_tool("bank__send_money", {"iban": IBAN, "amount": 1})).is_error
         with pytest.raises(MCPError) as stopped:
             await client.call_tool("bank__send_money", {"iban": IBAN, "amount": 2})
     assert stopped.value.message.startswith("run_step_cap:") and "max_steps" in stopped.value.message
     assert stopped.value.data["code"] == "run_step_cap"
-    async with _client(server, key, run="job-2") as client:  # another run goes on
+    async with mcp_client(server, key, run="job-2") as client:  # another run goes on
         assert not (await client.call_tool("bank__whoami", {})).is_error
     model = httpx.post(  # the MCP calls counted in the run the agent's model requests share
         server.url + "/v1/chat/completions",
@@ -149,7 +96,7 @@ async def test_a_repeated_mcp_call_is_refused_as_a_loop_and_changed_arguments_ar
 ) -> None:
     server, _ = gateway
     agent, key = _agent(server, "looper", {})
-    async with _client(server, key, run="loop-1") as client:
+    async with mcp_client(server, key, run="loop-1") as client:
         for amount in (1, 2, 3):  # retries with changed arguments: new calls
             assert not (await client.call_tool("bank__send_money", {"iban": IBAN, "amount": amount})).is_error
         for _ in range(2):
@@ -158,7 +105,7 @@ async def test_a_repeated_mcp_call_is_refused_as_a_loop_and_changed_arguments_ar
             await client.call_tool("bank__whoami", {})
         assert looped.value.data["code"] == "run_loop" and "'bank__whoami' 3 times" in looped.value.message
         assert not (await client.call_tool("bank__read_inbox", {})).is_error  # moving on is no loop
-    async with _client(server, key, run="loop-2") as client:  # a cycle: whoami, read_inbox, whoami, read_inbox
+    async with mcp_client(server, key, run="loop-2") as client:  # a cycle: whoami, read_inbox, whoami, read_inbox
         for tool in ("bank__whoami", "bank__read_inbox", "bank__whoami"):
             assert not (await client.call_tool(tool, {})).is_error
         with pytest.raises(MCPError) as cycled:
@@ -180,14 +127,14 @@ async def test_without_a_run_id_a_session_is_the_run(gateway: tuple[Server, Path
     server, _ = gateway
     _, key = _agent(server, "sessions", {"max_steps": 1})
     for _ in range(2):  # each new session is a new run
-        async with _client(server, key, mode="legacy") as client:
+        async with mcp_client(server, key, mode="legacy") as client:
             assert not (await client.call_tool("bank__whoami", {})).is_error
             with pytest.raises(MCPError, match="run_step_cap"):
                 await client.call_tool("bank__whoami", {})
     _, key = _agent(server, "stateless", {"max_steps": 1})
-    async with _client(server, key) as client:
+    async with mcp_client(server, key) as client:
         assert not (await client.call_tool("bank__whoami", {})).is_error
-    async with _client(server, key) as client:
+    async with mcp_client(server, key) as client:
         with pytest.raises(MCPError, match="run_step_cap"):
             await client.call_tool("bank__whoami", {})
     (entry, *_) = _audit(server, "agent.run_stopped", lambda m: m.get("via") == "mcp" and m["run_id"] == "mcp")
@@ -208,8 +155,8 @@ async def test_connected_sessions_are_told_of_a_rug_pull_and_of_the_re_approval(
             heard.set()
 
     async with (
-        _client(server, key) as modern,
-        _client(server, key, mode="legacy", message_handler=handler) as legacy,
+        mcp_client(server, key) as modern,
+        mcp_client(server, key, mode="legacy", message_handler=handler) as legacy,
         modern.listen(tools_list_changed=True) as changes,
     ):
         assert "rug__send_money" in {t.name for t in (await legacy.list_tools()).tools}
@@ -220,7 +167,7 @@ async def test_connected_sessions_are_told_of_a_rug_pull_and_of_the_re_approval(
             await heard.wait()  # a handshake-era client: on its session's stream
         assert "rug__send_money" not in {t.name for t in (await modern.list_tools()).tools}
         heard = anyio.Event()
-        r = _admin("POST", server, "/admin/mcp/servers/rug/approve", json={"force": True})
+        r = admin("POST", server, "/admin/mcp/servers/rug/approve", json={"force": True})
         assert r.status_code == 200, r.text
         with anyio.fail_after(20):
             await events.__anext__()
@@ -232,14 +179,14 @@ async def test_connected_sessions_are_told_of_a_rug_pull_and_of_the_re_approval(
 async def test_a_malformed_run_id_is_refused_with_a_clear_error(gateway: tuple[Server, Path]) -> None:
     server, _ = gateway
     _, key = _agent(server, "typo", {})
-    async with _client(server, key, run="no spaces, please") as client:
+    async with mcp_client(server, key, run="no spaces, please") as client:
         with pytest.raises(MCPError, match="x-interlock-run-id must be 1 to 128"):
             await client.call_tool("bank__whoami", {})
 
 
 def _halts(server: Server) -> dict[str, float]:
     """`interlock_agent_halts_total` by reason."""
-    text = _admin("GET", server, "/metrics").text
+    text = admin("GET", server, "/metrics").text
     return {
         s.labels["reason"]: s.value
         for family in text_string_to_metric_families(text)
@@ -252,12 +199,12 @@ async def test_stopped_runs_and_halted_agents_on_mcp_count_as_halts(gateway: tup
     server, _ = gateway
     agent, key = _agent(server, "counted", {"max_steps": 1})
     before = _halts(server)
-    async with _client(server, key, run="job-metrics") as client:
+    async with mcp_client(server, key, run="job-metrics") as client:
         assert not (await client.call_tool("bank__whoami", {})).is_error
         with pytest.raises(MCPError, match="run_step_cap"):
             await client.call_tool("bank__whoami", {})
         after_cap = _halts(server)
-        r = _admin("POST", server, "/admin/halts", json={"scope": "agent", "id": agent["id"], "reason": "runaway"})
+        r = admin("POST", server, "/admin/halts", json={"scope": "agent", "id": agent["id"], "reason": "runaway"})
         assert r.status_code == 201, r.text
         with pytest.raises(MCPError, match="agent_halted"):  # the halt stays: this agent is not used again
             await client.call_tool("bank__whoami", {})
