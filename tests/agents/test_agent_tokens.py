@@ -16,13 +16,12 @@ from starlette.testclient import TestClient
 from typer.testing import CliRunner
 
 from interlock.admin.tokens import parse_ttl
-from interlock.app import create_app
 from interlock.auth.tokens import KEY_FILE, TOKEN_PREFIX, TokenClaims, TokenSigner, load_signing_key
 from interlock.cli.main import app as cli
 from interlock.errors import BadRequest, Unauthorized
-from interlock.settings import load_settings
 from interlock.store.records import UsageRecord
-from tests.conftest import ADMIN_KEY, FAKE_CONFIG
+from tests.agents.helpers import admin_client
+from tests.conftest import ADMIN_KEY
 
 CLAIMS = TokenClaims("tok_1", "agt_1", "key_1", "own_1", 1000.0, 2000.0)
 
@@ -37,7 +36,10 @@ def test_a_token_round_trips_and_any_change_breaks_it() -> None:
     head, claims, sig = token.split(".")
     forged = json.dumps({"v": 1, "tid": "tok_1", "agt": "agt_2", "key": "key_1", "own": "own_1", "iat": 0, "exp": 9e9})
     other = base64.urlsafe_b64encode(forged.encode()).rstrip(b"=").decode()
-    for bad in (f"{head}.{other}.{sig}", f"{head}.{claims}.{sig[:-2]}AA", token + ".x", TOKEN_PREFIX + "junk"):
+    # A changed first character always changes the signature's bytes (the last one carries unused bits:
+    # replacing the tail with "AA" decoded to the same signature about once in 256 runs).
+    flipped = ("B" if sig[0] == "A" else "A") + sig[1:]
+    for bad in (f"{head}.{other}.{sig}", f"{head}.{claims}.{flipped}", token + ".x", TOKEN_PREFIX + "junk"):
         with pytest.raises(Unauthorized) as err:
             signer.verify(bad)
         assert err.value.code == "invalid_agent_token"
@@ -63,11 +65,7 @@ def test_durations() -> None:
 
 @pytest.fixture
 def client(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[TestClient]:
-    config = tmp_path / "interlock.toml"
-    config.write_text(FAKE_CONFIG + "\n[oversight]\nmax_token_ttl_s = 7200\n")
-    settings = load_settings(config, {"INTERLOCK_HOME": str(tmp_path / "home"), "INTERLOCK_ADMIN_KEY": ADMIN_KEY})
-    monkeypatch.setenv("INTERLOCK_ADMIN_KEY", ADMIN_KEY)
-    with TestClient(create_app(settings), headers={"authorization": f"Bearer {ADMIN_KEY}"}) as c:
+    with admin_client(tmp_path, monkeypatch, "\n[oversight]\nmax_token_ttl_s = 7200\n") as c:
         yield c
 
 

@@ -15,10 +15,8 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
-from interlock.app import create_app
-from interlock.settings import load_settings
 from interlock.store.records import UsageRecord
-from tests.conftest import ADMIN_KEY, FAKE_CONFIG
+from tests.agents.helpers import admin_client
 
 IBAN = "DE89370400440532013000"
 ATTACKER = "GB33BUKB20201555555555"
@@ -41,11 +39,7 @@ POLICY = {
 
 @pytest.fixture
 def client(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[TestClient]:
-    config = tmp_path / "interlock.toml"
-    config.write_text(FAKE_CONFIG)
-    settings = load_settings(config, {"INTERLOCK_HOME": str(tmp_path / "home"), "INTERLOCK_ADMIN_KEY": ADMIN_KEY})
-    monkeypatch.setenv("INTERLOCK_ADMIN_KEY", ADMIN_KEY)
-    with TestClient(create_app(settings), headers={"authorization": f"Bearer {ADMIN_KEY}"}) as c:
+    with admin_client(tmp_path, monkeypatch) as c:
         yield c
 
 

@@ -22,13 +22,13 @@ from interlock.agents.approvals import Approvals
 from interlock.agents.hook import judge, refusal_note, resolve
 from interlock.agents.policy import ToolPolicy, arguments_sha256, canonical_arguments
 from interlock.agents.provenance import Corpus
-from interlock.app import create_app
 from interlock.cli.main import app as cli
 from interlock.governance.webhook import SIGNATURE_HEADER, verify_signature
 from interlock.settings import load_settings
 from interlock.store import Store
 from interlock.store.sqlite import SqliteStore
-from tests.conftest import ADMIN_KEY, FAKE_CONFIG, free_port
+from tests.agents.helpers import admin_client
+from tests.conftest import FAKE_CONFIG, free_port
 from tests.store.conftest import pg_url as pg_url
 from tests.store.conftest import store as store  # an open store of each kind
 
@@ -175,17 +175,9 @@ async def test_an_expired_approval_neither_decides_nor_passes(store: Store) -> N
 # --- through the app ---------------------------------------------------------------------------------------
 
 
-def _client(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, extra: str = "") -> TestClient:
-    config = tmp_path / "interlock.toml"
-    config.write_text(FAKE_CONFIG + extra)
-    settings = load_settings(config, {"INTERLOCK_HOME": str(tmp_path / "home"), "INTERLOCK_ADMIN_KEY": ADMIN_KEY})
-    monkeypatch.setenv("INTERLOCK_ADMIN_KEY", ADMIN_KEY)
-    return TestClient(create_app(settings), headers={"authorization": f"Bearer {ADMIN_KEY}"})
-
-
 @pytest.fixture
 def client(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[TestClient]:
-    with _client(tmp_path, monkeypatch) as c:
+    with admin_client(tmp_path, monkeypatch) as c:
         yield c
 
 
@@ -376,7 +368,7 @@ def test_an_unknown_or_bad_approval_request_is_a_4xx(client: TestClient) -> None
 
 
 def test_an_expired_request_cannot_be_approved(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    with _client(tmp_path, monkeypatch, "\n[oversight]\napproval_ttl_s = 0.000001\n") as c:
+    with admin_client(tmp_path, monkeypatch, "\n[oversight]\napproval_ttl_s = 0.000001\n") as c:
         _, key = _agent(c, _owner(c))
         approval_id = _held_id(_chat(c, key, _ask())["message"]["content"])
         assert c.get(f"/admin/approvals/{approval_id}").json()["status"] == "expired"
@@ -411,7 +403,7 @@ def test_the_webhook_announces_each_request_and_each_halt_signed(
         return runner
 
     extra = f'\n[oversight]\nwebhook_url = "http://127.0.0.1:{port}/hook"\nwebhook_secret = "{SECRET.decode()}"\n'
-    with _client(tmp_path, monkeypatch, extra) as c:
+    with admin_client(tmp_path, monkeypatch, extra) as c:
         runner = c.portal.call(serve)
         try:
             agent_id, key = _agent(c, _owner(c))

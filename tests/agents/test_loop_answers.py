@@ -15,9 +15,7 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
-from interlock.app import create_app
-from interlock.settings import load_settings
-from tests.conftest import ADMIN_KEY, FAKE_CONFIG
+from tests.agents.helpers import admin_client
 
 TOOLS = [{"type": "function", "function": {"name": n, "parameters": {"type": "object"}}} for n in ("search", "pay")]
 SEARCH = '{"q": "invoice 7"}'
@@ -25,11 +23,7 @@ SEARCH = '{"q": "invoice 7"}'
 
 @pytest.fixture
 def client(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[TestClient]:
-    config = tmp_path / "interlock.toml"
-    config.write_text(FAKE_CONFIG)
-    settings = load_settings(config, {"INTERLOCK_HOME": str(tmp_path / "home"), "INTERLOCK_ADMIN_KEY": ADMIN_KEY})
-    monkeypatch.setenv("INTERLOCK_ADMIN_KEY", ADMIN_KEY)
-    with TestClient(create_app(settings), headers={"authorization": f"Bearer {ADMIN_KEY}"}) as c:
+    with admin_client(tmp_path, monkeypatch) as c:
         yield c
 
 

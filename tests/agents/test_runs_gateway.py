@@ -12,14 +12,12 @@ import pytest
 from starlette.testclient import TestClient
 
 from interlock.agents.runs import derive_run_id
-from interlock.app import create_app
 from interlock.governance.velocity import VelocityGuard
 from interlock.plugins.hooks import Hook, HookContext, ModelResponse
-from interlock.settings import load_settings
 from interlock.store.agent_queries import HaltRecord
 from interlock.store.records import UsageRecord
 from interlock.types import ChatChunk, ChatRequest
-from tests.conftest import ADMIN_KEY, FAKE_CONFIG
+from tests.agents.helpers import admin_client
 
 WORDS = [f"word{i}" for i in range(30)]
 TOOLS = [{"type": "function", "function": {"name": n, "parameters": {"type": "object"}}} for n in ("search", "pay")]
@@ -60,12 +58,7 @@ def halter() -> HaltMidStream:
 
 @pytest.fixture
 def client(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, halter: HaltMidStream) -> Iterator[TestClient]:
-    config = tmp_path / "interlock.toml"
-    config.write_text(FAKE_CONFIG)
-    settings = load_settings(config, {"INTERLOCK_HOME": str(tmp_path / "home"), "INTERLOCK_ADMIN_KEY": ADMIN_KEY})
-    monkeypatch.setenv("INTERLOCK_ADMIN_KEY", ADMIN_KEY)
-    app = create_app(settings, hooks=[halter])
-    with TestClient(app, headers={"authorization": f"Bearer {ADMIN_KEY}"}) as c:
+    with admin_client(tmp_path, monkeypatch, hooks=[halter]) as c:
         halter.state = c.app.state.interlock  # type: ignore[attr-defined]
         yield c
 
