@@ -1,8 +1,11 @@
-"""What the agents' app tests share: the app on the fake config, as the admin sees it."""
+"""What the agents' tests share: the app on the fake config as the admin sees it, an agent's principal,
+and the Redis they use (`conftest.prefix` gives each test its own key prefix there)."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,3 +28,19 @@ def admin_client(
     monkeypatch.setenv("INTERLOCK_ADMIN_KEY", ADMIN_KEY)
     app = create_app(settings, hooks=list(hooks)) if hooks else create_app(settings)
     return TestClient(app, headers={"authorization": f"Bearer {ADMIN_KEY}"})
+
+
+REDIS = os.environ.get("INTERLOCK_TEST_REDIS", "redis://127.0.0.1:6379/15")
+
+
+@dataclass
+class AgentPrincipal:
+    """The caller an agents hook sees: agent `agt_1` of owner `own_1`, by default."""
+
+    key_id: str | None = "key_1"
+    name: str = "agent:bot"
+    is_admin: bool = False
+    team_id: str | None = None
+    org_id: str | None = None
+    agent_id: str | None = "agt_1"
+    owner_id: str | None = "own_1"

@@ -3,8 +3,6 @@ and the run hook counting, capping and loop-checking them (Redis on 127.0.0.1:63
 
 from __future__ import annotations
 
-import os
-import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,8 +16,8 @@ from interlock.audit.chain import AuditEvent
 from interlock.auth.agents import AgentDirectory
 from interlock.plugins.hooks import Denied
 from interlock.store.agent_queries import AgentRecord, OwnerRecord
+from tests.agents.helpers import REDIS, AgentPrincipal
 
-REDIS = os.environ.get("INTERLOCK_TEST_REDIS", "redis://127.0.0.1:6379/15")
 PAY = '{"amount":5,"iban":"DE89370400440532013000"}'
 
 
@@ -29,17 +27,6 @@ class _Clock:
 
     def __call__(self) -> float:
         return self.now
-
-
-@dataclass
-class _Principal:
-    key_id: str | None = "key_1"
-    name: str = "agent:bot"
-    is_admin: bool = False
-    team_id: str | None = None
-    org_id: str | None = None
-    agent_id: str | None = "agt_1"
-    owner_id: str | None = "own_1"
 
 
 class _NoLedger:
@@ -56,16 +43,6 @@ def _hook(caps: RunCaps, counters: RunCounters, clock: _Clock) -> tuple[RunHook,
     d.agents["agt_1"] = AgentRecord("agt_1", "bot", "own_1", "d", (), "{}", "active", 0.0, None, caps.model_dump_json())
     audit: list[AuditEvent] = []
     return RunHook(d, counters, _NoLedger(), audit.append, clock=clock), audit
-
-
-@pytest.fixture
-def prefix() -> Any:
-    name = f"interlock-test-{uuid.uuid4().hex[:8]}:"
-    yield name
-    r = redis.Redis.from_url(REDIS)
-    for key in r.scan_iter(f"{name}*"):
-        r.delete(key)
-    r.close()
 
 
 def test_a_call_is_kept_as_its_name_and_a_hash_of_its_arguments() -> None:
@@ -115,7 +92,7 @@ async def test_redis_recent_calls_are_shared_trimmed_and_expire(prefix: str) -> 
 async def test_mcp_steps_are_counted_against_the_step_and_time_caps() -> None:
     clock = _Clock()
     hook, audit = _hook(RunCaps(max_steps=2, max_seconds=60), LocalRunCounters(clock), clock)
-    p = _Principal()
+    p = AgentPrincipal()
     for _ in range(2):
         await hook.mcp_step(p, "job", "bank__whoami")  # type: ignore[arg-type]
     with pytest.raises(Denied) as capped:
@@ -136,9 +113,9 @@ async def test_an_agent_without_caps_is_not_counted_and_a_caller_that_is_no_agen
     counters = LocalRunCounters(clock)
     hook, _ = _hook(RunCaps(), counters, clock)
     for _ in range(5):
-        await hook.mcp_step(_Principal(), "job", "t")  # type: ignore[arg-type]
+        await hook.mcp_step(AgentPrincipal(), "job", "t")  # type: ignore[arg-type]
     assert counters._runs == {}
-    stranger = _Principal(agent_id=None)
+    stranger = AgentPrincipal(agent_id=None)
     assert await hook.mcp_loop(stranger, "job", "t", "{}") is None  # type: ignore[arg-type]
 
 
@@ -148,7 +125,7 @@ async def test_the_mcp_loop_breaker_holds_across_replicas_sharing_redis(prefix: 
     try:
         one, audit = _hook(RunCaps(), a, clock)
         two, _ = _hook(RunCaps(), b, clock)
-        p = _Principal()
+        p = AgentPrincipal()
         for hook in (one, two):  # the same call, once on each replica
             token = await hook.mcp_loop(p, "job", "bank__send_money", PAY)  # type: ignore[arg-type]
             assert token is not None
@@ -170,5 +147,5 @@ async def test_loop_thresholds_of_zero_turn_the_mcp_loop_breaker_off() -> None:
     counters = LocalRunCounters(clock)
     hook, _ = _hook(RunCaps(loop_repeats=0, loop_cycles=0), counters, clock)
     for _ in range(4):
-        assert await hook.mcp_loop(_Principal(), "job", "t", "{}") is None  # type: ignore[arg-type]
+        assert await hook.mcp_loop(AgentPrincipal(), "job", "t", "{}") is None  # type: ignore[arg-type]
     assert await counters.recent_calls("agt_1:job") == []

@@ -28,6 +28,7 @@ from interlock.governance.counters import CountersUnavailable
 from interlock.plugins.hooks import CutStream, Denied, Outcome
 from interlock.store.agent_queries import AgentRecord, HaltRecord, OwnerRecord
 from interlock.types import ChatRequest, ChatResponse, Usage
+from tests.agents.helpers import AgentPrincipal
 
 REDIS = "redis://127.0.0.1:6379/0"
 RUN_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")  # what the x-interlock-run-id header accepts
@@ -207,21 +208,10 @@ async def test_unreachable_redis_is_counters_unavailable() -> None:
 
 
 @dataclass
-class _Principal:
-    key_id: str | None = "key_1"
-    name: str = "agent:bot"
-    is_admin: bool = False
-    team_id: str | None = None
-    org_id: str | None = None
-    agent_id: str | None = "agt_1"
-    owner_id: str | None = "own_1"
-
-
-@dataclass
 class _Ctx:
     request_id: str = "req_1"
     endpoint: str = "chat"
-    principal: _Principal = field(default_factory=_Principal)
+    principal: AgentPrincipal = field(default_factory=AgentPrincipal)
     alias: str = "m"
     stream: bool = False
     run_id: str = ""
@@ -334,7 +324,7 @@ async def test_the_hook_fails_closed_or_open_when_the_counters_are_down() -> Non
 
 async def test_callers_that_are_not_agents_are_left_alone() -> None:
     hook, _, _ = _hook(RunCaps(max_steps=1))
-    ctx = _Ctx(principal=_Principal(agent_id=None, owner_id=None))
+    ctx = _Ctx(principal=AgentPrincipal(agent_id=None, owner_id=None))
     for _ in range(3):
         await hook.before(ctx, _request())  # type: ignore[arg-type]
     assert ctx.run_id == ""

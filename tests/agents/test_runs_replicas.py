@@ -3,9 +3,6 @@ whose Redis state is lost is re-seeded from the ledger (Redis on 127.0.0.1:6379 
 
 from __future__ import annotations
 
-import os
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,9 +12,9 @@ from starlette.testclient import TestClient
 
 from interlock.app import create_app
 from interlock.settings import load_settings
+from tests.agents.helpers import REDIS
 from tests.conftest import ADMIN_KEY
 
-REDIS = os.environ.get("INTERLOCK_TEST_REDIS", "redis://127.0.0.1:6379/15")
 CONFIG = """
 [plugins]
 modules = ["interlock.testing.fake"]
@@ -34,16 +31,6 @@ provider = "fake"
 price_input_per_mtok = 1
 price_output_per_mtok = 2
 """
-
-
-@pytest.fixture
-def prefix() -> Iterator[str]:
-    name = f"interlock-test-{uuid.uuid4().hex[:8]}:"
-    yield name
-    r = redis.Redis.from_url(REDIS)
-    for key in r.scan_iter(f"{name}*"):
-        r.delete(key)
-    r.close()
 
 
 def _replica(tmp_path: Path, prefix: str) -> TestClient:
