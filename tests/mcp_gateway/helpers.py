@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import sqlite3
 import sys
 import time
 from collections.abc import AsyncIterator, Callable
@@ -73,4 +74,16 @@ def audit_entries(
             store.close()
         if len(found) >= at_least or time.monotonic() > deadline:
             return found
+        time.sleep(0.05)
+
+
+def ledger_rows(server: Server, agent_id: str, at_least: int) -> list[dict[str, Any]]:
+    """The agent's ledger rows, oldest first, once there are `at_least` (the writer flushes within 100 ms)."""
+    deadline = time.monotonic() + 10
+    while True:
+        with contextlib.closing(sqlite3.connect(server.home / "interlock.db")) as db:
+            db.row_factory = sqlite3.Row
+            rows = [dict(r) for r in db.execute("SELECT * FROM usage WHERE agent_id = ? ORDER BY ts", (agent_id,))]
+        if len(rows) >= at_least or time.monotonic() > deadline:
+            return rows
         time.sleep(0.05)

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import mcp_types as types
 import pytest
+from mcp import MCPError
 
 from interlock.agents.policy import ToolPolicy
 from interlock.audit.chain import AuditEvent
@@ -11,10 +14,12 @@ from interlock.auth.keys import Principal
 from interlock.guardrails.service import GuardrailService
 from interlock.mcp import results
 from interlock.mcp.gateway import LiveTool, McpGateway
+from interlock.mcp.listings import LivePrompt, LiveResource, split_uri, template_pattern
 from interlock.mcp.pins import definition_hash
 from interlock.mcp.results import RecentResults, without_arguments
 from interlock.settings import GuardrailSettings, McpSettings
 from interlock.store.mcp_queries import McpPinRecord
+from interlock.store.records import UsageRecord
 
 
 def test_results_are_bounded_in_number_and_age(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -128,3 +133,89 @@ async def test_a_tool_the_policy_denies_never_reaches_the_upstream() -> None:
     (call,) = [e for e in audit if e.action == "agent.tool_call"]
     assert call.decision == "deny" and call.metadata["verdict"] == "tool_not_allowed"
     assert call.metadata["agent_id"] == "agt_1" and call.metadata["owner_id"] == "own_1"
+
+
+def test_a_changed_prompt_or_resource_is_disabled_and_a_template_covers_one_segment_per_variable() -> None:
+    mcp = McpGateway(McpSettings(servers=[{"name": "docs", "command": "true"}]), _NoStore())
+    triage = LivePrompt.of("docs", types.Prompt(name="triage", description="Triage mail."))
+    summary = LivePrompt.of("docs", types.Prompt(name="summary", description="Summarise."))
+    page = LiveResource.of("docs", types.Resource(uri="file:///handbook.md", name="handbook"))
+    note = LiveResource.of("docs", types.ResourceTemplate(uri_template="notes://{name}", name="note"))
+    tree = LiveResource.of("docs", types.ResourceTemplate(uri_template="file:///{+path}", name="file"))
+    mcp.prompts = {"docs": {p.pin_key: p for p in (triage, summary)}}
+    mcp.resources = {"docs": {r.pin_key: r for r in (page, note, tree)}}
+    mcp.pins = {
+        ("docs", k): McpPinRecord("docs", k, h, "admin", 1.0)
+        for k, h in [
+            (triage.pin_key, triage.sha256),
+            (summary.pin_key, "0" * 64),  # approved, then changed by the server
+            (page.pin_key, page.sha256),
+            (note.pin_key, note.sha256),
+        ]  # `tree` never approved
+    }
+    assert [p.name for p in mcp.prompts_for(None)] == ["docs__triage"]
+    assert mcp.status_of(summary) == "changed" and mcp.status_of(tree) == "unapproved"
+    assert mcp.prompts_for(ToolPolicy(allow=["docs__*"])) == []  # a tool pattern opens no prompt
+    assert [r.uri for r in mcp.resources_for(ToolPolicy(allow=["resource:docs__*"]), "resource")] == [
+        "interlock://docs/file:///handbook.md"
+    ]
+    assert mcp.find_resource("interlock://docs/file:///handbook.md") == ("docs", "file:///handbook.md", page)
+    assert mcp.find_resource("interlock://docs/notes://todo") == ("docs", "notes://todo", note)
+    assert mcp.find_resource("interlock://docs/file:///a/b.md") == ("docs", "file:///a/b.md", tree)  # `{+path}`
+    assert mcp.find_resource("interlock://docs/notes://a/b") == ("docs", "notes://a/b", None)  # `{name}`: no `/`
+    assert mcp.find_resource("interlock://nope/x") is None and mcp.find_resource("file:///handbook.md") is None
+    assert split_uri("interlock://docs/notes://x") == ("docs", "notes://x") and split_uri("interlock://docs") is None
+    query = template_pattern("search://{index}{?q,limit}")
+    assert query.fullmatch("search://mail?q=invoice&limit=5") and query.fullmatch("search://mail")
+    assert not query.fullmatch("search://mail/all?q=x")
+
+
+class _Broken(_Upstream):
+    """Fails every call: with a bug of its own, or by being cancelled."""
+
+    def __init__(self, error: BaseException) -> None:
+        super().__init__("")
+        self.error = error
+
+    async def call_tool(self, tool: str, arguments: dict[str, object]) -> types.CallToolResult:
+        self.calls += 1
+        raise self.error
+
+
+@pytest.mark.parametrize(
+    ("error", "status", "raised"),
+    [(RuntimeError("upstream bug"), 502, None), (asyncio.CancelledError(), 499, asyncio.CancelledError)],
+)
+async def test_a_call_that_fails_or_is_cancelled_still_leaves_exactly_one_ledger_row(
+    error: BaseException, status: int, raised: type[BaseException] | None
+) -> None:
+    mcp, _, _ = _serving("hello", {})
+    mcp.upstreams = {"mail": _Broken(error)}  # type: ignore[dict-item]
+    rows: list[UsageRecord] = []
+    mcp.ledger = rows.append
+    if raised is None:
+        result = await mcp.call(AGENT, ToolPolicy(), "mail__read", {})
+        assert result.is_error and "failed the call" in result.content[0].text  # type: ignore[union-attr]
+    else:
+        with pytest.raises(raised):
+            await mcp.call(AGENT, ToolPolicy(), "mail__read", {})
+    (row,) = rows
+    assert (row.status, row.endpoint, row.alias, row.deployment, row.agent_id) == (
+        status,
+        "mcp",
+        "mail__read",
+        "mcp:mail",
+        "agt_1",
+    )
+    assert row.error
+
+
+async def test_while_the_ledger_is_full_nothing_is_called_and_the_refusal_says_why() -> None:
+    mcp, upstream, _ = _serving("hello", {})
+    rows: list[UsageRecord] = []
+    mcp.ledger, mcp.ledger_state = rows.append, lambda: "full"
+    with pytest.raises(MCPError) as refused:
+        await mcp.call(AGENT, ToolPolicy(), "mail__read", {})
+    assert refused.value.message.startswith("ledger_unavailable:") and upstream.calls == 0 and rows == []
+    mcp.ledger_state = lambda: "spooling"  # rows wait on local disk: calls go on
+    assert not (await mcp.call(AGENT, ToolPolicy(), "mail__read", {})).is_error and len(rows) == 1

@@ -41,7 +41,15 @@ def test_servers_are_listed_then_approved_and_a_flagged_or_broken_one_is_not(env
     assert down.exit_code == 1 and "did not list its tools" in down.output
     ok = runner.invoke(app, ["mcp", "approve", "bank"])
     assert ok.exit_code == 0, ok.output
-    assert json.loads(ok.stdout)["approved"] == ["read_inbox", "send_money", "whoami"]
+    assert json.loads(ok.stdout)["approved"] == [
+        "prompt:triage",
+        "read_inbox",
+        "resource:mail://inbox/count",
+        "resource:mail://inbox/newest",
+        "send_money",
+        "template:notes://{name}",
+        "whoami",
+    ]
     refused = runner.invoke(app, ["mcp", "approve", "shady"])
     assert refused.exit_code == 1 and "fetch_notes" in refused.output and "force" in refused.output
     forced = runner.invoke(app, ["mcp", "approve", "shady", "--force"])

@@ -227,7 +227,7 @@ def test_a_poisoned_server_is_flagged_and_approved_only_with_force(gateway: tupl
     assert r.status_code == 409 and r.json()["error"]["code"] == "mcp_tools_flagged"
     assert "shady__fetch_notes" in r.json()["error"]["message"]
     r = admin("POST", server, "/admin/mcp/servers/shady/approve", json={"force": True})
-    assert r.status_code == 200 and r.json()["forced"] == ["fetch_notes"]
+    assert r.status_code == 200 and r.json()["forced"] == ["fetch_notes", "prompt:helper"]  # its prompt is poisoned too
     approve = _audit(server, "mcp.approve", where=lambda e: e.target == "shady")
     assert approve and approve[0].metadata_dict()["forced"] is True
     assert admin("POST", server, "/admin/mcp/servers/nope/approve").status_code == 404

@@ -21,7 +21,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from interlock.audit.chain import AuditEntry
 from tests.conftest import FAKE_CONFIG
 from tests.e2e.conftest import Server, start_server
-from tests.mcp_gateway.helpers import admin, audit_entries, mcp_client, new_agent, stdio_server
+from tests.mcp_gateway.helpers import admin, audit_entries, ledger_rows, mcp_client, new_agent, stdio_server
 
 pytestmark = pytest.mark.subprocess
 
@@ -120,6 +120,47 @@ async def test_a_repeated_mcp_call_is_refused_as_a_loop_and_changed_arguments_ar
         server, "agent.tool_call", lambda m: m.get("agent_id") == agent["id"] and m["verdict"] == "run_loop", 2
     )
     assert len(looping) == 2 and IBAN not in json.dumps([e.metadata_dict() for e in looping])
+
+
+async def test_every_mcp_call_leaves_one_ledger_row_naming_the_tool_the_run_and_the_verdict(
+    gateway: tuple[Server, Path],
+) -> None:
+    server, _ = gateway
+    policy = {"allow": ["bank__*"], "deny": ["bank__read_inbox"]}
+    agent, key = new_agent(server, "accounted", description="pays", policy=policy, caps={"max_steps": 4})
+    async with mcp_client(server, key, run="acct-1") as client:
+        assert not (await client.call_tool("bank__send_money", {"iban": IBAN, "amount": 7})).is_error
+        assert (await client.call_tool("bank__read_inbox", {})).is_error  # the policy denies it
+        assert (await client.call_tool("bank__nothing_here", {})).is_error  # no such tool
+        assert not (await client.call_tool("bank__whoami", {})).is_error
+        with pytest.raises(MCPError, match="run_step_cap"):
+            await client.call_tool("bank__whoami", {"again": True})
+    rows = ledger_rows(server, agent["id"], at_least=5)
+    got = [(r["endpoint"], r["alias"], r["status"], r["deployment"], r["run_id"]) for r in rows]
+    assert got == [
+        ("mcp", "bank__send_money", 200, "mcp:bank", "acct-1"),
+        ("mcp", "bank__read_inbox", 403, "", "acct-1"),
+        ("mcp", "bank__nothing_here", 404, "", "acct-1"),
+        ("mcp", "bank__whoami", 200, "mcp:bank", "acct-1"),
+        ("mcp", "bank__whoami", 403, "", "acct-1"),
+    ]
+    assert [r["error"].split(":")[0] if r["error"] else None for r in rows] == [
+        None,
+        "tool_not_allowed",
+        "tool_unknown",
+        None,
+        "run_step_cap",
+    ]
+    first = rows[0]
+    assert (first["provider"], first["upstream_model"], first["owner_id"], first["key_id"]) == (
+        "mcp",
+        "send_money",
+        agent["owner_id"],
+        agent["key_id"],
+    )
+    assert first["cost_micros"] == 0 and first["prompt_tokens"] == 0 and first["latency_ms"] > 0
+    assert len({r["request_id"] for r in rows}) == 5
+    assert IBAN not in json.dumps(rows)  # the ledger names tools and verdicts, never argument values
 
 
 async def test_without_a_run_id_a_session_is_the_run(gateway: tuple[Server, Path]) -> None:

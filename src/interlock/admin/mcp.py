@@ -46,4 +46,10 @@ async def approve_server(
         flagged_tools=",".join(forced)[:1000],
     )
     report = next(s for s in gateway.servers_report() if s["name"] == name)
-    return {"server": name, "approved": [p.tool for p in pins], "forced": forced, "tools": report["tools"]}
+    return {
+        "server": name,
+        "approved": [p.tool for p in pins],  # pin keys: tool names, and prompt:/resource:/template: entries
+        "forced": forced,
+        "tools": report["tools"],
+        "prompts_and_resources": report["prompts_and_resources"],
+    }

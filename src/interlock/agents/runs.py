@@ -27,8 +27,9 @@ the agent's budgets and the spend-velocity guard, not by these.
 **MCP calls** (`/mcp` tools/call) are steps of their run too (see `run_hook.RunHook.mcp_step`). They carry
 no conversation whose history the loop breaker could read, so the run state also keeps each run's recent
 MCP calls (`add_call` / `recent_calls`): at most `MAX_CALLS` of them, each as its tool name and a hash of
-its canonical arguments (never the values), expiring with the run (`idle_s`). The ledger has no rows for
-MCP calls, so a run whose counters are lost is re-seeded without them.
+its canonical arguments (never the values), expiring with the run (`idle_s`). Each MCP call leaves a ledger
+row (`mcp.ledger`); one that reached its upstream server counts as a step when a run is re-seeded (the
+recent calls themselves are not re-seeded: the loop breaker starts afresh on a run whose state was lost).
 """
 
 from __future__ import annotations

@@ -162,6 +162,8 @@ def lifespan_of(
             await guardrails.start(store)
         # The MCP gateway: upstream servers connected (and their tools listed) before the first request.
         mcp_gateway = McpGateway(settings.mcp, store, audit.record, guardrails)
+        mcp_gateway.ledger = store.record_usage  # every MCP call or read leaves one ledger row
+        mcp_gateway.ledger_state = store.ledger_state
         await mcp_gateway.start()
         mcp_service: McpService = app.state.mcp
         metrics = observability.metrics

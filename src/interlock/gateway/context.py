@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import random
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from interlock.auth.keys import Principal
+from interlock.store.records import new_request_id
 from interlock.translate.openai_relay import RelayChunk
 from interlock.types import ChatChunk, Usage
 
@@ -15,19 +15,6 @@ if TYPE_CHECKING:
     from interlock.governance.admission import Admission
     from interlock.routing.deployments import Deployment, ModelRoute
     from interlock.settings import VariantSettings
-
-
-def new_request_id() -> str:
-    """A unique id for a request, ordered by time; not a secret.
-
-    32 hex digits: milliseconds since the epoch (48 bits), then 80 random bits, the layout of a
-    UUIDv7. Time first keeps the ledger's primary-key index append-only: with a random id every
-    insert lands on a different page of that index, which the SQLite WAL then writes out (and
-    checkpoints) page by page, and which PostgreSQL's B-tree splits at random. The random part comes
-    from `random` (seeded from the OS at start and reseeded after a fork), not `os.urandom`: that is
-    a getrandom() system call per request, and system calls are dear in a virtual machine.
-    """
-    return f"req_{int(time.time() * 1000):012x}{random.getrandbits(80):020x}"
 
 
 @dataclass(slots=True)

@@ -7,10 +7,14 @@ poisoning scan's flags) and the pins an admin approved (`mcp.pins`; re-read from
 A listed tool whose definition no longer matches its pin is disabled until re-approved, and audited once
 (`mcp.tool_changed`, the rug-pull defence).
 
+Prompts, resources and resource templates (`listings`) are listed, pinned, scanned and checked the same
+way, each under a pin key of its own kind (`prompt:<name>`, `resource:<uri>`, `template:<uri template>`).
+
 Catalog changes: after every listing and pin refresh, the tools served (approved, as agents see them) are
 compared with the last ones; when they differ (a rug pull disabled one, an approval added or restored one,
 an upstream's `list_changed` or a server going down changed what is served), every `watch`er is told, and
-`mcp.server` sends `notifications/tools/list_changed` to the agents' sessions. A change of one agent's
+`mcp.server` sends `notifications/tools/list_changed` (or `prompts/…`, `resources/…`: watchers are told
+which kinds changed) to the agents' sessions. A change of one agent's
 tool policy is not such a change: that agent sees it at its next `tools/list`.
 """
 
@@ -29,6 +33,7 @@ from interlock.agents.policy import ToolPolicy
 from interlock.audit.chain import AuditEvent
 from interlock.background import Periodic
 from interlock.errors import BadRequest, NotFound
+from interlock.mcp.listings import SEP, LivePrompt, LiveResource, resource_policy_name, split_uri
 from interlock.mcp.pins import PinStatus, definition_hash, status
 from interlock.mcp.scan import Flag, scan_tool
 from interlock.mcp.upstream import Upstream
@@ -37,7 +42,7 @@ from interlock.store.mcp_queries import McpPinRecord, McpStore
 
 log = logging.getLogger(__name__)
 
-SEP = "__"
+__all__ = ["SEP", "LivePrompt", "LiveResource", "LiveTool", "McpCatalog", "McpConflict"]
 
 
 class McpConflict(BadRequest):
@@ -60,6 +65,14 @@ class LiveTool:
         """The namespaced name agents see."""
         return f"{self.server}{SEP}{self.tool.name}"
 
+    @property
+    def pin_key(self) -> str:
+        """Its key in the pin store: the upstream's own name."""
+        return self.tool.name
+
+
+Live = LiveTool | LivePrompt | LiveResource
+
 
 class McpCatalog:
     """Upstream connections, their live tools and the pins (see the module docstring)."""
@@ -72,12 +85,14 @@ class McpCatalog:
         self._audit = audit
         self.upstreams = {s.name: Upstream(s, self.relist) for s in settings.servers}
         self.live: dict[str, dict[str, LiveTool]] = {s.name: {} for s in settings.servers}
+        self.prompts: dict[str, dict[str, LivePrompt]] = {s.name: {} for s in settings.servers}  # by pin key
+        self.resources: dict[str, dict[str, LiveResource]] = {s.name: {} for s in settings.servers}  # by pin key
         self.pins: dict[tuple[str, str], McpPinRecord] = {}
         self._reported: set[tuple[str, str, str]] = set()  # (server, tool, live hash) already audited as changed
         self._refresher: Periodic | None = None
         self._relisted = time.monotonic()
-        self._watchers: list[Callable[[], Awaitable[None]]] = []
-        self._served: tuple[str, ...] | None = None  # the catalog agents were last served
+        self._watchers: list[Callable[[frozenset[str]], Awaitable[None]]] = []
+        self._served: dict[str, tuple[str, ...]] | None = None  # the catalog agents were last served, per kind
         self._telling: set[asyncio.Task[None]] = set()  # watchers being told, off the listing's path
 
     # lifecycle ---------------------------------------------------------------------------------
@@ -120,13 +135,24 @@ class McpCatalog:
         self.pins = {(p.server, p.tool): p for p in await self._store.list_mcp_pins()}
         await self._catalog_changed()
 
-    def watch(self, watcher: Callable[[], Awaitable[None]]) -> None:
-        """Call `watcher` whenever the tools served to agents change (see the module docstring), in a task of
-        its own: neither a listing nor an admin's approval waits for the agents' sessions."""
+    def watch(self, watcher: Callable[[frozenset[str]], Awaitable[None]]) -> None:
+        """Call `watcher` with the kinds ("tools", "prompts", "resources") whose served entries changed (see the
+        module docstring), in a task of its own: neither a listing nor an admin's approval waits for the
+        agents' sessions."""
         self._watchers.append(watcher)
 
-    async def _catalog_changed(self) -> None:
-        served = tuple(
+    def _served_now(self) -> dict[str, tuple[str, ...]]:
+        def of(groups: Any) -> tuple[str, ...]:
+            return tuple(
+                sorted(
+                    e.pin_key + "\n" + e.sha256
+                    for entries in groups.values()
+                    for e in entries.values()
+                    if self.status_of(e) == "approved"
+                )
+            )
+
+        tools = tuple(
             sorted(
                 t.name + "\n" + t.tool.model_dump_json()
                 for tools in self.live.values()
@@ -134,44 +160,55 @@ class McpCatalog:
                 if self.status_of(t) == "approved"
             )
         )
-        if served == self._served:
+        return {"tools": tools, "prompts": of(self.prompts), "resources": of(self.resources)}
+
+    async def _catalog_changed(self) -> None:
+        served = self._served_now()
+        before, self._served = self._served, served
+        if before is None:
             return
-        first, self._served = self._served is None, served
-        if first:
+        kinds = frozenset(k for k, v in served.items() if before.get(k) != v)
+        if not kinds:
             return
         for watcher in list(self._watchers):
-            task = asyncio.get_running_loop().create_task(self._tell(watcher), name="interlock-mcp-tools-changed")
+            task = asyncio.get_running_loop().create_task(self._tell(watcher, kinds), name="interlock-mcp-changed")
             self._telling.add(task)
             task.add_done_callback(self._telling.discard)
 
     @staticmethod
-    async def _tell(watcher: Callable[[], Awaitable[None]]) -> None:
+    async def _tell(watcher: Callable[[frozenset[str]], Awaitable[None]], kinds: frozenset[str]) -> None:
         try:
-            await watcher()
+            await watcher(kinds)
         except Exception:  # a watcher's failure must not stop the others, nor the listing
-            log.exception("telling a watcher that the MCP tools changed failed")
+            log.exception("telling a watcher that the MCP catalog changed failed")
 
     # catalog -----------------------------------------------------------------------------------
 
-    def status_of(self, live: LiveTool) -> PinStatus:
-        """Whether `live` is approved, changed since approval, or unapproved."""
-        pin = self.pins.get((live.server, live.tool.name))
+    def status_of(self, live: Live) -> PinStatus:
+        """Whether `live` (a tool, prompt, resource or template) is approved, changed since approval, or unapproved."""
+        pin = self.pins.get((live.server, live.pin_key))
         return status(live.sha256, pin.sha256 if pin else None)
+
+    def entries(self, server: str) -> dict[str, Live]:
+        """Everything `server` lists now, by pin key."""
+        return {**self.live.get(server, {}), **self.prompts.get(server, {}), **self.resources.get(server, {})}
 
     async def relist(self, server: str) -> bool:
         """List a server's tools again and check them against the pins (on start, on `list_changed`, every
         `relist_s`); False when the server could not be listed (then none of its tools is served)."""
         upstream = self.upstreams[server]
         if not upstream.connected and not await upstream.connect():
-            self.live[server] = {}
+            self.live[server], self.prompts[server], self.resources[server] = {}, {}, {}
             await self._catalog_changed()
             return False
         try:
             tools = await upstream.list_tools()
+            prompts = await upstream.list_prompts()
+            resources = await upstream.list_resources()
         except Exception as exc:  # the upstream's fault: keep serving the others
             upstream.error = type(exc).__name__
-            log.warning("MCP server %r: listing its tools failed (%s)", server, upstream.error)
-            self.live[server] = {}
+            log.warning("MCP server %r: listing its tools, prompts or resources failed (%s)", server, upstream.error)
+            self.live[server], self.prompts[server], self.resources[server] = {}, {}, {}
             await self._catalog_changed()
             return False
         live: dict[str, LiveTool] = {}
@@ -184,28 +221,29 @@ class McpCatalog:
                 tuple(scan_tool(t.name, t.description, schema)),
             )
         self.live[server] = live
-        for name, tool in live.items():
-            state = self.status_of(tool)
-            if state == "changed" and (server, name, tool.sha256) not in self._reported:
-                self._reported.add((server, name, tool.sha256))
-                pin = self.pins[(server, name)]
-                log.warning(
-                    "MCP tool %s%s%s changed since it was approved; disabled until re-approved", server, SEP, name
-                )
+        self.prompts[server] = {e.pin_key: e for e in (LivePrompt.of(server, p) for p in prompts)}
+        self.resources[server] = {e.pin_key: e for e in (LiveResource.of(server, r) for r in resources)}
+        for key, entry in self.entries(server).items():
+            state = self.status_of(entry)
+            if state == "changed" and (server, key, entry.sha256) not in self._reported:
+                self._reported.add((server, key, entry.sha256))
+                pin = self.pins[(server, key)]
+                shown = entry.uri if isinstance(entry, LiveResource) else entry.name
+                log.warning("MCP %s changed since it was approved; disabled until re-approved", shown)
                 self._record(
                     AuditEvent(
                         "mcp.tool_changed",
                         "deny",
                         None,
                         "mcp",
-                        tool.name,
+                        shown[:200],
                         "its definition changed after approval; disabled until an admin approves the server again",
                         {
                             "server": server,
-                            "tool": name,
+                            "tool": key[:200],  # the pin key: a tool's name, or prompt:/resource:/template:…
                             "approved_sha256": pin.sha256,
-                            "live_sha256": tool.sha256,
-                            "flags": "; ".join(str(f) for f in tool.flags)[:500],
+                            "live_sha256": entry.sha256,
+                            "flags": "; ".join(str(f) for f in entry.flags)[:500],
                         },
                     )
                 )
@@ -221,6 +259,52 @@ class McpCatalog:
             if self.status_of(t) == "approved" and (policy is None or policy.permits(t.name))
         ]
         return sorted(found, key=lambda t: t.name)
+
+    def prompts_for(self, policy: ToolPolicy | None) -> list[LivePrompt]:
+        """The approved prompts an agent with `policy` may get, by name."""
+        found = [
+            p
+            for prompts in self.prompts.values()
+            for p in prompts.values()
+            if self.status_of(p) == "approved" and (policy is None or policy.permits(p.policy_name))
+        ]
+        return sorted(found, key=lambda p: p.name)
+
+    def resources_for(self, policy: ToolPolicy | None, kind: str) -> list[LiveResource]:
+        """The approved resources (`kind` "resource") or templates ("template") an agent with `policy` may read.
+
+        A template is listed when the policy could permit some URI it expands to: its own text as the URI."""
+        found = [
+            r
+            for entries in self.resources.values()
+            for r in entries.values()
+            if r.kind == kind
+            and self.status_of(r) == "approved"
+            and (policy is None or policy.permits(resource_policy_name(r.server, r.upstream_uri)))
+        ]
+        return sorted(found, key=lambda r: r.uri)
+
+    def find_prompt(self, name: str) -> LivePrompt | None:
+        """The live prompt behind a namespaced name."""
+        server, sep, prompt = name.partition(SEP)
+        return self.prompts.get(server, {}).get(f"prompt:{prompt}") if sep else None
+
+    def find_resource(self, uri: str) -> tuple[str, str, LiveResource | None] | None:
+        """(server, upstream URI, the listed resource or template covering it, if any) for a URI agents see;
+        None when the URI is not one of the gateway's (`interlock://<server>/<uri>`) or names no server.
+
+        A listed resource wins over a template; among templates, the first approved one that covers it."""
+        parts = split_uri(uri)
+        if parts is None or parts[0] not in self.upstreams:
+            return None
+        server, upstream_uri = parts
+        entries = self.resources.get(server, {})
+        exact = entries.get(f"resource:{upstream_uri}")
+        if exact is not None:
+            return server, upstream_uri, exact
+        covering = [e for e in entries.values() if e.kind == "template" and e.covers(upstream_uri)]
+        covering.sort(key=lambda e: (self.status_of(e) != "approved", e.upstream_uri))
+        return server, upstream_uri, covering[0] if covering else None
 
     def servers_report(self) -> list[dict[str, Any]]:
         """Each server: connected or not, its tools with status, hashes and flags (for admins; no credentials)."""
@@ -241,8 +325,25 @@ class McpCatalog:
                         "forced": bool(pin and pin.forced and pin.sha256 == t.sha256),
                     }
                 )
-            live_names = set(self.live.get(name, {}))
+            live_names = set(self.entries(name))
             missing = sorted(tool for (s, tool) in self.pins if s == name and tool not in live_names)
+            listed: list[dict[str, Any]] = []
+            for key, e in sorted(self.entries(name).items()):
+                if isinstance(e, LiveTool):
+                    continue
+                pin = self.pins.get((name, key))
+                listed.append(
+                    {
+                        "kind": "prompt" if isinstance(e, LivePrompt) else e.kind,
+                        "name": e.name if isinstance(e, LivePrompt) else e.uri,
+                        "description": (e.prompt.description if isinstance(e, LivePrompt) else e.entry.description)
+                        or "",
+                        "sha256": e.sha256,
+                        "approved_sha256": pin.sha256 if pin else None,
+                        "status": self.status_of(e),
+                        "flags": [str(f) for f in e.flags],
+                    }
+                )
             out.append(
                 {
                     "name": name,
@@ -250,7 +351,8 @@ class McpCatalog:
                     "connected": upstream.connected,
                     "error": upstream.error,
                     "tools": tools,
-                    "flagged": any(t["flags"] for t in tools),
+                    "prompts_and_resources": listed,
+                    "flagged": any(t["flags"] for t in tools) or any(e["flags"] for e in listed),
                     "approved_but_missing": missing,
                 }
             )
@@ -265,7 +367,7 @@ class McpCatalog:
             error = self.upstreams[server].error or "unknown error"
             message = f"MCP server '{server}' did not list its tools ({error}); fix it and retry"
             raise McpConflict(message, code="mcp_server_down")
-        live = self.live[server]
+        live = self.entries(server)
         flagged = {n: t.flags for n, t in live.items() if t.flags}
         if flagged and not force:
             reasons = "; ".join(

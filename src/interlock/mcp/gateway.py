@@ -16,6 +16,10 @@ upstream). A stopped run raises the `Denied` (`run_step_cap`, `run_time_cap`, `r
 `x-interlock-run-id` header of the HTTP request; without it, `mcp_<session id>` for a stateful (handshake)
 session, else `mcp` (one run per agent for its header-less calls, ended by `idle_s` of quiet).
 
+Ledger: every call, refused or not, settles as exactly one ledger row (`mcp.ledger`: endpoint `mcp`, the
+tool as the alias, the verdict as its status and error, no tokens, no cost), written when the call ends,
+whatever it ended in.
+
 Provenance: an MCP call carries no conversation of its own. Its trusted side is the system and user text of
 the agent's recent model requests through Interlock; its untrusted side the agent's recent MCP results
 (without the values of the very call that produced each, which a result merely echoing them did not
@@ -44,8 +48,10 @@ from interlock.audit.chain import AuditEvent
 from interlock.auth.keys import Principal
 from interlock.errors import GatewayError
 from interlock.guardrails.service import GuardrailService
-from interlock.mcp.catalog import SEP, LiveTool, McpCatalog, McpConflict
-from interlock.mcp.results import RecentResults, error_result, result_text, without_arguments
+from interlock.mcp.catalog import SEP, LiveTool, McpConflict
+from interlock.mcp.ledger import Settled
+from interlock.mcp.reads import McpReads
+from interlock.mcp.results import result_text, without_arguments
 from interlock.mcp.screening import screen_result
 from interlock.mcp.upstream import UpstreamDown
 from interlock.settings import McpSettings
@@ -54,8 +60,8 @@ from interlock.store.mcp_queries import McpStore
 __all__ = ["SEP", "LiveTool", "McpConflict", "McpGateway"]
 
 
-class McpGateway(McpCatalog):
-    """The catalog and the governed call path (see the module docstring)."""
+class McpGateway(McpReads):
+    """The catalog, the read paths (`reads`) and the governed call path (see the module docstring)."""
 
     def __init__(
         self,
@@ -64,9 +70,7 @@ class McpGateway(McpCatalog):
         audit: Callable[[AuditEvent], None] | None = None,
         guardrails: GuardrailService | None = None,
     ) -> None:
-        super().__init__(settings, store, audit)
-        self._guardrails = guardrails
-        self.results = RecentResults(settings.untrusted_results, settings.untrusted_ttl_s)
+        super().__init__(settings, store, audit, guardrails)
         self.approvals: Approvals | None = None  # held calls (approval required, untrusted values) wait for a person
         self.runs: RunHook | None = None  # calls are steps of their run: caps and the loop breaker
 
@@ -84,10 +88,24 @@ class McpGateway(McpCatalog):
         a stopped run raises its `Denied` (an `Unavailable` when the run state cannot be read, failing closed).
 
         `run_id` is the caller's `x-interlock-run-id` (approvals are bound to it); `session_id` its MCP session.
+        Whatever happens, the call leaves exactly one ledger row (`ledger`).
         """
-        args = arguments or {}
+        settled = Settled(run_id=run_id or (f"mcp_{session_id}" if session_id else "mcp"))
+        return await self.settle(
+            principal, name, settled, self._call(principal, policy, name, arguments or {}, run_id, settled)
+        )
+
+    async def _call(
+        self,
+        principal: Principal,
+        policy: ToolPolicy | None,
+        name: str,
+        args: dict[str, Any],
+        run_id: str,
+        settled: Settled,
+    ) -> types.CallToolResult:
         args_json = json.dumps(args, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-        run = run_id or (f"mcp_{session_id}" if session_id else "mcp")
+        run = settled.run_id
         if self.runs is not None:
             await self.runs.mcp_step(principal, run, name)
         live = self.find(name)
@@ -99,7 +117,9 @@ class McpGateway(McpCatalog):
                 "unapproved": "an admin has not approved it yet (`interlock mcp approve SERVER`)",
             }[state]
             self._audit_call(principal, name, "deny", f"tool_{state}", why, args_json)
-            return error_result(f"[interlock] tool '{name}' is not available: {why}.")
+            text = f"[interlock] tool '{name}' is not available: {why}."
+            return settled.refuse(404 if live is None else 403, f"tool_{state}: {why}", text)
+        settled.server, settled.upstream_tool = live.server, live.tool.name
         agent_id = principal.agent_id or ""
         trusted = Corpus.of(self.results.trusted_texts(agent_id))
         untrusted = Corpus.of(self.results.texts(agent_id))
@@ -124,20 +144,30 @@ class McpGateway(McpCatalog):
             principal, name, "allow" if verdict.allowed else "deny", verdict.code, verdict.reason, args_json
         )
         if not verdict.allowed:
-            return error_result(f"{refusal_note([('mcp', verdict)])} ({verdict.code})")
+            text = f"{refusal_note([('mcp', verdict)])} ({verdict.code})"
+            return settled.refuse(403, f"{verdict.code}: {verdict.reason}", text)
         if self.runs is not None and called is not None:
             await self.runs.mcp_called(principal, run, called)
+        settled.sent = True
         try:
             result = await self.upstreams[live.server].call_tool(live.tool.name, args)
         except (UpstreamDown, TimeoutError) as exc:
-            return error_result(
-                f"[interlock] MCP server '{live.server}' did not answer ({type(exc).__name__}); retry later."
+            return settled.refuse(
+                504 if isinstance(exc, TimeoutError) else 502,
+                f"mcp_upstream_unavailable: {type(exc).__name__}",
+                f"[interlock] MCP server '{live.server}' did not answer ({type(exc).__name__}); retry later.",
             )
         except Exception as exc:  # an MCP error from the upstream: its message is the upstream's, not ours
-            return error_result(f"[interlock] MCP server '{live.server}' failed the call: {str(exc)[:300]}")
+            failure = str(exc)[:300]
+            text = f"[interlock] MCP server '{live.server}' failed the call: {failure}"
+            return settled.refuse(502, f"mcp_upstream_error: {failure}", text)
         screened, blocked = screen_result(self._guardrails, principal, name, result, self._record)
-        if not blocked and principal.agent_id:  # kept as the agent's untrusted content
+        if blocked:
+            settled.error = "guardrail_blocked: the tool result was blocked by the input guardrails"
+        elif principal.agent_id:  # kept as the agent's untrusted content
             self.results.add(principal.agent_id, without_arguments(result_text(screened), args))
+        if result.is_error and settled.error is None:
+            settled.error = "the upstream tool answered with an error result"
         return screened
 
     def _audit_call(self, p: Principal, tool: str, decision: str, code: str, reason: str, args_json: str) -> None:

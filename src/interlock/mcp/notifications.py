@@ -1,4 +1,5 @@
-"""Telling the agents' open `/mcp` sessions that the tools changed (`notifications/tools/list_changed`).
+"""Telling the agents' open `/mcp` sessions that the tools (or the prompts, or the resources) changed
+(`notifications/tools/list_changed`, `…/prompts/list_changed`, `…/resources/list_changed`).
 
 The `mcp` SDK (2.3) serves two protocol eras on one endpoint, and they learn of changes differently:
 - 2026-07-28 clients (the SDK client's default `mode="auto"`) hold no session: each request stands alone,
@@ -22,19 +23,32 @@ from __future__ import annotations
 import logging
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from typing import Any
 
 import anyio
 from mcp.server import ServerRequestContext
 from mcp.server.session import ServerSession
 from mcp.server.streamable_http import MCP_SESSION_ID_HEADER
-from mcp.server.subscriptions import InMemorySubscriptionBus, ListenHandler, ToolsListChanged
+from mcp.server.subscriptions import (
+    InMemorySubscriptionBus,
+    ListenHandler,
+    PromptsListChanged,
+    ResourcesListChanged,
+    ServerEvent,
+    ToolsListChanged,
+)
 
 log = logging.getLogger(__name__)
 
 MAX_SESSIONS = 4096
 SESSION_TTL_S = 24 * 3600.0
 SEND_TIMEOUT_S = 5.0
+_EVENTS: dict[str, Callable[[], ServerEvent]] = {
+    "tools": ToolsListChanged,
+    "prompts": PromptsListChanged,
+    "resources": ResourcesListChanged,
+}
 
 
 class ToolListNotifier:
@@ -64,20 +78,27 @@ class ToolListNotifier:
             del self._sessions[session_id]
         return [session for session, _ in self._sessions.values()]
 
-    async def notify(self) -> None:
-        """Send `notifications/tools/list_changed` to every listen stream and remembered session."""
-        await self.bus.publish(ToolsListChanged())
+    async def notify(self, kinds: frozenset[str] = frozenset({"tools"})) -> None:
+        """Send `notifications/<kind>/list_changed` for each of `kinds` ("tools", "prompts", "resources") to
+        every listen stream and remembered session."""
+        for kind in sorted(kinds):
+            await self.bus.publish(_EVENTS[kind]())
         async with anyio.create_task_group() as tg:  # side by side: a slow session holds up no other
             for session in self.sessions():
-                tg.start_soon(self._send, session)
+                tg.start_soon(self._send, session, kinds)
 
     @staticmethod
-    async def _send(session: ServerSession) -> None:
+    async def _send(session: ServerSession, kinds: frozenset[str]) -> None:
         try:
             with anyio.fail_after(SEND_TIMEOUT_S):
-                await session.send_tool_list_changed()
+                if "tools" in kinds:
+                    await session.send_tool_list_changed()
+                if "prompts" in kinds:
+                    await session.send_prompt_list_changed()
+                if "resources" in kinds:
+                    await session.send_resource_list_changed()
         except Exception as exc:  # one broken session must not keep the others from hearing of it
-            log.debug("telling an MCP session of a tool change failed (%s)", type(exc).__name__)
+            log.debug("telling an MCP session of a catalog change failed (%s)", type(exc).__name__)
 
     def close(self) -> None:
         """End the open listen streams gracefully."""

@@ -1,4 +1,4 @@
-"""The input guardrails on an MCP tool result, before the agent reads it.
+"""The input guardrails on an MCP tool result (or a prompt, or a resource), before the agent reads it.
 
 Each text block (and the structured content, as JSON) is scanned with the guardrail policy that applies to
 the agent (`GuardrailService.book`) and the untrusted-content scanners. A blocked entity replaces the whole
@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import mcp_types as types
 
@@ -33,23 +33,43 @@ def screen_result(
     record: Callable[[AuditEvent], None],
 ) -> tuple[types.CallToolResult, bool]:
     """The result as the agent may read it, and whether the guardrails blocked it (then it is an error)."""
-    blocks: list[types.ContentBlock] = []
+    if g is None:
+        return result, False
+    at = [i for i, b in enumerate(result.content) if isinstance(b, types.TextContent)]
+    texts = [cast(types.TextContent, result.content[i]).text for i in at]
+    structured = result.structured_content
+    as_json = json.dumps(structured, ensure_ascii=False) if structured is not None else None
+    cleaned, blocking = screen_texts(g, principal, name, [*texts, *([as_json] if as_json is not None else [])], record)
+    if blocking:
+        message = (
+            f"[interlock] the result of '{name}' contains {', '.join(blocking)}, which the guardrail policy blocks."
+        )
+        return error_result(message), True
+    blocks = list(result.content)
+    for i, text in zip(at, cleaned, strict=False):
+        blocks[i] = cast(types.TextContent, blocks[i]).model_copy(update={"text": text})
+    if as_json is not None and cleaned[-1] != as_json:
+        structured = None  # redacted: the agent gets the text blocks only
+    return result.model_copy(update={"content": blocks, "structured_content": structured}), False
+
+
+def screen_texts(
+    g: GuardrailService,
+    principal: Principal,
+    name: str,
+    texts: list[str],
+    record: Callable[[AuditEvent], None],
+) -> tuple[list[str], list[str]]:
+    """The texts (of a tool result, a prompt or a resource named `name`) as the agent may read them, and the
+    entity kinds that block them ([] when none does); what was found is audited."""
     counts: Counter[tuple[str, str]] = Counter()
     untrusted_counts: Counter[str] = Counter()
+    out: list[str] = []
     blocked = False
-    for block in result.content:
-        if isinstance(block, types.TextContent) and g is not None:
-            text, is_blocked = _clean(g, principal, block.text, counts, untrusted_counts)
-            blocked = blocked or is_blocked
-            block = block.model_copy(update={"text": text})
-        blocks.append(block)
-    structured = result.structured_content
-    if structured is not None and g is not None:
-        text = json.dumps(structured, ensure_ascii=False)
-        cleaned, is_blocked = _clean(g, principal, text, counts, untrusted_counts)
+    for text in texts:
+        clean, is_blocked = _clean(g, principal, text, counts, untrusted_counts)
+        out.append(clean)
         blocked = blocked or is_blocked
-        if cleaned != text:
-            structured = None  # redacted: the agent gets the text blocks only
     if counts or untrusted_counts:
         record(
             AuditEvent(
@@ -66,11 +86,7 @@ def screen_result(
                 },
             )
         )
-    if blocked:
-        kinds = sorted({e for (e, a) in counts if a == "block"})
-        message = f"[interlock] the result of '{name}' contains {', '.join(kinds)}, which the guardrail policy blocks."
-        return error_result(message), True
-    return result.model_copy(update={"content": blocks, "structured_content": structured}), False
+    return out, sorted({e for (e, a) in counts if a == "block"}) if blocked else []
 
 
 def _clean(

@@ -80,6 +80,11 @@ class McpService:
             instructions="Tools of the MCP servers Interlock fronts, named <server>__<tool>, governed by your policy.",
             on_list_tools=self._list_tools,
             on_call_tool=self._call_tool,
+            on_list_prompts=self._list_prompts,
+            on_get_prompt=self._get_prompt,
+            on_list_resources=self._list_resources,
+            on_list_resource_templates=self._list_resource_templates,
+            on_read_resource=self._read_resource,
             on_subscriptions_listen=self._listen,
         )
 
@@ -146,13 +151,7 @@ class McpService:
         principal = principal_of(ctx)
         assert self.gateway is not None
         self.notifier.seen(ctx)
-        headers = getattr(ctx.request, "headers", None)
-        run_id = (headers.get(RUN_HEADER) or "") if headers is not None else ""
-        if run_id and not RUN_ID.fullmatch(run_id):
-            raise MCPError(
-                code=types.INVALID_PARAMS, message=f"header {RUN_HEADER} must be 1 to 128 of A-Z a-z 0-9 . _ : -"
-            )
-        session_id = (headers.get(MCP_SESSION_ID_HEADER) or "")[:200] if headers is not None else ""
+        run_id, session_id = _run_and_session(ctx)
         try:
             return await self.gateway.call(
                 principal, self._policy(principal), params.name, params.arguments, run_id=run_id, session_id=session_id
@@ -162,3 +161,72 @@ class McpService:
             raise MCPError(
                 code=RUN_STOPPED, message=f"{exc.code}: {exc.message}", data=exc.openai_body()["error"]
             ) from None
+
+    async def _list_prompts(
+        self, ctx: ServerRequestContext[Any, Any], params: types.PaginatedRequestParams | None
+    ) -> types.ListPromptsResult:
+        principal = principal_of(ctx)
+        assert self.gateway is not None
+        self.notifier.seen(ctx)
+        listed = [
+            p.prompt.model_copy(update={"name": p.name}) for p in self.gateway.prompts_for(self._policy(principal))
+        ]
+        return types.ListPromptsResult(prompts=listed)
+
+    async def _get_prompt(
+        self, ctx: ServerRequestContext[Any, Any], params: types.GetPromptRequestParams
+    ) -> types.GetPromptResult:
+        principal = principal_of(ctx)
+        assert self.gateway is not None
+        self.notifier.seen(ctx)
+        run_id, session_id = _run_and_session(ctx)
+        run = run_id or (f"mcp_{session_id}" if session_id else "mcp")
+        return await self.gateway.get_prompt(principal, self._policy(principal), params.name, params.arguments, run)
+
+    async def _list_resources(
+        self, ctx: ServerRequestContext[Any, Any], params: types.PaginatedRequestParams | None
+    ) -> types.ListResourcesResult:
+        principal = principal_of(ctx)
+        assert self.gateway is not None
+        self.notifier.seen(ctx)
+        found = self.gateway.resources_for(self._policy(principal), "resource")
+        return types.ListResourcesResult(
+            resources=[r.entry.model_copy(update={"uri": r.uri}) for r in found if isinstance(r.entry, types.Resource)]
+        )
+
+    async def _list_resource_templates(
+        self, ctx: ServerRequestContext[Any, Any], params: types.PaginatedRequestParams | None
+    ) -> types.ListResourceTemplatesResult:
+        principal = principal_of(ctx)
+        assert self.gateway is not None
+        self.notifier.seen(ctx)
+        found = self.gateway.resources_for(self._policy(principal), "template")
+        return types.ListResourceTemplatesResult(
+            resource_templates=[
+                r.entry.model_copy(update={"uri_template": r.uri})
+                for r in found
+                if isinstance(r.entry, types.ResourceTemplate)
+            ]
+        )
+
+    async def _read_resource(
+        self, ctx: ServerRequestContext[Any, Any], params: types.ReadResourceRequestParams
+    ) -> types.ReadResourceResult:
+        principal = principal_of(ctx)
+        assert self.gateway is not None
+        self.notifier.seen(ctx)
+        run_id, session_id = _run_and_session(ctx)
+        run = run_id or (f"mcp_{session_id}" if session_id else "mcp")
+        return await self.gateway.read_resource(principal, self._policy(principal), str(params.uri), run)
+
+
+def _run_and_session(ctx: ServerRequestContext[Any, Any]) -> tuple[str, str]:
+    """The request's `x-interlock-run-id` (checked) and MCP session id ("" when absent)."""
+    headers = getattr(ctx.request, "headers", None)
+    run_id = (headers.get(RUN_HEADER) or "") if headers is not None else ""
+    if run_id and not RUN_ID.fullmatch(run_id):
+        raise MCPError(
+            code=types.INVALID_PARAMS, message=f"header {RUN_HEADER} must be 1 to 128 of A-Z a-z 0-9 . _ : -"
+        )
+    session_id = (headers.get(MCP_SESSION_ID_HEADER) or "")[:200] if headers is not None else ""
+    return run_id, session_id

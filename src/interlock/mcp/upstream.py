@@ -2,9 +2,10 @@
 
 The connection lives in a task of its own (the SDK's transports are task-scoped context managers); calls
 from request handlers go through it. The handshake era (`mode="legacy"`) is used because there servers
-push `notifications/tools/list_changed` on the session: each one calls `on_change`, which re-lists the
-tools and re-checks their pins. The upstream's credentials (`env`, `headers`) are read from the config here
-and sent only to the upstream; they are never logged and never reach an agent.
+push `notifications/tools/list_changed` (and `prompts/…`, `resources/…`) on the session: each one calls
+`on_change`, which re-lists the tools, prompts and resources and re-checks their pins. The upstream's
+credentials (`env`, `headers`) are read from the config here and sent only to the upstream; they are never
+logged and never reach an agent.
 
 A connection that fails (the command exits, the URL is down) leaves the upstream `down` with the error's
 type name; `connect()` again (the gateway retries on the next listing) opens a new one.
@@ -15,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 import anyio
@@ -83,7 +84,12 @@ class Upstream:
 
     async def _run(self, ready: asyncio.Future[None]) -> None:
         async def changed(message: Any) -> None:
-            if isinstance(message, types.ToolListChangedNotification):
+            if isinstance(
+                message,
+                types.ToolListChangedNotification
+                | types.PromptListChangedNotification
+                | types.ResourceListChangedNotification,
+            ):
                 asyncio.get_running_loop().create_task(self._on_change(self.name))
 
         try:
@@ -124,15 +130,43 @@ class Upstream:
     async def list_tools(self) -> list[types.Tool]:
         """Every tool the server lists now (all pages)."""
         client = self._require()
-        tools: list[types.Tool] = []
-        cursor: str | None = None
-        for _ in range(MAX_PAGES):
-            page = await client.list_tools(cursor=cursor, cache_mode="refresh")
-            tools.extend(page.tools)
-            cursor = page.next_cursor
-            if cursor is None:
-                break
-        return tools
+        return await _pages(lambda c: client.list_tools(cursor=c, cache_mode="refresh"), "tools")
+
+    def offers(self, capability: str) -> bool:
+        """Whether the server declared `prompts` or `resources` in its handshake."""
+        client = self._require()
+        return getattr(client.server_capabilities, capability, None) is not None
+
+    async def list_prompts(self) -> list[types.Prompt]:
+        """Every prompt the server lists now (all pages; none when it offers no prompts)."""
+        if not self.offers("prompts"):
+            return []
+        client = self._require()
+        return await _pages(lambda c: client.list_prompts(cursor=c, cache_mode="refresh"), "prompts")
+
+    async def list_resources(self) -> list[types.Resource | types.ResourceTemplate]:
+        """Every resource and resource template the server lists now (all pages; none when it offers none)."""
+        if not self.offers("resources"):
+            return []
+        client = self._require()
+        found: list[types.Resource | types.ResourceTemplate] = []
+        found += await _pages(lambda c: client.list_resources(cursor=c, cache_mode="refresh"), "resources")
+        found += await _pages(
+            lambda c: client.list_resource_templates(cursor=c, cache_mode="refresh"), "resource_templates"
+        )
+        return found
+
+    async def get_prompt(self, name: str, arguments: dict[str, str]) -> types.GetPromptResult:
+        """One prompt, rendered by the server with `arguments`, within the server's `timeout_s`."""
+        client = self._require()
+        with anyio.fail_after(self.cfg.timeout_s):
+            return await client.get_prompt(name, arguments)
+
+    async def read_resource(self, uri: str) -> types.ReadResourceResult:
+        """One resource's contents (never cached: each read reaches the server), within `timeout_s`."""
+        client = self._require()
+        with anyio.fail_after(self.cfg.timeout_s):
+            return await client.read_resource(uri, cache_mode="bypass")
 
     async def call_tool(self, tool: str, arguments: dict[str, Any]) -> types.CallToolResult:
         """Call one tool, within the server's `timeout_s`."""
@@ -147,3 +181,15 @@ class Upstream:
         """End the connection (a stdio server's process exits with it)."""
         async with self._lock:
             await self._end_task()
+
+
+async def _pages(fetch: Callable[[str | None], Awaitable[Any]], field: str) -> list[Any]:
+    """Every item of a paginated listing (`field` of each page), at most `MAX_PAGES` pages."""
+    items: list[Any] = []
+    cursor: str | None = None
+    for _ in range(MAX_PAGES):
+        page = await fetch(cursor)
+        items.extend(getattr(page, field))
+        if (cursor := page.next_cursor) is None:
+            break
+    return items

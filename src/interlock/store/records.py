@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import random
+import time
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -111,6 +113,19 @@ class KeyRecord:
             self.agent_id,
             self.owner_id,
         )
+
+
+def new_request_id() -> str:
+    """A unique id for a request, ordered by time; not a secret.
+
+    32 hex digits: milliseconds since the epoch (48 bits), then 80 random bits, the layout of a
+    UUIDv7. Time first keeps the ledger's primary-key index append-only: with a random id every
+    insert lands on a different page of that index, which the SQLite WAL then writes out (and
+    checkpoints) page by page, and which PostgreSQL's B-tree splits at random. The random part comes
+    from `random` (seeded from the OS at start and reseeded after a fork), not `os.urandom`: that is
+    a getrandom() system call per request, and system calls are dear in a virtual machine.
+    """
+    return f"req_{int(time.time() * 1000):012x}{random.getrandbits(80):020x}"
 
 
 @dataclass(frozen=True, slots=True)
