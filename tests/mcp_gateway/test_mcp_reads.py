@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import httpx
 import mcp_types as types
 import pytest
 from mcp import MCPError
@@ -132,3 +133,22 @@ async def test_unknown_unapproved_and_foreign_reads_are_refused_with_codes_that_
     rows = ledger_rows(server, agent["id"], at_least=len(cases))
     assert [r["status"] for r in rows] == [404, 403, 404, 404, 403, 404, 403]
     assert all(r["deployment"] == "" for r in rows)  # none reached an upstream
+
+
+def test_hostile_requests_get_a_4xx_with_a_bounded_message(server: Server) -> None:
+    _, key = new_agent(server, "hostile", policy=READER)
+    headers = {"authorization": f"Bearer {key}", "accept": "application/json, text/event-stream"}
+    huge = httpx.post(server.url + "/mcp", headers=headers, content=b"{" + b" " * (5 * 1024 * 1024) + b"}", timeout=30)
+    assert huge.status_code == 413 and huge.json()["error"]["data"]["code"] == "request_too_large"
+    meta = {"io.modelcontextprotocol/protocolVersion": "2026-07-28", "io.modelcontextprotocol/clientCapabilities": {}}
+    name = "bank__" + "x" * 50_000
+    body = {"jsonrpc": "2.0", "id": 1, "method": "prompts/get", "params": {"name": name, "_meta": meta}}
+    long = httpx.post(
+        server.url + "/mcp",
+        headers={**headers, "mcp-protocol-version": "2026-07-28", "mcp-method": "prompts/get", "mcp-name": name},
+        json=body,
+        timeout=30,
+    )
+    assert long.status_code == 400, long.text
+    error = long.json()["error"]
+    assert error["message"].startswith("prompt_unknown:") and len(error["message"]) < 400

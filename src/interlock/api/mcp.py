@@ -4,7 +4,8 @@
 request's key is (revoked, expired, suspended, the agent or its owner inactive, a halt): a refusal answers
 with the HTTP status of the error (401 or 403, `agent_halted` for a halt) and a JSON-RPC error body whose
 message starts with the code, so the `mcp` SDK raises it as an `MCPError` that says why. Only agent keys
-are served: the tools an MCP client sees and may call follow the agent's tool policy.
+are served: the tools an MCP client sees and may call follow the agent's tool policy. A POST body over
+`server.max_body_bytes` is refused (413, `request_too_large`) before the SDK reads it.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from mcp.server.auth.provider import AccessToken
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 from interlock.admin import mcp as services
 from interlock.admin.mcp import McpApprove as McpApprove  # api/openapi.py documents the body from here
@@ -57,6 +58,8 @@ class McpEndpoint:
                     "the MCP gateway serves agents: authenticate with an agent's key (interlock agents create)",
                     code="agent_key_required",
                 )
+            if scope.get("method") == "POST":  # bounded like a model request's body, then handed on whole
+                receive = _replay(await read_body(request, state.settings.server.max_body_bytes), receive)
         except GatewayError as exc:
             self.service.refused(exc.code)  # a halted agent's call counts as a halt, as a model request's does
             await _jsonrpc_error(exc)(scope, receive, send)
@@ -65,6 +68,20 @@ class McpEndpoint:
         # The SDK binds a session to the credential that opened it (the key id, never the token).
         scope["user"] = AuthenticatedUser(AccessToken(token="", client_id=principal.key_id or "", scopes=[]))
         await self.service.handle(scope, receive, send)
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    """A `receive` that hands over `body` (already read) first, then whatever the client sends next."""
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay
 
 
 def _gateway(request: Request) -> McpGateway:

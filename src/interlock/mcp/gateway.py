@@ -50,7 +50,7 @@ from interlock.errors import GatewayError
 from interlock.guardrails.service import GuardrailService
 from interlock.mcp.catalog import SEP, LiveTool, McpConflict
 from interlock.mcp.ledger import Settled
-from interlock.mcp.reads import McpReads
+from interlock.mcp.reads import McpReads, shown
 from interlock.mcp.results import result_text, without_arguments
 from interlock.mcp.screening import screen_result
 from interlock.mcp.upstream import UpstreamDown
@@ -117,7 +117,7 @@ class McpGateway(McpReads):
                 "unapproved": "an admin has not approved it yet (`interlock mcp approve SERVER`)",
             }[state]
             self._audit_call(principal, name, "deny", f"tool_{state}", why, args_json)
-            text = f"[interlock] tool '{name}' is not available: {why}."
+            text = f"[interlock] tool '{shown(name)}' is not available: {why}."
             return settled.refuse(404 if live is None else 403, f"tool_{state}: {why}", text)
         settled.server, settled.upstream_tool = live.server, live.tool.name
         agent_id = principal.agent_id or ""

@@ -59,6 +59,11 @@ _WHY = {
 }
 
 
+def shown(text: str, limit: int = 200) -> str:
+    """A name or URI as a message quotes it: at most `limit` characters (a client may send megabytes)."""
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
 def refusal(settled: Settled, status: int, rpc_code: int, code: str, reason: str) -> MCPError:
     """The error to raise for a refused or failed read, noted on its ledger row."""
     settled.status, settled.error = status, f"{code}: {reason}"[:500]
@@ -136,12 +141,14 @@ class McpReads(McpCatalog):
         live = self.find_prompt(name)
         if live is None:
             self._audit_read(principal, "prompt", name, "prompt_unknown")
-            raise refusal(settled, 404, types.INVALID_PARAMS, "prompt_unknown", f"no prompt named '{name}'")
+            raise refusal(settled, 404, types.INVALID_PARAMS, "prompt_unknown", f"no prompt named '{shown(name)}'")
         settled.server, settled.upstream_tool = live.server, live.prompt.name
         state = self.status_of(live)
         if state != "approved":
             self._audit_read(principal, "prompt", name, f"prompt_{state}")
-            raise refusal(settled, 403, REFUSED, f"prompt_{state}", f"prompt '{name}' is not available: {_WHY[state]}")
+            raise refusal(
+                settled, 403, REFUSED, f"prompt_{state}", f"prompt '{shown(name)}' is not available: {_WHY[state]}"
+            )
         if policy is not None and not policy.permits(live.policy_name):
             self._audit_read(principal, "prompt", name, "prompt_not_allowed")
             why = f"this agent's policy does not allow '{live.policy_name}'"
@@ -175,9 +182,10 @@ class McpReads(McpCatalog):
         if found is None or entry is None:
             self._audit_read(principal, "resource", uri, "resource_unknown")
             why = (
-                f"no resource '{uri}' (the gateway's URIs are interlock://<server>/<uri>, as resources/list shows)"
+                f"no resource '{shown(uri)}' (the gateway's URIs are interlock://<server>/<uri>, as "
+                "resources/list shows)"
                 if found is None
-                else f"no listed resource or resource template of '{found[0]}' covers '{uri}'"
+                else f"no listed resource or resource template of '{found[0]}' covers '{shown(uri)}'"
             )
             raise refusal(settled, 404, UNKNOWN_RESOURCE, "resource_unknown", why)
         server, upstream_uri = found[0], found[1]
@@ -185,7 +193,7 @@ class McpReads(McpCatalog):
         state = self.status_of(entry)
         if state != "approved":
             self._audit_read(principal, "resource", uri, f"resource_{state}")
-            why = f"resource '{uri}' is not available: {_WHY[state]}"
+            why = f"resource '{shown(uri)}' is not available: {_WHY[state]}"
             raise refusal(settled, 403, REFUSED, f"resource_{state}", why)
         if ".." in urllib.parse.unquote(upstream_uri).replace("\\", "/").split("/"):
             self._audit_read(principal, "resource", uri, "resource_not_allowed")
@@ -195,7 +203,7 @@ class McpReads(McpCatalog):
         if policy is not None and not policy.permits(wanted):
             self._audit_read(principal, "resource", uri, "resource_not_allowed")
             raise refusal(
-                settled, 403, REFUSED, "resource_not_allowed", f"this agent's policy does not allow '{wanted}'"
+                settled, 403, REFUSED, "resource_not_allowed", f"this agent's policy does not allow '{shown(wanted)}'"
             )
         result: types.ReadResourceResult = await self._upstream(
             settled, server, lambda u: u.read_resource(upstream_uri)
@@ -233,7 +241,7 @@ class McpReads(McpCatalog):
         cleaned, blocking = screen_texts(self._guardrails, principal, name, texts, self._record)
         if blocking:
             self._audit_read(principal, kind, name, "guardrail_blocked")
-            why = f"'{name}' contains {', '.join(blocking)}, which the guardrail policy blocks"
+            why = f"'{shown(name)}' contains {', '.join(blocking)}, which the guardrail policy blocks"
             raise refusal(settled, 403, REFUSED, "guardrail_blocked", why)
         return cleaned
 
