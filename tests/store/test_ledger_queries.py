@@ -79,6 +79,8 @@ async def test_each_filter(store: Store) -> None:
 async def test_counts_match_the_rows(store: Store) -> None:
     for where in (LedgerFilter(), LedgerFilter(status="error"), LedgerFilter(key_id=""), LedgerFilter(alias="x")):
         assert await store.ledger_count(where) == len(await _ids(store, where))
+    assert await store.ledger_count(LedgerFilter(), cap=3) == 4  # counting stops one past the cap
+    assert await store.ledger_count(LedgerFilter(status="error"), cap=3) == 3
 
 
 async def test_keyset_pages_cover_every_row_once(store: Store) -> None:

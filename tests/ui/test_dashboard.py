@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import pytest
 from starlette.testclient import TestClient
 
+from interlock.ui import ledger
 from tests.conftest import ADMIN_KEY
 
 ADMIN = {"authorization": f"Bearer {ADMIN_KEY}"}
@@ -151,7 +153,7 @@ def test_bad_input_is_a_4xx_page(app_client: TestClient, sign_in: Callable[[str]
 
 
 def test_the_ledger_explorer_filters_and_shows_one_request(
-    app_client: TestClient, sign_in: Callable[[str], str]
+    app_client: TestClient, sign_in: Callable[[str], str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     for model in ("echo", "echo", "echo-remote"):
         body = {"model": model, "messages": [{"role": "user", "content": "hi"}]}
@@ -162,6 +164,8 @@ def test_the_ledger_explorer_filters_and_shows_one_request(
     assert "1 matching request." in page
     assert "0 matching requests" in app_client.get("/ui/ledger?status=error").text
     assert "0 matching requests" in app_client.get("/ui/ledger?since=2999-01-01").text
+    monkeypatch.setattr(ledger, "COUNT_CAP", 2)  # a large ledger is not counted to its end on every view
+    assert "more than 2 matching requests" in app_client.get("/ui/ledger").text
     request_id = page.split('data-request-id="')[1].split('"')[0]
     detail = app_client.get(f"/ui/ledger/{request_id}").text
     assert "deployment" in detail and "echo-remote" in detail and "Not captured" in detail

@@ -72,7 +72,7 @@ class LedgerQueryStore(Protocol):
     async def ledger_search(
         self, where: LedgerFilter, limit: int = 200, before: tuple[float, str] | None = None
     ) -> list[UsageRecord]: ...
-    async def ledger_count(self, where: LedgerFilter) -> int: ...
+    async def ledger_count(self, where: LedgerFilter, cap: int | None = None) -> int: ...
     async def ledger_row(self, request_id: str) -> UsageRecord | None: ...
     async def ledger_runs(self, limit: int = 50, agent_id: str | None = None) -> list[RunSummary]: ...
     async def ledger_routes(self, since: float) -> list[RouteCount]: ...
@@ -128,10 +128,18 @@ class LedgerQueries:
         )
         return [UsageRecord.from_row(r) for r in rows]
 
-    async def ledger_count(self, where: LedgerFilter) -> int:
-        """How many rows match `where`."""
+    async def ledger_count(self, where: LedgerFilter, cap: int | None = None) -> int:
+        """How many rows match `where`; with `cap`, at most `cap + 1` (counting stops there: a count over a
+        ledger of millions of rows would read them all on every page view)."""
         sql, params = _where(where)
-        rows = await asyncio.to_thread(self._query, f"SELECT count(*) FROM usage WHERE {sql}", tuple(params))
+        if cap is None:
+            query, args = f"SELECT count(*) FROM usage WHERE {sql}", tuple(params)
+        else:
+            query, args = (
+                f"SELECT count(*) FROM (SELECT 1 FROM usage WHERE {sql} LIMIT ?) AS capped",
+                (*params, cap + 1),
+            )
+        rows = await asyncio.to_thread(self._query, query, args)
         return int(rows[0][0])
 
     async def ledger_row(self, request_id: str) -> UsageRecord | None:

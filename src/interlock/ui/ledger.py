@@ -1,7 +1,8 @@
 """The ledger explorer: requests filtered in SQL, paged newest first, one request's detail, CSV/JSONL download.
 
 The filters (key, team, model, status, UTC days, and a run or an agent) become one store query
-(`store.ledger_queries`): the page counts every match and lists a keyset page of them; the download
+(`store.ledger_queries`): the page counts the matches (up to `COUNT_CAP`: "more than 10,000" beyond, so a
+page view never reads a whole large ledger) and lists a keyset page of them; the download
 streams every match, a page at a time, in the columns of `interlock spend --export`.
 """
 
@@ -27,6 +28,7 @@ from interlock.store.records import UsageRecord
 from interlock.ui.web import View, parse, render, viewer
 
 SHOWN = 200  # rows a page lists
+COUNT_CAP = 10_000  # matches a page counts; beyond, it says "more than"
 PAGE = 1000  # rows a download reads at a time
 DAY = 86_400
 
@@ -96,12 +98,12 @@ async def ledger_page(request: Request) -> Response:
     where = wanted.query()
     store = view.ctx.store
     rows = await store.ledger_search(where, SHOWN, wanted.cursor())
-    total = await store.ledger_count(where)
+    total = await store.ledger_count(where, COUNT_CAP)
     older = None
     if len(rows) == SHOWN:
         older = wanted.params(before=f"{rows[-1].ts!r}|{rows[-1].request_id}")
     return render(
-        request, "ledger.html", view, rows=rows, total=total, filters=wanted, older=older,
+        request, "ledger.html", view, rows=rows, total=total, count_cap=COUNT_CAP, filters=wanted, older=older,
         newest=wanted.params(before=None) if wanted.before else None, download=wanted.params(before=None),
         models=sorted(view.settings.models),
     )  # fmt: skip
