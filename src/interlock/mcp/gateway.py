@@ -49,7 +49,7 @@ from interlock.auth.keys import Principal
 from interlock.errors import GatewayError
 from interlock.guardrails.service import GuardrailService
 from interlock.mcp.catalog import SEP, LiveTool, McpConflict
-from interlock.mcp.ledger import Settled
+from interlock.mcp.ledger import Settled, run_key
 from interlock.mcp.reads import McpReads, shown
 from interlock.mcp.results import result_text, without_arguments
 from interlock.mcp.screening import screen_result
@@ -90,7 +90,7 @@ class McpGateway(McpReads):
         `run_id` is the caller's `x-interlock-run-id` (approvals are bound to it); `session_id` its MCP session.
         Whatever happens, the call leaves exactly one ledger row (`ledger`).
         """
-        settled = Settled(run_id=run_id or (f"mcp_{session_id}" if session_id else "mcp"))
+        settled = Settled(run_id=run_key(run_id, session_id))
         return await self.settle(
             principal, name, settled, self._call(principal, policy, name, arguments or {}, run_id, settled)
         )

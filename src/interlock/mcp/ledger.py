@@ -33,6 +33,12 @@ from interlock.store.records import UsageRecord, new_request_id
 ENDPOINT = "mcp"
 
 
+def run_key(run_id: str, session_id: str) -> str:
+    """The run an MCP request belongs to: its `x-interlock-run-id`, else `mcp_<session id>` for a stateful
+    (handshake-era) session, else `mcp` (one run per agent for its header-less, session-less requests)."""
+    return run_id or (f"mcp_{session_id}" if session_id else "mcp")
+
+
 @dataclass(slots=True)
 class Settled:
     """What one call came to, filled in as it goes; `row` makes its ledger row."""

@@ -33,6 +33,7 @@ from interlock.agents.policy import ToolPolicy
 from interlock.auth.keys import Principal
 from interlock.errors import GatewayError
 from interlock.mcp.gateway import McpGateway
+from interlock.mcp.ledger import run_key
 from interlock.mcp.notifications import ToolListNotifier
 
 PRINCIPAL = "interlock.principal"
@@ -118,6 +119,13 @@ class McpService:
         assert self.manager is not None, "the MCP service is not running"
         await self.manager.handle_request(scope, receive, send)
 
+    def _enter(self, ctx: ServerRequestContext[Any, Any]) -> tuple[Principal, McpGateway]:
+        """The request's agent and the gateway; remembers the session for change notifications."""
+        principal = principal_of(ctx)
+        assert self.gateway is not None, "the MCP service is not running"
+        self.notifier.seen(ctx)
+        return principal, self.gateway
+
     def _policy(self, principal: Principal) -> ToolPolicy | None:
         return self._policies(principal.agent_id) if principal.agent_id else None
 
@@ -130,9 +138,7 @@ class McpService:
     async def _list_tools(
         self, ctx: ServerRequestContext[Any, Any], params: types.PaginatedRequestParams | None
     ) -> types.ListToolsResult:
-        principal = principal_of(ctx)
-        assert self.gateway is not None
-        self.notifier.seen(ctx)
+        principal, gateway = self._enter(ctx)
         listed = [
             types.Tool(
                 name=t.name,
@@ -141,19 +147,17 @@ class McpService:
                 input_schema=t.tool.input_schema,
                 annotations=t.tool.annotations,
             )
-            for t in self.gateway.tools_for(self._policy(principal) or ToolPolicy())
+            for t in gateway.tools_for(self._policy(principal) or ToolPolicy())
         ]
         return types.ListToolsResult(tools=listed)
 
     async def _call_tool(
         self, ctx: ServerRequestContext[Any, Any], params: types.CallToolRequestParams
     ) -> types.CallToolResult:
-        principal = principal_of(ctx)
-        assert self.gateway is not None
-        self.notifier.seen(ctx)
+        principal, gateway = self._enter(ctx)
         run_id, session_id = _run_and_session(ctx)
         try:
-            return await self.gateway.call(
+            return await gateway.call(
                 principal, self._policy(principal), params.name, params.arguments, run_id=run_id, session_id=session_id
             )
         except GatewayError as exc:  # a stopped run: an error the agent's framework raises, not a tool result
@@ -165,31 +169,23 @@ class McpService:
     async def _list_prompts(
         self, ctx: ServerRequestContext[Any, Any], params: types.PaginatedRequestParams | None
     ) -> types.ListPromptsResult:
-        principal = principal_of(ctx)
-        assert self.gateway is not None
-        self.notifier.seen(ctx)
-        listed = [
-            p.prompt.model_copy(update={"name": p.name}) for p in self.gateway.prompts_for(self._policy(principal))
-        ]
+        principal, gateway = self._enter(ctx)
+        listed = [p.prompt.model_copy(update={"name": p.name}) for p in gateway.prompts_for(self._policy(principal))]
         return types.ListPromptsResult(prompts=listed)
 
     async def _get_prompt(
         self, ctx: ServerRequestContext[Any, Any], params: types.GetPromptRequestParams
     ) -> types.GetPromptResult:
-        principal = principal_of(ctx)
-        assert self.gateway is not None
-        self.notifier.seen(ctx)
+        principal, gateway = self._enter(ctx)
         run_id, session_id = _run_and_session(ctx)
-        run = run_id or (f"mcp_{session_id}" if session_id else "mcp")
-        return await self.gateway.get_prompt(principal, self._policy(principal), params.name, params.arguments, run)
+        run = run_key(run_id, session_id)
+        return await gateway.get_prompt(principal, self._policy(principal), params.name, params.arguments, run)
 
     async def _list_resources(
         self, ctx: ServerRequestContext[Any, Any], params: types.PaginatedRequestParams | None
     ) -> types.ListResourcesResult:
-        principal = principal_of(ctx)
-        assert self.gateway is not None
-        self.notifier.seen(ctx)
-        found = self.gateway.resources_for(self._policy(principal), "resource")
+        principal, gateway = self._enter(ctx)
+        found = gateway.resources_for(self._policy(principal), "resource")
         return types.ListResourcesResult(
             resources=[r.entry.model_copy(update={"uri": r.uri}) for r in found if isinstance(r.entry, types.Resource)]
         )
@@ -197,10 +193,8 @@ class McpService:
     async def _list_resource_templates(
         self, ctx: ServerRequestContext[Any, Any], params: types.PaginatedRequestParams | None
     ) -> types.ListResourceTemplatesResult:
-        principal = principal_of(ctx)
-        assert self.gateway is not None
-        self.notifier.seen(ctx)
-        found = self.gateway.resources_for(self._policy(principal), "template")
+        principal, gateway = self._enter(ctx)
+        found = gateway.resources_for(self._policy(principal), "template")
         return types.ListResourceTemplatesResult(
             resource_templates=[
                 r.entry.model_copy(update={"uri_template": r.uri})
@@ -212,12 +206,10 @@ class McpService:
     async def _read_resource(
         self, ctx: ServerRequestContext[Any, Any], params: types.ReadResourceRequestParams
     ) -> types.ReadResourceResult:
-        principal = principal_of(ctx)
-        assert self.gateway is not None
-        self.notifier.seen(ctx)
+        principal, gateway = self._enter(ctx)
         run_id, session_id = _run_and_session(ctx)
-        run = run_id or (f"mcp_{session_id}" if session_id else "mcp")
-        return await self.gateway.read_resource(principal, self._policy(principal), str(params.uri), run)
+        run = run_key(run_id, session_id)
+        return await gateway.read_resource(principal, self._policy(principal), str(params.uri), run)
 
 
 def _run_and_session(ctx: ServerRequestContext[Any, Any]) -> tuple[str, str]:
