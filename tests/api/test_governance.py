@@ -28,6 +28,11 @@ output_cap = 50
 provider = "fake"
 price_input_per_mtok = 1000
 price_output_per_mtok = 2000
+
+[models.vectors]
+provider = "fake"
+mode = "embedding"
+price_input_per_mtok = 0.02
 """
 
 
@@ -151,6 +156,23 @@ def test_savings_line(app: TestClient) -> None:
     summary = app.get("/admin/spend?group=model").json()["summary"]
     assert summary["reference_model"] == "gpt-4o" and summary["reference_cost_micros"] > 0
     assert "would have cost" in summary["text"]
+
+
+def test_spend_by_endpoint_and_filtered_to_endpoints(app: TestClient) -> None:
+    key = app.post("/admin/keys", json={"name": "k"}).json()["key"]
+    _chat(app, key)
+    _chat(app, key)
+    vectors = {"model": "vectors", "input": "a few words"}
+    assert app.post("/v1/embeddings", json=vectors, headers={"authorization": f"Bearer {key}"}).status_code == 200
+    by_endpoint = {r["group"]: r["requests"] for r in app.get("/admin/spend?group=endpoint").json()["data"]}
+    assert by_endpoint == {"chat": 2, "embeddings": 1}
+    chat_only = app.get("/admin/spend?group=model&endpoint=chat").json()["data"]
+    assert [(r["group"], r["requests"]) for r in chat_only] == [("echo", 2)]
+    both = app.get("/admin/spend?group=model&endpoint=chat,embeddings").json()["data"]
+    assert {r["group"] for r in both} == {"echo", "vectors"}
+    assert app.get("/admin/spend?group=model&endpoint=mcp").json()["data"] == []
+    bad = app.get("/admin/spend?endpoint=chat;drop")
+    assert bad.status_code == 400 and bad.json()["error"]["param"] == "endpoint"
 
 
 def test_deletes_need_a_whole_reference(app: TestClient) -> None:

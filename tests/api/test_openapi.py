@@ -102,7 +102,8 @@ def test_status_codes_and_parameters(doc: dict[str, Any]) -> None:
     budget_ref = {p["name"]: p for p in paths["/admin/budgets"]["delete"]["parameters"]}
     assert {n for n, p in budget_ref.items() if p["in"] == "query" and p["required"]} == {"scope", "scope_id", "period"}
     spend = {p["name"]: p for p in paths["/admin/spend"]["get"]["parameters"]}
-    assert spend["group"]["schema"]["enum"] == ["org", "team", "key", "model", "day"]
+    assert spend["group"]["schema"]["enum"] == ["org", "team", "key", "model", "endpoint", "day"]
+    assert spend["endpoint"]["in"] == "query" and spend["endpoint"]["required"] is False
     assert spend["since"] == {"name": "since", "in": "query", "required": False, "schema": {"type": "number"}}
     assert paths["/admin/keys/{key_id}/suspend"]["post"]["requestBody"]["required"] is False
 

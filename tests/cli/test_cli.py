@@ -70,6 +70,14 @@ def test_chat_and_spend_against_a_running_server(env: Path, tmp_path: Path) -> N
     # 2 prompt tokens at $1.5/M + 3 completion tokens at $6/M = 3 + 18 micro-dollars
     assert data["echo"]["requests"] == 1 and data["echo"]["cost_micros"] == 21
     assert data["nope"]["errors"] == 1
+    by_endpoint = runner.invoke(app, ["spend", "--by", "endpoint", "--endpoint", "chat", "--json"])
+    assert [(r["group"], r["requests"]) for r in json.loads(by_endpoint.stdout)["data"]] == [("chat", 2)]
+    none = runner.invoke(app, ["spend", "--endpoint", "mcp", "--json"])
+    assert none.exit_code == 0 and json.loads(none.stdout)["data"] == []
+    bad = runner.invoke(app, ["spend", "--endpoint", "chat completions"])
+    assert bad.exit_code != 0 and "comma" in bad.output
+    mixed = runner.invoke(app, ["spend", "--endpoint", "chat", "--export", "csv"])
+    assert mixed.exit_code != 0 and "--export" in mixed.output
     table = runner.invoke(app, ["spend", "--by", "day"])
     assert table.exit_code == 0 and "total" in table.stdout
     assert "the same traffic on gpt-4o would have cost" in table.stdout and "saved" in table.stdout

@@ -181,6 +181,7 @@ def _governance_fixture() -> tuple[list[OrgRecord], list[TeamRecord], list[KeyRe
                 cost_micros=[0, 250, 250, 1_000_000_007][i % 4] + (i % 3),
                 status=[200, 200, 429, 500][i % 7 % 4],
                 reference_cost_micros=i * 11,
+                endpoint=["chat", "responses", "mcp"][i % 3],
             )
         )
     return orgs, teams, keys, usage
@@ -202,10 +203,13 @@ async def test_spend_matches_sqlite_on_the_same_rows(pg: PostgresStore, tmp_path
                 store.record_usage(row)
             await store.flush()
         for since in (None, T0 + 1.5 * DAY):
-            for group in ("org", "team", "key", "model", "day"):
+            for group in ("org", "team", "key", "model", "endpoint", "day"):
                 expected = await lite.spend(group, since)
                 assert await pg.spend(group, since) == expected, (group, since)
                 assert len(expected) > 1
+                only = await lite.spend(group, since, ("chat", "mcp"))
+                assert await pg.spend(group, since, ("chat", "mcp")) == only, (group, since)
+                assert sum(r.requests for r in only) < sum(r.requests for r in expected)
         scopes: list[tuple[Scope, str]] = [("org", "org_a"), ("team", "team_y"), ("key", "key_3"), ("model", "Echo")]
         for scope, ident in scopes:
             for since in (0.0, T0 + DAY + 0.5):

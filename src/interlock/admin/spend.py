@@ -1,4 +1,4 @@
-"""The spend report: the ledger grouped by org, team, key, model or day, with the savings summary."""
+"""The spend report: the ledger grouped by org, team, key, model, endpoint or day, with the savings summary."""
 
 from __future__ import annotations
 
@@ -18,6 +18,17 @@ class SpendQuery(BaseModel):
 
     group: SpendGroup = "model"
     since: float | None = Field(default=None, description="only requests from this epoch second on")
+    endpoint: str | None = Field(
+        default=None,
+        pattern=r"^[a-z_]+(,[a-z_]+)*$",
+        description="only rows of these endpoints, comma-separated: chat, completions, embeddings, responses, "
+        "messages, mcp (MCP tool calls and reads), shadow (shadow variants' answers)",
+    )
+
+    @property
+    def endpoints(self) -> tuple[str, ...]:
+        """The endpoint filter as a tuple (empty: every endpoint)."""
+        return tuple(self.endpoint.split(",")) if self.endpoint else ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,5 +44,5 @@ async def spend_report(ctx: AdminContext, actor: Principal, query: SpendQuery) -
     """Spend from the ledger, counting every request answered so far."""
     require_admin(actor, write=False)
     await ctx.store.flush()
-    rows = await ctx.store.spend(query.group, query.since)
+    rows = await ctx.store.spend(query.group, query.since, query.endpoints)
     return SpendReport(query.group, rows, savings_summary(rows, ctx.settings.governance.reference_model))

@@ -131,7 +131,7 @@ async def resume_key(request: Request) -> Response:
 
 
 async def spend(request: Request) -> Response:
-    """GET /admin/spend?group=org|team|key|model|day&since=EPOCH."""
+    """GET /admin/spend?group=org|team|key|model|endpoint|day&since=EPOCH&endpoint=chat,responses."""
     ctx, actor = await caller(request)
     report = await services.spend_report(ctx, actor, validate(SpendQuery, query(request)))
     data = [asdict(r) for r in report.rows]

@@ -1,4 +1,4 @@
-"""`interlock spend`: the ledger as a table by org, team, key, model or day, or as JSON; `--roi` for outcomes
+"""`interlock spend`: the ledger as a table by org, team, key, model, endpoint or day, or as JSON; `--roi` for outcomes
 against the labour they replace; `--export csv|jsonl` for the ledger rows themselves."""
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from typing import Annotated, Literal
 
 import orjson
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
@@ -31,9 +32,15 @@ def dollars(micros: int) -> str:
 
 def spend(
     by: Annotated[
-        Literal["org", "team", "key", "model", "day", "task_type"],
-        typer.Option("--by", help="Group by org, team, key, model or day (with --roi: task_type, team or key)"),
+        Literal["org", "team", "key", "model", "endpoint", "day", "task_type"],
+        typer.Option(
+            "--by", help="Group by org, team, key, model, endpoint or day (with --roi: task_type, team or key)"
+        ),
     ] = "model",
+    endpoint: Annotated[
+        str | None,
+        typer.Option(help="Only these endpoints, comma-separated (chat, responses, messages, embeddings, mcp, ...)"),
+    ] = None,
     days: Annotated[float | None, typer.Option(help="Only the last N days")] = None,
     since: Annotated[float | None, typer.Option(help="Only from this epoch second on")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table")] = False,
@@ -45,6 +52,8 @@ def spend(
 ) -> None:
     """Show spend from the ledger."""
     start = since if since is not None else (time.time() - days * 86400 if days else None)
+    if (export or roi) and endpoint:
+        raise fail("--endpoint filters the spend table; it does not apply to --export or --roi")
     if export is not None:
         call(config, lambda ctx, actor: _export(ctx, actor, export, start))
         return
@@ -57,7 +66,10 @@ def spend(
         return
     if by == "task_type":
         raise fail("--by task_type needs --roi")
-    spend_query = SpendQuery(group=by, since=start)
+    try:
+        spend_query = SpendQuery(group=by, since=start, endpoint=endpoint)
+    except ValidationError:
+        raise fail("--endpoint takes endpoint names separated by commas, for example chat,responses") from None
     report = call(config, lambda ctx, actor: admin.spend_report(ctx, actor, spend_query))
     rows = report.rows
     if as_json:

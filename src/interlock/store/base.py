@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Protocol
 
 from interlock.store.agent_queries import AgentStore
@@ -73,8 +74,11 @@ class Store(
         """The newest ledger rows, newest first."""
         ...
 
-    async def spend(self, group: SpendGroup, since: float | None = None) -> list[SpendRow]:
-        """Spend grouped by org, team, key, model or day since `since` (epoch seconds), largest first."""
+    async def spend(
+        self, group: SpendGroup, since: float | None = None, endpoints: Sequence[str] = ()
+    ) -> list[SpendRow]:
+        """Spend grouped by org, team, key, model, endpoint or day since `since` (epoch seconds), largest first;
+        `endpoints` (when given) keeps only the rows of those endpoints."""
         ...
 
     async def key_usage(self, key_id: str | None, since: float | None = None) -> list[SpendRow]:

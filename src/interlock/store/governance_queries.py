@@ -9,6 +9,7 @@ spend-parity test runs the same rows through SQLite and PostgreSQL).
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,6 +34,7 @@ _GROUP_EXPR = {
     "team": "coalesce(u.team_id, '-') || '|' || coalesce(t.name, '')",
     "key": "coalesce(u.key_id, '-') || '|' || coalesce(k.name, '')",
     "model": "u.alias",
+    "endpoint": "u.endpoint",
 }
 
 
@@ -103,16 +105,22 @@ class GovernanceQueries:
 
     # governance ------------------------------------------------------------------------------
 
-    async def spend(self, group: SpendGroup, since: float | None = None) -> list[SpendRow]:
-        """Spend grouped by org, team, key, model or day since `since` (epoch seconds), largest first."""
-        return await self._spend_rows(group, since)
+    async def spend(
+        self, group: SpendGroup, since: float | None = None, endpoints: Sequence[str] = ()
+    ) -> list[SpendRow]:
+        """Spend grouped by org, team, key, model, endpoint or day since `since` (epoch seconds), largest first;
+        `endpoints` (when given) keeps only the rows of those endpoints."""
+        return await self._spend_rows(group, since, endpoints=endpoints)
 
     async def key_usage(self, key_id: str | None, since: float | None = None) -> list[SpendRow]:
         """One key's spend per model alias since `since`, largest first; `key_id` None: the admin key's requests."""
         return await self._spend_rows("model", since, key=key_id or "")
 
-    async def _spend_rows(self, group: SpendGroup, since: float | None, key: str | None = None) -> list[SpendRow]:
-        """The spend report's one query; `key` narrows it to one key's rows ("" for rows without a key)."""
+    async def _spend_rows(
+        self, group: SpendGroup, since: float | None, key: str | None = None, endpoints: Sequence[str] = ()
+    ) -> list[SpendRow]:
+        """The spend report's one query; `key` narrows it to one key's rows ("" for rows without a key),
+        `endpoints` to the rows of those endpoints."""
         expr = self.dialect.day if group == "day" else _GROUP_EXPR[group]
         where = "u.ts >= ?"
         params: list[object] = [since or 0.0]
@@ -121,6 +129,9 @@ class GovernanceQueries:
         elif key is not None:
             where += " AND u.key_id = ?"  # the (key_id, ts) index serves it
             params.append(key)
+        if endpoints:
+            where += f" AND u.endpoint IN ({', '.join('?' * len(endpoints))})"
+            params.extend(endpoints)
         sql = (
             f"SELECT {expr} AS g, count(*), sum(prompt_tokens), sum(completion_tokens), "
             "sum(cost_micros), sum(CASE WHEN status >= 400 THEN 1 ELSE 0 END), sum(reference_cost_micros) "

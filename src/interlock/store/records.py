@@ -19,7 +19,7 @@ USAGE_COLUMNS = (
     "model_version"
 )
 USAGE_COLUMN_COUNT = USAGE_COLUMNS.count(",") + 1
-SpendGroup = Literal["org", "team", "key", "model", "day"]
+SpendGroup = Literal["org", "team", "key", "model", "endpoint", "day"]
 Scope = Literal["org", "team", "key", "model"]
 Period = Literal["day", "month", "total"]
 

@@ -47,7 +47,7 @@ def _admin_paths() -> dict[str, Schema]:
             "post": _admin("Lift a suspension", _obj({"id": _STR, "suspended": {"const": False}}), params=key_id)
         },
         "/admin/spend": {
-            "get": _admin("Spend by org, team, key, model or day", _ref("Spend"), params=_query(SpendQuery))
+            "get": _admin("Spend by org, team, key, model, endpoint or day", _ref("Spend"), params=_query(SpendQuery))
         },
         "/admin/roi": {
             "get": _admin(
