@@ -20,6 +20,7 @@ class SpendQuery(BaseModel):
     since: float | None = Field(default=None, description="only requests from this epoch second on")
     endpoint: str | None = Field(
         default=None,
+        max_length=200,
         pattern=r"^[a-z_]+(,[a-z_]+)*$",
         description="only rows of these endpoints, comma-separated: chat, completions, embeddings, responses, "
         "messages, mcp (MCP tool calls and reads), shadow (shadow variants' answers)",

@@ -69,7 +69,9 @@ def spend(
     try:
         spend_query = SpendQuery(group=by, since=start, endpoint=endpoint)
     except ValidationError:
-        raise fail("--endpoint takes endpoint names separated by commas, for example chat,responses") from None
+        raise fail(
+            "--endpoint takes endpoint names separated by commas (at most 200 characters), for example chat,responses"
+        ) from None
     report = call(config, lambda ctx, actor: admin.spend_report(ctx, actor, spend_query))
     rows = report.rows
     if as_json:
