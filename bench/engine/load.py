@@ -25,6 +25,7 @@ import tempfile
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 from common import load_average, machine, percentile, stamp, story_prompt
@@ -38,12 +39,67 @@ Ask = Callable[[int], Awaitable[int]]  # prompt index -> completion tokens
 ADMIN_KEY = "sk-il-admin-bench-key"
 SLOTS = 16
 PIDS: dict[str, int] = {}  # server process of each subprocess target, for its CPU time
+COUNTERS: dict[str, Callable[[], Awaitable[dict[str, float]]]] = {}  # what each server has decoded so far
+
+
+async def interlock_counters(http: aiohttp.ClientSession, base: str) -> dict[str, float]:
+    """The embedded engine's decode counters, from /readyz."""
+    async with http.get(base + "/readyz") as r:
+        engine = (await r.json())["models"]["smollm2"]["engine"]
+    keys = ("steps", "prompt_tokens", "filler_tokens", "completion_tokens")
+    return {k: float(engine[k]) for k in keys}
+
+
+async def llama_server_counters(http: aiohttp.ClientSession, base: str) -> dict[str, float]:
+    """llama-server's decode counters, from its Prometheus /metrics (`--metrics`)."""
+    names = {"llamacpp:n_decode_total": "steps", "llamacpp:prompt_tokens_total": "prompt_tokens",
+             "llamacpp:tokens_predicted_total": "completion_tokens"}  # fmt: skip
+    async with http.get(base + "/metrics") as r:
+        text = await r.text()
+    out = {"filler_tokens": 0.0}
+    for line in text.splitlines():
+        name, _, value = line.partition(" ")
+        if name in names:
+            out[names[name]] = float(value)
+    return out
+
+
+def decoded(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    """What a server decoded during a level: steps, tokens per step and tokens decoded per token generated."""
+    d = {k: after[k] - before.get(k, 0.0) for k in after}
+    generated = max(d["completion_tokens"], 1.0)
+    total = d["prompt_tokens"] + d["filler_tokens"] + d["completion_tokens"]
+    return {
+        "steps": d["steps"],
+        "prompt_decoded": d["prompt_tokens"],
+        "fillers": d["filler_tokens"],
+        "tokens_per_step": round(total / max(d["steps"], 1.0), 2),
+        "decoded_per_generated": round(total / generated, 3),
+    }
 
 
 def cpu_s(pid: int) -> float:
     """CPU seconds (user + system) a process has used: others' load moves it far less than wall time."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def thread_cpu_s(pid: int) -> dict[int, tuple[str, float]]:
+    """CPU seconds of each thread of a process, with its name: which thread takes what under load."""
+    out: dict[int, tuple[str, float]] = {}
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        with contextlib.suppress(OSError):  # a thread may end between the listing and the read
+            stat = Path(f"/proc/{pid}/task/{tid}/stat").read_text()
+            name = stat[stat.index("(") + 1 : stat.rindex(")")]
+            fields = stat.rsplit(")", 1)[1].split()
+            out[int(tid)] = (name, (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK"))
+    return out
+
+
+def busiest_threads(before: dict[int, tuple[str, float]], after: dict[int, tuple[str, float]]) -> list[str]:
+    """The four threads that used the most CPU between two `thread_cpu_s` readings, as "name:seconds"."""
+    used = sorted(((cpu - before.get(tid, (name, 0.0))[1], name) for tid, (name, cpu) in after.items()), reverse=True)
+    return [f"{name}:{cpu:.2f}" for cpu, name in used[:4] if cpu > 0]
 
 
 async def run_level(ask: Ask, clients: int, duration: float, max_requests: int) -> dict[str, float]:
@@ -155,7 +211,7 @@ async def http_target(args: argparse.Namespace, target: str) -> AsyncIterator[As
             binary = tools.stdout.strip().splitlines()[-1] + "/llama-server"
             cmd = [binary, "-m", args.model, "--host", "127.0.0.1", "--port", str(port), "-np", str(SLOTS),
                    "-c", str(SLOTS * 1024), "-t", threads, "-tb", threads, "-fa", "on" if args.server_flash_attn
-                   == "true" else "off", "-cb", "--no-webui", "--no-kv-unified"]  # fmt: skip
+                   == "true" else "off", "-cb", "--no-webui", "--no-kv-unified", "--metrics"]  # fmt: skip
             ready = base + "/health"
         else:
             if target.startswith("http="):  # another copy of the source tree, for before/after in one run
@@ -171,6 +227,10 @@ async def http_target(args: argparse.Namespace, target: str) -> AsyncIterator[As
             if target.startswith("http"):
                 headers["Authorization"] = f"Bearer {await new_key(base)}"
             async with aiohttp.ClientSession(headers=headers) as http:
+                if target == "llama-server":
+                    COUNTERS[target] = lambda: llama_server_counters(http, base)
+                elif target.startswith("http"):
+                    COUNTERS[target] = lambda: interlock_counters(http, base)
 
                 async def ask(i: int) -> int:
                     messages = [{"role": "user", "content": story_prompt(i)}]
@@ -191,9 +251,9 @@ async def http_target(args: argparse.Namespace, target: str) -> AsyncIterator[As
                 proc.kill()
 
 
-async def bench(args: argparse.Namespace) -> dict[str, list[dict[str, float]]]:
+async def bench(args: argparse.Namespace) -> dict[str, list[dict[str, Any]]]:
     """Start every target, then run each level on each target in turn."""
-    results: dict[str, list[dict[str, float]]] = {t: [] for t in args.targets}
+    results: dict[str, list[dict[str, Any]]] = {t: [] for t in args.targets}
     async with contextlib.AsyncExitStack() as stack:
         asks: dict[str, Ask] = {}
         for target in args.targets:
@@ -204,10 +264,16 @@ async def bench(args: argparse.Namespace) -> dict[str, list[dict[str, float]]]:
             for target in args.targets:
                 pid = PIDS.get(target)
                 cpu = cpu_s(pid) if pid else 0.0
-                level = await run_level(asks[target], clients, args.duration, args.max_requests)
+                threads = thread_cpu_s(pid) if pid else {}
+                counters = COUNTERS.get(target)
+                before = await counters() if counters else {}
+                level: dict[str, Any] = await run_level(asks[target], clients, args.duration, args.max_requests)
                 if pid:  # tokens per CPU-second of the server: with one thread, nearly immune to others' load
                     cpu = cpu_s(pid) - cpu
                     level.update(cpu_s=round(cpu, 2), tok_per_cpu_s=round(level["tokens"] / max(cpu, 0.01), 1))
+                    level["threads"] = busiest_threads(threads, thread_cpu_s(pid))
+                if counters:
+                    level.update(decoded(before, await counters()))
                 results[target].append(level)
                 print(target, json.dumps(level), file=sys.stderr, flush=True)
     return results

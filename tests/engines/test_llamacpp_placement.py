@@ -7,7 +7,15 @@ from typing import Any
 
 from interlock.engines.llamacpp.handoff import Outbox
 from interlock.engines.llamacpp.sampling import SamplingParams, TextAssembler
-from interlock.engines.llamacpp.slots import MIN_SHARED, Job, Slot, choose_slot, common_prefix, find_share
+from interlock.engines.llamacpp.slots import (
+    MIN_COPIED,
+    Job,
+    Slot,
+    choose_slot,
+    common_prefix,
+    find_share,
+    worth_keeping,
+)
 
 SYSTEM = list(range(100, 120))  # a shared system prompt: every used slot holds it
 
@@ -134,9 +142,45 @@ def test_waiting_slots_are_no_donors_and_short_gains_are_not_copied() -> None:
     slots[2].assign(third)
     share = find_share(slots, slots[2], third)
     assert share is not None and share.donor is slots[0]  # not slots[1], itself waiting
-    short = job([*TOOLS[: MIN_SHARED - 1], 5])
+    short = job([*TOOLS[: MIN_COPIED - 1], 5])
     slots[2].clear()
     slots[2].assign(short)
     slots[0].cached = list(TOOLS)
     slots[0].clear()
     assert find_share(slots, slots[2], short) is None
+    enough = job([*TOOLS[:MIN_COPIED], 5])
+    slots[2].clear()
+    slots[2].assign(enough)
+    share = find_share(slots, slots[2], enough)
+    assert share is not None and share.donor is slots[0] and share.length == MIN_COPIED
+
+
+def test_a_few_tokens_held_now_are_copied_but_not_waited_for() -> None:
+    # The same short prompt ran on slot 5; the next one like it goes next to the busy slots (2) and
+    # copies slot 5's cells instead of decoding the 4 tokens: they would cost an extra pass.
+    prompt = [*SYSTEM, 7, 8, 9, 10]
+    slots = slots_of(8, busy=[0, 1], cached={5: prompt})
+    new = job(prompt)
+    free = [s for s in slots if s.job is None]
+    slot = choose_slot(slots, free, new, kv_unified=False, share=True)
+    assert slot.seq_id == 2
+    slot.assign(new)
+    share = find_share(slots, slot, new)
+    assert share is not None and share.donor is slots[5] and share.job is None
+    assert share.length == len(prompt) - 1  # all but the last token, whose logits are needed
+    # A donor still decoding the same 4 tokens is not waited for: they are decoded in the same step.
+    slots[5].cached = list(SYSTEM)
+    slots[5].assign(job(prompt))
+    assert find_share(slots, slot, new) is None
+
+
+def test_cells_about_to_be_overwritten_are_worth_keeping_when_no_other_slot_holds_them() -> None:
+    held = [*SYSTEM, *range(500, 540)]
+    slots = slots_of(4, busy=[0], cached={1: held, 2: [], 3: []})
+    slots[1].prompt_len = len(SYSTEM) + 8  # its last job's prompt; 32 tokens of answer follow
+    assert worth_keeping(slots, slots[1], reused=len(SYSTEM))  # a new prompt after the system prompt
+    # The same question again keeps the whole last prompt; only the old answer would go.
+    assert not worth_keeping(slots, slots[1], reused=len(SYSTEM) + 7)
+    assert not worth_keeping(slots, slots[1], reused=len(held) - 7)  # 7 tokens lost: less than 4 copies' worth
+    slots[2].cached = [*held, 9]  # another slot holds all of it
+    assert not worth_keeping(slots, slots[1], reused=len(SYSTEM))

@@ -88,16 +88,19 @@ async def test_a_prefix_another_slot_holds_is_copied_when_its_own_slot_is_busy(a
     engine.load()
     try:
         first = await answer(engine, QUESTIONS[0])  # slot 0 now holds the prefix and is idle
-        before = engine.stats().prompt_tokens_shared
+        before = engine.stats()
         # A long answer keeps slot 0 busy; the next request goes to another slot and copies from it.
         long = engine.submit(prompt_of(engine, QUESTIONS[0]), SamplingParams(max_tokens=64, temperature=0.0))
         second = await answer(engine, QUESTIONS[1])
         await long.result()
-        shared = engine.stats().prompt_tokens_shared - before
+        after = engine.stats()
     finally:
         engine.close()
     assert [first, second] == expected[:2]
-    assert shared >= len(prompt_of(alone, "x")) - 10
+    prefix = len(prompt_of(alone, "x")) - 10
+    assert after.prompt_tokens_shared - before.prompt_tokens_shared >= prefix
+    # Of the second prompt only what follows the prefix was decoded (the first one's last token too).
+    assert after.prompt_tokens - before.prompt_tokens <= len(prompt_of(alone, QUESTIONS[1])) - prefix + 1
 
 
 async def test_waiting_requests_survive_a_cancelled_donor(alone: ChatEngine) -> None:
@@ -116,10 +119,13 @@ async def test_waiting_requests_survive_a_cancelled_donor(alone: ChatEngine) -> 
     assert got == expected[1:]
 
 
-async def test_short_common_prefixes_are_not_copied(alone: ChatEngine) -> None:
+async def test_short_common_prefixes_give_the_same_answers(alone: ChatEngine) -> None:
+    # Too short to wait for while another slot decodes them (MIN_SHARED), long enough to copy once
+    # a slot holds them (MIN_COPIED): whichever way each request got them, the answers are the same.
     texts, stats = await concurrently(settings(), system="Be brief.")
-    assert len(prompt_of(alone, "x", system="Be brief.")) < MIN_SHARED
-    assert stats.prompt_tokens_shared == 0
+    prompt = prompt_of(alone, "x", system="Be brief.")
+    assert len(prompt) < MIN_SHARED
+    assert stats.prompt_tokens_shared <= 3 * (len(prompt) - 1)
     assert texts == await reference(alone, system="Be brief.")
 
 
@@ -127,3 +133,45 @@ async def test_sharing_can_be_turned_off(alone: ChatEngine) -> None:
     got, stats = await concurrently(settings(share_prefixes=False))
     assert stats.prompt_tokens_shared == 0
     assert got == await reference(alone)
+
+
+async def test_cells_a_new_job_overwrites_are_saved_in_the_prompt_cache(alone: ChatEngine) -> None:
+    # One request at a time goes to the slot with the longest prefix: prompts that share only the
+    # template all land on slot 0. Each overwrites the last one's cells, which are saved in the
+    # prompt cache first, so the first conversation, coming back, decodes only its last prompt token.
+    systems = [f"You are agent number {n}. {SYSTEM}" for n in ("one", "two", "three")]
+    expected = await answer(alone, QUESTIONS[0], systems[0])
+    engine = ChatEngine(default_model_path(), settings())
+    engine.load()
+    try:
+        first = [await answer(engine, QUESTIONS[0], system) for system in systems]
+        before = engine.stats()
+        again = await answer(engine, QUESTIONS[0], systems[0])
+        after = engine.stats()
+    finally:
+        engine.close()
+    assert first[0] == again == expected
+    n = len(prompt_of(alone, QUESTIONS[0], systems[0]))
+    assert before.tokens_kept >= 2 * n and before.prompt_cache_entries == 2 and before.prompt_cache_bytes > 0
+    assert after.prompt_tokens - before.prompt_tokens == 1
+    assert after.prompt_tokens_cached - before.prompt_tokens_cached >= n - 10  # all but the template and the last
+
+
+async def test_the_prompt_cache_keeps_to_its_budget(alone: ChatEngine) -> None:
+    engine = ChatEngine(default_model_path(), settings(prompt_cache_mib=8))
+    engine.load()
+    try:
+        for n in range(8):  # each saved sequence is ~6 MiB here (about 23 KB a token)
+            await answer(engine, QUESTIONS[0], f"You are agent number {n}. {SYSTEM}")
+        stats = engine.stats()
+    finally:
+        engine.close()
+    assert stats.tokens_kept > 0 and 0 < stats.prompt_cache_bytes <= 8 << 20
+    assert stats.prompt_cache_entries < 7  # the oldest were evicted
+
+
+async def test_without_sharing_nothing_is_kept(alone: ChatEngine) -> None:
+    systems = [f"You are agent number {n}. {SYSTEM}" for n in ("one", "two")]
+    for system in systems:
+        await answer(alone, QUESTIONS[0], system)
+    assert alone.stats().tokens_kept == 0 and alone.stats().prompt_cache_entries == 0

@@ -52,3 +52,18 @@ def test_engine_load_and_decode_speed_between_scrapes() -> None:
     assert _sample(registry, "interlock_engine_decode_tokens_per_second") == 150  # 300 tokens in 2 s
     assert _sample(registry, "interlock_engine_completion_tokens_total") == 1300
     assert _sample(registry, "interlock_engine_requests_total") == 4
+
+
+def test_engine_prompt_tokens_skipped_and_the_prompt_cache() -> None:
+    engine = EngineLike()
+    model = ModelSettings(provider="local")
+    dep = Deployment("smollm2", "smollm2", engine, model, Price(Decimal(0), Decimal(0), "test"))
+    registry = CollectorRegistry()
+    registry.register(RoutesCollector(lambda: {"smollm2": ModelRoute("smollm2", model, [dep], [])}))
+    engine.numbers = {"slots_busy": 0, "prompt_tokens_reused": 10, "prompt_tokens_shared": 20,
+                      "prompt_tokens_cached": 30, "prompt_cache_bytes": 4096}  # fmt: skip
+    labels = {"alias": "smollm2", "deployment": "smollm2"}
+    for source, n in (("reused", 10), ("shared", 20), ("cached", 30)):
+        sample = registry.get_sample_value("interlock_engine_prompt_tokens_skipped_total", {**labels, "source": source})
+        assert sample == n
+    assert _sample(registry, "interlock_engine_prompt_cache_bytes") == 4096

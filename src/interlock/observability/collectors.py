@@ -100,6 +100,15 @@ class _EngineFamilies:
             "Prompt tokens the engine decoded (reused prefixes excluded).",
             labels=labels,
         )
+        self.skipped = CounterMetricFamily(
+            "interlock_engine_prompt_tokens_skipped",
+            "Prompt tokens not decoded because their KV cells were there: the slot's own (reused), copied from "
+            "another slot (shared) or loaded from the prompt cache (cached).",
+            labels=[*labels, "source"],
+        )
+        self.cache_bytes = GaugeMetricFamily(
+            "interlock_engine_prompt_cache_bytes", "Host memory the engine's prompt cache holds.", labels=labels
+        )
         self.done = CounterMetricFamily("interlock_engine_requests", "Requests the engine finished.", labels=labels)
 
     def add(self, alias: str, deployment: str, stats: dict[str, Any], speed: float) -> None:
@@ -112,6 +121,9 @@ class _EngineFamilies:
         self.speed.add_metric(values, speed)
         self.completion.add_metric(values, float(stats.get("completion_tokens", 0)))
         self.prompt.add_metric(values, float(stats.get("prompt_tokens", 0)))
+        for source in ("reused", "shared", "cached"):
+            self.skipped.add_metric([*values, source], float(stats.get(f"prompt_tokens_{source}", 0)))
+        self.cache_bytes.add_metric(values, float(stats.get("prompt_cache_bytes", 0)))
         self.done.add_metric(values, float(stats.get("requests_done", 0)))
 
     def families(self) -> Iterator[Metric]:
@@ -124,6 +136,8 @@ class _EngineFamilies:
             self.speed,
             self.completion,
             self.prompt,
+            self.skipped,
+            self.cache_bytes,
             self.done,
         )
 

@@ -47,6 +47,9 @@ class EngineSettings(_Strict):
     threads: int = Field(default=0, ge=0)  # 0: all cores
     max_tokens_default: int = Field(default=512, ge=1)
     share_prefixes: bool = True  # copy a prompt prefix another slot holds or is decoding, instead of decoding it again
+    # Host memory for the KV cells of prompts no slot holds any more (a slot's, saved before a new request
+    # overwrites it); 0 turns the prompt cache off. With the per-sequence KV cache and share_prefixes.
+    prompt_cache_mib: int = Field(default=256, ge=0, le=1 << 20)
 
 
 class RoutingSettings(_Strict):

@@ -49,6 +49,22 @@ def apply_lora(model: GgufModel, ctx: Any, path: Path, scale: float) -> Any:
     return lora
 
 
+def sequence_state(ctx: Any, seq_id: int) -> Any:
+    """The KV cells of one sequence, serialised by llama.cpp (`llama_state_seq_get_data`), as a ctypes array."""
+    size = llama_cpp.llama_state_seq_get_size(ctx, seq_id)
+    state = (ctypes.c_uint8 * size)()
+    if llama_cpp.llama_state_seq_get_data(ctx, state, size, seq_id) != size:
+        raise RuntimeError(f"llama.cpp could not save the state of sequence {seq_id}")
+    return state
+
+
+def load_sequence(ctx: Any, seq_id: int, state: Any, n: int) -> None:
+    """Make sequence `seq_id` hold positions [0, n) of a state from `sequence_state`, and nothing else."""
+    if llama_cpp.llama_state_seq_set_data(ctx, state, ctypes.sizeof(state), seq_id) == 0:
+        raise RuntimeError(f"llama.cpp could not load a saved state into sequence {seq_id}")
+    llama_cpp.llama_memory_seq_rm(llama_cpp.llama_get_memory(ctx), seq_id, n, -1)
+
+
 def copy_prefix(ctx: Any, src: int, dst: int, n: int, *, kv_unified: bool) -> None:
     """Make sequence `dst` hold the KV cells of positions [0, n) of sequence `src`, and nothing else."""
     mem = llama_cpp.llama_get_memory(ctx)
@@ -56,7 +72,7 @@ def copy_prefix(ctx: Any, src: int, dst: int, n: int, *, kv_unified: bool) -> No
         llama_cpp.llama_memory_seq_rm(mem, dst, -1, -1)
         llama_cpp.llama_memory_seq_cp(mem, src, dst, 0, n)
     else:
-        # Each sequence has its own stream, and llama.cpp copies whole streams only (a range aborts
-        # the process); the copy runs at the start of the next decode, copies in the order asked.
-        llama_cpp.llama_memory_seq_cp(mem, src, dst, -1, -1)
-        llama_cpp.llama_memory_seq_rm(mem, dst, n, -1)
+        # Each sequence has its own stream. llama.cpp's own copy (`llama_memory_seq_cp`) moves the
+        # whole stream, n_ctx_per_slot cells, at the start of the next decode; the state round trip
+        # moves only the cells `src` holds, now (bench/RESULTS.md, issue 18).
+        load_sequence(ctx, dst, sequence_state(ctx, src), n)

@@ -22,10 +22,11 @@ from typing import Any, Literal
 
 import llama_cpp
 
-from interlock.engines.llamacpp.context import apply_lora, copy_prefix, create_context
+from interlock.engines.llamacpp.context import apply_lora, copy_prefix, create_context, load_sequence, sequence_state
 from interlock.engines.llamacpp.generation import EngineStats, Generation
 from interlock.engines.llamacpp.handoff import Outbox, wake_all
 from interlock.engines.llamacpp.model import GgufModel, quiet_llama_logs
+from interlock.engines.llamacpp.prompt_cache import Entry, PromptCache
 from interlock.engines.llamacpp.sampling import (
     GrammarError,
     LogitBiasError,
@@ -34,6 +35,7 @@ from interlock.engines.llamacpp.sampling import (
     TextAssembler,
 )
 from interlock.engines.llamacpp.slots import (
+    MIN_COPIED,
     BatchWriter,
     Event,
     Finish,
@@ -42,6 +44,7 @@ from interlock.engines.llamacpp.slots import (
     Slot,
     choose_slot,
     find_share,
+    worth_keeping,
 )
 from interlock.errors import BadRequest, RateLimited, Unavailable
 from interlock.settings import EngineSettings
@@ -68,6 +71,9 @@ class ChatEngine:
         self.model: GgufModel | None = None
         self.state = "not loaded"
         self.n_ctx_per_slot = settings.n_ctx_per_slot
+        # Saved sequences in host memory; with the per-sequence cache, where placement overwrites slots.
+        use_cache = settings.share_prefixes and not kv_unified and settings.prompt_cache_mib > 0
+        self._cache = PromptCache(settings.prompt_cache_mib << 20) if use_cache else None
         self._ctx: Any = None
         self._batch: Any = None
         self._writer: BatchWriter | None = None
@@ -82,6 +88,7 @@ class ChatEngine:
         self._done = 0
         self._prompt_tokens_reused = 0
         self._prompt_tokens_shared = 0
+        self._prompt_tokens_kept = self._prompt_tokens_cached = 0
         self._filler_tokens = 0
         self._to_wake: list[Job] = []  # jobs with new events this step whose consumer must be woken
 
@@ -201,6 +208,10 @@ class ChatEngine:
                 prompt_tokens=self._prompt_tokens,
                 prompt_tokens_reused=self._prompt_tokens_reused,
                 prompt_tokens_shared=self._prompt_tokens_shared,
+                tokens_kept=self._prompt_tokens_kept,
+                prompt_tokens_cached=self._prompt_tokens_cached,
+                prompt_cache_entries=len(self._cache) if self._cache is not None else 0,
+                prompt_cache_bytes=self._cache.nbytes if self._cache is not None else 0,
                 filler_tokens=self._filler_tokens,
                 completion_tokens=self._completion_tokens,
                 requests_done=self._done,
@@ -244,18 +255,38 @@ class ChatEngine:
                     job.sampler.free()
                     continue
                 share_ok = self.settings.share_prefixes
-                slot = choose_slot(self._slots, free, job, kv_unified=self.kv_unified, share=share_ok)
+                entry, saved = self._cache.longest(job.prompt) if self._cache is not None else (None, 0)
+                slot = choose_slot(self._slots, free, job, kv_unified=self.kv_unified, share=share_ok, saved=saved)
                 free.remove(slot)
+                self._keep(slot, job)
                 reused = slot.assign(job)
                 llama_cpp.llama_memory_seq_rm(llama_cpp.llama_get_memory(self._ctx), slot.seq_id, reused, -1)
                 self._prompt_tokens_reused += reused
                 self._busy += 1
                 share = find_share(self._slots, slot, job) if share_ok else None
-                if share is not None and share.due():
+                if entry is not None and saved >= max(slot.fed, share.length if share else 0) + MIN_COPIED:
+                    self._load_saved(slot, entry, saved)
+                elif share is not None and share.due():
                     self._take_share(slot, share)  # now, before a later job of this round trims the donor
                 else:
                     slot.share = share
             return True
+
+    def _keep(self, slot: Slot, job: Job) -> None:
+        """Save the cells `job` would overwrite in `slot` in the prompt cache first, if worth it (`worth_keeping`)."""
+        if self._cache is None or not worth_keeping(self._slots, slot, slot.shared_prefix(job.prompt)):
+            return
+        if not self._cache.holds(slot.cached) and self._cache.put(slot.cached, sequence_state(self._ctx, slot.seq_id)):
+            self._prompt_tokens_kept += slot.pos
+
+    def _load_saved(self, slot: Slot, entry: Entry, n: int) -> None:
+        """Load the first `n` tokens' cells of a prompt cache entry into the slot."""
+        assert self._cache is not None
+        load_sequence(self._ctx, slot.seq_id, entry.state, n)
+        self._cache.touch(entry)
+        self._prompt_tokens_cached += n - slot.fed
+        slot.cached[:] = entry.tokens[:n]
+        slot.fed = n
 
     def _take_shares(self) -> None:
         """Copy the prompt prefixes whose donors have decoded them (or stopped) into their waiting slots."""

@@ -30,6 +30,10 @@ class EngineStats:
     prompt_tokens: int
     prompt_tokens_reused: int  # prompt tokens whose KV cells the slot still held from its last request
     prompt_tokens_shared: int  # prompt tokens whose KV cells were copied from another slot
+    tokens_kept: int  # cells saved in the prompt cache before a new job overwrote them (`worth_keeping`)
+    prompt_tokens_cached: int  # prompt tokens whose KV cells were loaded from the prompt cache
+    prompt_cache_entries: int
+    prompt_cache_bytes: int
     filler_tokens: int  # tokens decoded only to keep a batch's sequence ids consecutive
     completion_tokens: int
     requests_done: int

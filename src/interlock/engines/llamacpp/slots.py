@@ -13,6 +13,7 @@ from interlock.engines.llamacpp.handoff import Event, Finish, Outbox
 from interlock.engines.llamacpp.sampling import RequestSampler, SamplingParams, TextAssembler
 
 __all__ = [
+    "MIN_COPIED",
     "MIN_SHARED",
     "BatchWriter",
     "Event",
@@ -23,12 +24,21 @@ __all__ = [
     "choose_slot",
     "find_share",
     "shareable",
+    "worth_keeping",
 ]
 
-# A prompt prefix is taken from another slot only when it saves at least this many tokens. Below
-# it, the copy (with the per-sequence cache, the whole of the other slot's KV stream) costs about
-# what decoding the tokens in a batch does.
+# A slot waits for another slot that is still decoding a prompt prefix only when the wait saves at
+# least this many tokens: jobs admitted together decode their prompts in the same steps, so waiting for
+# a short prefix saves little and costs the waiter a step.
 MIN_SHARED = 32
+
+
+# Cells another slot holds now (or the prompt cache) are copied when they save at least this many
+# tokens. A copy moves only the cells copied (`context.copy_prefix`): about 23 KB a token for
+# SmolLM2-135M, a fraction of a millisecond for a prompt, while each prompt token decoded next to
+# generating slots costs ~1.7 ms on 2 cores, and a prompt chunk longer than one token an extra pass
+# over the weights (~18 ms: llama.cpp splits such a batch into ubatches of equal tokens per sequence).
+MIN_COPIED = 2
 
 
 def common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
@@ -70,6 +80,7 @@ class Slot:
     next_token: int = -1  # sampled, not yet decoded
     logits_index: int = -1  # where this slot's logits are in the current batch, -1 for none
     share: Share | None = None  # waiting for another slot to decode this job's prompt prefix
+    prompt_len: int = 0  # the last job's prompt length: the cells after it hold that job's answer
 
     @property
     def pos(self) -> int:
@@ -93,6 +104,7 @@ class Slot:
         """Start running `job`; returns how many prompt tokens it reuses (the caller trims the KV)."""
         reused = self.shared_prefix(job.prompt)
         self.job, self.fed, self.next_token, self.logits_index = job, reused, -1, -1
+        self.prompt_len = len(job.prompt)
         del self.cached[reused:]
         return reused
 
@@ -140,29 +152,54 @@ def _candidates(slots: list[Slot], job: Job, exclude: Slot | None) -> Iterator[S
             yield Share(other, other.job, min(common_prefix(other.job.prompt, job.prompt), limit))
 
 
+def _worth(candidate: Share, held: int) -> bool:
+    """Whether `candidate` saves enough over the `held` tokens: MIN_COPIED for cells there now, MIN_SHARED to wait."""
+    return candidate.length >= held + (MIN_COPIED if candidate.job is None else MIN_SHARED)
+
+
 def find_share(slots: list[Slot], slot: Slot, job: Job) -> Share | None:
     """Another slot whose KV cells hold, or are about to hold, a longer prefix of `job`'s prompt.
 
     Eight agents sharing one system prompt and tool list arrive together: the first decodes the
     prefix, the other seven wait for it and copy its cells instead of each decoding the same
     tokens (issue 18). A donor that is still decoding its own prompt counts for what it will
-    hold. The gain over what `slot` already holds (`slot.fed`) must be at least MIN_SHARED tokens;
-    the longest wins, cells held now on a tie.
+    hold, if that saves at least MIN_SHARED tokens over what `slot` already holds (`slot.fed`);
+    cells held now are copied if they save MIN_COPIED: a conversation that goes on in another slot
+    than its last turn's. The longest wins, cells held now on a tie.
     """
     best: Share | None = None
     for candidate in _candidates(slots, job, slot):
-        if candidate.length >= slot.fed + MIN_SHARED and (best is None or candidate.length > best.length):
+        if _worth(candidate, slot.fed) and (best is None or candidate.length > best.length):
             best = candidate
     return best
 
 
 def shareable(slots: list[Slot], job: Job) -> int:
     """The longest prefix of `job`'s prompt any slot holds or is decoding, if worth a copy; else 0."""
-    longest = max((c.length for c in _candidates(slots, job, None)), default=0)
-    return longest if longest >= MIN_SHARED else 0
+    return max((c.length for c in _candidates(slots, job, None) if _worth(c, 0)), default=0)
 
 
-def choose_slot(slots: list[Slot], free: list[Slot], job: Job, *, kv_unified: bool, share: bool = False) -> Slot:
+def worth_keeping(slots: list[Slot], slot: Slot, reused: int) -> bool:
+    """Whether to save the cells `slot` holds before a job that reuses `reused` of them overwrites the rest.
+
+    With the per-sequence cache a new job goes next to the busy slots (`choose_slot`), so the same
+    few slots are overwritten again and again, and a conversation that comes back a turn later would
+    decode its whole history again; the engine saves what would be lost in its prompt cache
+    (`prompt_cache.PromptCache`), as llama.cpp's server saves a slot before giving it a new prompt.
+    Worth it when at least `4 * MIN_COPIED` tokens would be lost that no other slot holds, and not
+    when the new job keeps the whole of the last one's prompt (the same question again): an answer
+    alone is not worth another prompt's place in the cache.
+    """
+    held = len(slot.cached)
+    if held - reused < 4 * MIN_COPIED or reused >= slot.prompt_len - 1:
+        return False
+    elsewhere = max((common_prefix(o.cached, slot.cached) for o in slots if o is not slot), default=0)
+    return held - max(reused, elsewhere) >= 4 * MIN_COPIED
+
+
+def choose_slot(
+    slots: list[Slot], free: list[Slot], job: Job, *, kv_unified: bool, share: bool = False, saved: int = 0
+) -> Slot:
     """The free slot for `job`: the most prompt tokens reused, less what new gaps would cost.
 
     With the per-sequence KV cache a batch is one pass over the weights only if its sequence ids
@@ -173,7 +210,8 @@ def choose_slot(slots: list[Slot], free: list[Slot], job: Job, *, kv_unified: bo
     4 clients on 16 slots then decoded 1.66 tokens per generated token, most of the excess
     fillers; placed this way, 1.23, and 36% more tokens per second (issue 18, bench/RESULTS.md).
     With `share` (prefixes copied between slots, `find_share`) any free slot can have the longest
-    prefix another slot holds or is decoding, so that counts for every slot: placement then avoids
+    prefix another slot holds or is decoding, or that the prompt cache has `saved`, so that counts
+    for every slot: placement then avoids
     gaps first, and a slot's own prefix only breaks ties (it saves the copy). Ties then go to the
     lowest id; with nothing running, or with the unified cache, this is the longest prefix.
     """
@@ -182,7 +220,7 @@ def choose_slot(slots: list[Slot], free: list[Slot], job: Job, *, kv_unified: bo
     if not busy or not weight:
         return max(free, key=lambda s: (s.shared_prefix(job.prompt), -s.seq_id))
     lo, hi = busy[0], busy[-1]
-    floor = shareable(slots, job) if share else 0
+    floor = max(shareable(slots, job), saved) if share else 0
 
     def score(slot: Slot) -> tuple[int, int, int]:
         i = slot.seq_id
