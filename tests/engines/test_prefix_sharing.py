@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import ctypes
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
+from interlock.engines.llamacpp import engine as engine_module
 from interlock.engines.llamacpp.engine import ChatEngine
 from interlock.engines.llamacpp.generation import EngineStats
 from interlock.engines.llamacpp.model import default_model_path
@@ -175,3 +178,47 @@ async def test_without_sharing_nothing_is_kept(alone: ChatEngine) -> None:
     for system in systems:
         await answer(alone, QUESTIONS[0], system)
     assert alone.stats().tokens_kept == 0 and alone.stats().prompt_cache_entries == 0
+
+
+async def test_conversations_loaded_from_the_prompt_cache_under_load_answer_as_alone(alone: ChatEngine) -> None:
+    # Four conversations on two slots, twice: the second time round each finds its cells in the
+    # prompt cache (its slot went to another conversation meanwhile) while the other slot decodes.
+    systems = [f"You are agent number {n}. {SYSTEM}" for n in ("one", "two", "three", "four")]
+    expected = [await answer(alone, QUESTIONS[i], systems[i]) for i in range(4)]
+    engine = ChatEngine(default_model_path(), settings(slots=2))
+    engine.load()
+    try:
+        rounds = [await asyncio.gather(*(answer(engine, QUESTIONS[i], systems[i]) for i in range(4))) for _ in range(2)]
+        stats = engine.stats()
+    finally:
+        engine.close()
+    assert rounds == [expected, expected]
+    assert stats.prompt_tokens_cached >= len(prompt_of(alone, QUESTIONS[0], systems[0])) - 10
+
+
+async def test_a_saved_state_llama_cpp_refuses_is_decoded_instead(
+    alone: ChatEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = engine_module.load_sequence
+
+    def garbled(ctx: Any, seq_id: int, state: Any, n: int) -> bool:
+        return real(ctx, seq_id, (ctypes.c_uint8 * 16)(), n)  # no state magic: llama.cpp refuses it
+
+    monkeypatch.setattr(engine_module, "load_sequence", garbled)
+    systems = [f"You are agent number {n}. {SYSTEM}" for n in ("one", "two")]
+    expected = await answer(alone, QUESTIONS[0], systems[0])
+    engine = ChatEngine(default_model_path(), settings())
+    engine.load()
+    try:
+        for system in systems:
+            await answer(engine, QUESTIONS[0], system)
+        before = engine.stats()
+        again = await answer(engine, QUESTIONS[0], systems[0])  # found in the cache, refused, decoded
+        after = engine.stats()
+    finally:
+        engine.close()
+    assert again == expected and after.state == "ready"
+    assert after.prompt_tokens_cached == 0
+    # The second conversation's cells were saved as its slot was overwritten; the refused entry was dropped.
+    assert after.tokens_kept > before.tokens_kept and after.prompt_cache_entries == before.prompt_cache_entries
+    assert after.prompt_tokens - before.prompt_tokens == len(prompt_of(alone, QUESTIONS[0], systems[0]))

@@ -50,29 +50,43 @@ def apply_lora(model: GgufModel, ctx: Any, path: Path, scale: float) -> Any:
 
 
 def sequence_state(ctx: Any, seq_id: int) -> Any:
-    """The KV cells of one sequence, serialised by llama.cpp (`llama_state_seq_get_data`), as a ctypes array."""
+    """The KV cells of one sequence, serialised by llama.cpp (`llama_state_seq_get_data`) as a ctypes array;
+    None if llama.cpp could not."""
     size = llama_cpp.llama_state_seq_get_size(ctx, seq_id)
     state = (ctypes.c_uint8 * size)()
-    if llama_cpp.llama_state_seq_get_data(ctx, state, size, seq_id) != size:
-        raise RuntimeError(f"llama.cpp could not save the state of sequence {seq_id}")
+    if not size or llama_cpp.llama_state_seq_get_data(ctx, state, size, seq_id) != size:
+        return None
     return state
 
 
-def load_sequence(ctx: Any, seq_id: int, state: Any, n: int) -> None:
-    """Make sequence `seq_id` hold positions [0, n) of a state from `sequence_state`, and nothing else."""
+def load_sequence(ctx: Any, seq_id: int, state: Any, n: int) -> bool:
+    """Make sequence `seq_id` hold positions [0, n) of a state from `sequence_state`, and nothing else.
+
+    False if llama.cpp refused the state; the sequence is then empty.
+    """
+    mem = llama_cpp.llama_get_memory(ctx)
     if llama_cpp.llama_state_seq_set_data(ctx, state, ctypes.sizeof(state), seq_id) == 0:
-        raise RuntimeError(f"llama.cpp could not load a saved state into sequence {seq_id}")
-    llama_cpp.llama_memory_seq_rm(llama_cpp.llama_get_memory(ctx), seq_id, n, -1)
+        llama_cpp.llama_memory_seq_rm(mem, seq_id, -1, -1)
+        return False
+    llama_cpp.llama_memory_seq_rm(mem, seq_id, n, -1)
+    return True
 
 
-def copy_prefix(ctx: Any, src: int, dst: int, n: int, *, kv_unified: bool) -> None:
-    """Make sequence `dst` hold the KV cells of positions [0, n) of sequence `src`, and nothing else."""
+def copy_prefix(ctx: Any, src: int, dst: int, n: int, *, kv_unified: bool) -> bool:
+    """Make sequence `dst` hold the KV cells of positions [0, n) of sequence `src`, and nothing else.
+
+    False if llama.cpp could not copy them; `dst` is then empty.
+    """
     mem = llama_cpp.llama_get_memory(ctx)
     if kv_unified:  # one cell store: the cells get a second sequence id, nothing is copied
         llama_cpp.llama_memory_seq_rm(mem, dst, -1, -1)
         llama_cpp.llama_memory_seq_cp(mem, src, dst, 0, n)
-    else:
-        # Each sequence has its own stream. llama.cpp's own copy (`llama_memory_seq_cp`) moves the
-        # whole stream, n_ctx_per_slot cells, at the start of the next decode; the state round trip
-        # moves only the cells `src` holds, now (bench/RESULTS.md, issue 18).
-        load_sequence(ctx, dst, sequence_state(ctx, src), n)
+        return True
+    # Each sequence has its own stream. llama.cpp's own copy (`llama_memory_seq_cp`) moves the whole
+    # stream, n_ctx_per_slot cells, at the start of the next decode; the state round trip moves only
+    # the cells `src` holds, now (bench/RESULTS.md, issue 18).
+    state = sequence_state(ctx, src)
+    if state is None:
+        llama_cpp.llama_memory_seq_rm(mem, dst, -1, -1)
+        return False
+    return load_sequence(ctx, dst, state, n)

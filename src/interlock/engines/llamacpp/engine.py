@@ -276,13 +276,19 @@ class ChatEngine:
         """Save the cells `job` would overwrite in `slot` in the prompt cache first, if worth it (`worth_keeping`)."""
         if self._cache is None or not worth_keeping(self._slots, slot, slot.shared_prefix(job.prompt)):
             return
-        if not self._cache.holds(slot.cached) and self._cache.put(slot.cached, sequence_state(self._ctx, slot.seq_id)):
+        if self._cache.holds(slot.cached):
+            return
+        state = sequence_state(self._ctx, slot.seq_id)
+        if state is not None and self._cache.put(slot.cached, state):
             self._prompt_tokens_kept += slot.pos
 
     def _load_saved(self, slot: Slot, entry: Entry, n: int) -> None:
         """Load the first `n` tokens' cells of a prompt cache entry into the slot."""
         assert self._cache is not None
-        load_sequence(self._ctx, slot.seq_id, entry.state, n)
+        if not load_sequence(self._ctx, slot.seq_id, entry.state, n):
+            self._cache.discard(entry)
+            self._forget(slot)
+            return
         self._cache.touch(entry)
         self._prompt_tokens_cached += n - slot.fed
         slot.cached[:] = entry.tokens[:n]
@@ -300,10 +306,18 @@ class ChatEngine:
         assert slot.job is not None
         n = share.available(slot.job.prompt)
         if n > slot.fed:  # else the donor stopped before decoding more than this slot holds
-            copy_prefix(self._ctx, share.donor.seq_id, slot.seq_id, n, kv_unified=self.kv_unified)
+            if not copy_prefix(self._ctx, share.donor.seq_id, slot.seq_id, n, kv_unified=self.kv_unified):
+                self._forget(slot)  # the slot's cells are gone: it decodes its whole prompt
+                return
             self._prompt_tokens_shared += n - slot.fed
             slot.cached[:] = share.donor.cached[:n]
             slot.fed = n
+
+    def _forget(self, slot: Slot) -> None:
+        """The slot holds no cells (a copy into it failed): its job decodes the prompt from the start."""
+        llama_cpp.llama_memory_seq_rm(llama_cpp.llama_get_memory(self._ctx), slot.seq_id, -1, -1)
+        del slot.cached[:]
+        slot.fed = 0
 
     def _drop_cancelled(self) -> None:
         dropped = False

@@ -82,5 +82,11 @@ class PromptCache:
                 self._entries.move_to_end(key)
                 return
 
+    def discard(self, entry: Entry) -> None:
+        """Remove `entry` (llama.cpp refused its state)."""
+        for key, e in list(self._entries.items()):
+            if e is entry:
+                self._drop(key)
+
     def _drop(self, key: int) -> None:
         self.nbytes -= self._entries.pop(key).nbytes
