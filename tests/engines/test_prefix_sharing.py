@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from interlock.engines.llamacpp import engine as engine_module
+from interlock.engines.llamacpp import cells
 from interlock.engines.llamacpp.engine import ChatEngine
 from interlock.engines.llamacpp.generation import EngineStats
 from interlock.engines.llamacpp.model import default_model_path
@@ -199,12 +199,12 @@ async def test_conversations_loaded_from_the_prompt_cache_under_load_answer_as_a
 async def test_a_saved_state_llama_cpp_refuses_is_decoded_instead(
     alone: ChatEngine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real = engine_module.load_sequence
+    real = cells.load_sequence
 
     def garbled(ctx: Any, seq_id: int, state: Any, n: int) -> bool:
         return real(ctx, seq_id, (ctypes.c_uint8 * 16)(), n)  # no state magic: llama.cpp refuses it
 
-    monkeypatch.setattr(engine_module, "load_sequence", garbled)
+    monkeypatch.setattr(cells, "load_sequence", garbled)
     systems = [f"You are agent number {n}. {SYSTEM}" for n in ("one", "two")]
     expected = await answer(alone, QUESTIONS[0], systems[0])
     engine = ChatEngine(default_model_path(), settings())

@@ -6,8 +6,9 @@ token of every generating slot plus prompt chunks of admitted ones, up to `n_bat
 samples each slot in C at its batch index. Text goes back into each request's outbox, and the event
 loop is woken once per step for all of them (`handoff`). An idle slot keeps its KV cells, so a new
 prompt that starts like the slot's last one (the same system prompt) only decodes the tokens that
-differ; a prompt that starts like what another slot holds or is decoding copies those cells
-(`llama_memory_seq_cp`) instead of decoding them again (`find_share`).
+differ; a prompt that starts like what another slot holds or is decoding, or like a sequence saved in
+the prompt cache before its slot was overwritten, gets those cells copied instead of decoding them
+again (`cells.SlotCells`).
 """
 
 from __future__ import annotations
@@ -22,11 +23,11 @@ from typing import Any, Literal
 
 import llama_cpp
 
-from interlock.engines.llamacpp.context import apply_lora, copy_prefix, create_context, load_sequence, sequence_state
+from interlock.engines.llamacpp.cells import SlotCells
+from interlock.engines.llamacpp.context import apply_lora, create_context
 from interlock.engines.llamacpp.generation import EngineStats, Generation
 from interlock.engines.llamacpp.handoff import Outbox, wake_all
 from interlock.engines.llamacpp.model import GgufModel, quiet_llama_logs
-from interlock.engines.llamacpp.prompt_cache import Entry, PromptCache
 from interlock.engines.llamacpp.sampling import (
     GrammarError,
     LogitBiasError,
@@ -34,18 +35,7 @@ from interlock.engines.llamacpp.sampling import (
     SamplingParams,
     TextAssembler,
 )
-from interlock.engines.llamacpp.slots import (
-    MIN_COPIED,
-    BatchWriter,
-    Event,
-    Finish,
-    Job,
-    Share,
-    Slot,
-    choose_slot,
-    find_share,
-    worth_keeping,
-)
+from interlock.engines.llamacpp.slots import BatchWriter, Event, Finish, Job, Slot
 from interlock.errors import BadRequest, RateLimited, Unavailable
 from interlock.settings import EngineSettings
 
@@ -71,13 +61,16 @@ class ChatEngine:
         self.model: GgufModel | None = None
         self.state = "not loaded"
         self.n_ctx_per_slot = settings.n_ctx_per_slot
-        # Saved sequences in host memory; with the per-sequence cache, where placement overwrites slots.
-        use_cache = settings.share_prefixes and not kv_unified and settings.prompt_cache_mib > 0
-        self._cache = PromptCache(settings.prompt_cache_mib << 20) if use_cache else None
         self._ctx: Any = None
         self._batch: Any = None
         self._writer: BatchWriter | None = None
         self._slots = [Slot(seq_id=i) for i in range(settings.slots)]
+        self._cells = SlotCells(
+            self._slots,
+            kv_unified=kv_unified,
+            share=settings.share_prefixes,
+            prompt_cache_mib=settings.prompt_cache_mib,
+        )
         self._waiting: deque[Job] = deque()
         self._busy = 0
         self._cond = threading.Condition()
@@ -86,9 +79,6 @@ class ChatEngine:
         self._seconds_per_job = 2.0  # running average, for Retry-After
         self._steps = self._max_batch_seqs = self._prompt_tokens = self._completion_tokens = 0
         self._done = 0
-        self._prompt_tokens_reused = 0
-        self._prompt_tokens_shared = 0
-        self._prompt_tokens_kept = self._prompt_tokens_cached = 0
         self._filler_tokens = 0
         self._to_wake: list[Job] = []  # jobs with new events this step whose consumer must be woken
 
@@ -104,6 +94,7 @@ class ChatEngine:
             self._ctx, n_batch, self.n_ctx_per_slot = create_context(
                 self.model, self.settings, kv_unified=self.kv_unified
             )
+            self._cells.ctx = self._ctx
             self._batch = llama_cpp.llama_batch_init(n_batch, 0, 1)
             self._writer = BatchWriter(self._batch, n_batch)
             if self.lora_path is not None:
@@ -133,7 +124,7 @@ class ChatEngine:
             self._batch = None
         if self._ctx:
             llama_cpp.llama_free(self._ctx)
-            self._ctx = None
+            self._ctx = self._cells.ctx = None
         if self._lora:
             llama_cpp.llama_adapter_lora_free(self._lora)
             self._lora = None
@@ -206,12 +197,7 @@ class ChatEngine:
                 steps=self._steps,
                 max_batch_seqs=self._max_batch_seqs,
                 prompt_tokens=self._prompt_tokens,
-                prompt_tokens_reused=self._prompt_tokens_reused,
-                prompt_tokens_shared=self._prompt_tokens_shared,
-                tokens_kept=self._prompt_tokens_kept,
-                prompt_tokens_cached=self._prompt_tokens_cached,
-                prompt_cache_entries=len(self._cache) if self._cache is not None else 0,
-                prompt_cache_bytes=self._cache.nbytes if self._cache is not None else 0,
+                **self._cells.stats(),
                 filler_tokens=self._filler_tokens,
                 completion_tokens=self._completion_tokens,
                 requests_done=self._done,
@@ -254,70 +240,10 @@ class ChatEngine:
                 if job.cancelled:
                     job.sampler.free()
                     continue
-                share_ok = self.settings.share_prefixes
-                entry, saved = self._cache.longest(job.prompt) if self._cache is not None else (None, 0)
-                slot = choose_slot(self._slots, free, job, kv_unified=self.kv_unified, share=share_ok, saved=saved)
+                slot = self._cells.place(job, free)
                 free.remove(slot)
-                self._keep(slot, job)
-                reused = slot.assign(job)
-                llama_cpp.llama_memory_seq_rm(llama_cpp.llama_get_memory(self._ctx), slot.seq_id, reused, -1)
-                self._prompt_tokens_reused += reused
                 self._busy += 1
-                share = find_share(self._slots, slot, job) if share_ok else None
-                if entry is not None and saved >= max(slot.fed, share.length if share else 0) + MIN_COPIED:
-                    self._load_saved(slot, entry, saved)
-                elif share is not None and share.due():
-                    self._take_share(slot, share)  # now, before a later job of this round trims the donor
-                else:
-                    slot.share = share
             return True
-
-    def _keep(self, slot: Slot, job: Job) -> None:
-        """Save the cells `job` would overwrite in `slot` in the prompt cache first, if worth it (`worth_keeping`)."""
-        if self._cache is None or not worth_keeping(self._slots, slot, slot.shared_prefix(job.prompt)):
-            return
-        if self._cache.holds(slot.cached):
-            return
-        state = sequence_state(self._ctx, slot.seq_id)
-        if state is not None and self._cache.put(slot.cached, state):
-            self._prompt_tokens_kept += slot.pos
-
-    def _load_saved(self, slot: Slot, entry: Entry, n: int) -> None:
-        """Load the first `n` tokens' cells of a prompt cache entry into the slot."""
-        assert self._cache is not None
-        if not load_sequence(self._ctx, slot.seq_id, entry.state, n):
-            self._cache.discard(entry)
-            self._forget(slot)
-            return
-        self._cache.touch(entry)
-        self._prompt_tokens_cached += n - slot.fed
-        slot.cached[:] = entry.tokens[:n]
-        slot.fed = n
-
-    def _take_shares(self) -> None:
-        """Copy the prompt prefixes whose donors have decoded them (or stopped) into their waiting slots."""
-        for slot in self._slots:
-            if slot.share is not None and slot.share.due():
-                share, slot.share = slot.share, None
-                self._take_share(slot, share)
-
-    def _take_share(self, slot: Slot, share: Share) -> None:
-        """Copy the donor's KV cells of the slot's prompt prefix into the slot."""
-        assert slot.job is not None
-        n = share.available(slot.job.prompt)
-        if n > slot.fed:  # else the donor stopped before decoding more than this slot holds
-            if not copy_prefix(self._ctx, share.donor.seq_id, slot.seq_id, n, kv_unified=self.kv_unified):
-                self._forget(slot)  # the slot's cells are gone: it decodes its whole prompt
-                return
-            self._prompt_tokens_shared += n - slot.fed
-            slot.cached[:] = share.donor.cached[:n]
-            slot.fed = n
-
-    def _forget(self, slot: Slot) -> None:
-        """The slot holds no cells (a copy into it failed): its job decodes the prompt from the start."""
-        llama_cpp.llama_memory_seq_rm(llama_cpp.llama_get_memory(self._ctx), slot.seq_id, -1, -1)
-        del slot.cached[:]
-        slot.fed = 0
 
     def _drop_cancelled(self) -> None:
         dropped = False
@@ -326,7 +252,7 @@ class ChatEngine:
                 self._release(slot)
                 dropped = True
         if dropped:  # a cancelled donor leaves its waiters what it has decoded so far
-            self._take_shares()
+            self._cells.take_due_shares()
 
     def _step(self) -> None:
         """One llama_decode: the next token of each generating slot and prompt chunks, in slot order."""
@@ -372,7 +298,7 @@ class ChatEngine:
         for slot in self._slots:
             if slot.job is not None and slot.logits_index >= 0:
                 self._advance(slot, slot.job.sampler.sample(ctx, slot.logits_index))
-        self._take_shares()
+        self._cells.take_due_shares()
         self._flush()
 
     def _advance(self, slot: Slot, token: int) -> None:
