@@ -78,10 +78,16 @@ def decoded(before: dict[str, float], after: dict[str, float]) -> dict[str, floa
     }
 
 
+def _stat(path: str) -> tuple[str, float]:
+    """The name and CPU seconds (user + system) in a /proc `stat` file."""
+    stat = Path(path).read_text()
+    fields = stat.rsplit(")", 1)[1].split()
+    return stat[stat.index("(") + 1 : stat.rindex(")")], (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def cpu_s(pid: int) -> float:
     """CPU seconds (user + system) a process has used: others' load moves it far less than wall time."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return _stat(f"/proc/{pid}/stat")[1]
 
 
 def thread_cpu_s(pid: int) -> dict[int, tuple[str, float]]:
@@ -89,10 +95,7 @@ def thread_cpu_s(pid: int) -> dict[int, tuple[str, float]]:
     out: dict[int, tuple[str, float]] = {}
     for tid in os.listdir(f"/proc/{pid}/task"):
         with contextlib.suppress(OSError):  # a thread may end between the listing and the read
-            stat = Path(f"/proc/{pid}/task/{tid}/stat").read_text()
-            name = stat[stat.index("(") + 1 : stat.rindex(")")]
-            fields = stat.rsplit(")", 1)[1].split()
-            out[int(tid)] = (name, (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK"))
+            out[int(tid)] = _stat(f"/proc/{pid}/task/{tid}/stat")
     return out
 
 

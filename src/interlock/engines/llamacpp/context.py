@@ -53,10 +53,10 @@ def sequence_state(ctx: Any, seq_id: int) -> Any:
     """The KV cells of one sequence, serialised by llama.cpp (`llama_state_seq_get_data`) as a ctypes array;
     None if llama.cpp could not."""
     size = llama_cpp.llama_state_seq_get_size(ctx, seq_id)
-    state = (ctypes.c_uint8 * size)()
-    if not size or llama_cpp.llama_state_seq_get_data(ctx, state, size, seq_id) != size:
+    if not size:
         return None
-    return state
+    state = (ctypes.c_uint8 * size)()
+    return state if llama_cpp.llama_state_seq_get_data(ctx, state, size, seq_id) == size else None
 
 
 def load_sequence(ctx: Any, seq_id: int, state: Any, n: int) -> bool:

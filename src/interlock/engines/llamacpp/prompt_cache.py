@@ -1,7 +1,7 @@
 """KV cells of recent prompts that no slot holds any more, kept in host memory (llama.cpp's `--cache-ram`).
 
 A slot's cells are a cache of its last conversation only until a new request overwrites them. Before
-that happens (`ChatEngine._admit`), the engine saves the sequence's cells here
+that happens (`cells.SlotCells.place`), the engine saves the sequence's cells here
 (`llama_state_seq_get_data`: its K and V rows, about 23 KB per token for SmolLM2-135M); a later prompt
 that starts like a saved one loads them into its slot (`llama_state_seq_set_data`) and decodes only what
 follows. So a conversation coming back for its next turn, or the same agent prompt after other traffic
@@ -25,6 +25,7 @@ class Entry:
 
     tokens: list[int]
     state: Any  # a ctypes byte array, handed back to llama.cpp as it is
+    key: int  # its place in the cache's order
 
     @property
     def nbytes(self) -> int:
@@ -50,14 +51,14 @@ class PromptCache:
 
     def put(self, tokens: list[int], state: Any) -> bool:
         """Save a sequence's state; entries it covers are dropped, the oldest go beyond the budget."""
-        entry = Entry(list(tokens), state)
+        entry = Entry(list(tokens), state, self._next)
         if entry.nbytes > self.max_bytes:
             return False
         n = len(tokens)
         for key, old in list(self._entries.items()):
             if len(old.tokens) <= n and common_prefix(old.tokens, tokens) == len(old.tokens):
                 self._drop(key)
-        self._entries[self._next] = entry
+        self._entries[entry.key] = entry
         self._next += 1
         self.nbytes += entry.nbytes
         while self.nbytes > self.max_bytes:
@@ -77,16 +78,13 @@ class PromptCache:
 
     def touch(self, entry: Entry) -> None:
         """Mark `entry` as just used: the last to be evicted."""
-        for key, e in self._entries.items():
-            if e is entry:
-                self._entries.move_to_end(key)
-                return
+        if entry.key in self._entries:
+            self._entries.move_to_end(entry.key)
 
     def discard(self, entry: Entry) -> None:
         """Remove `entry` (llama.cpp refused its state)."""
-        for key, e in list(self._entries.items()):
-            if e is entry:
-                self._drop(key)
+        if self._entries.get(entry.key) is entry:
+            self._drop(entry.key)
 
     def _drop(self, key: int) -> None:
         self.nbytes -= self._entries.pop(key).nbytes

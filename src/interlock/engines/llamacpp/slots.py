@@ -211,9 +211,9 @@ def choose_slot(
     fillers; placed this way, 1.23, and 36% more tokens per second (issue 18, bench/RESULTS.md).
     With `share` (prefixes copied between slots, `find_share`) any free slot can have the longest
     prefix another slot holds or is decoding, or that the prompt cache has `saved`, so that counts
-    for every slot: placement then avoids
-    gaps first, and a slot's own prefix only breaks ties (it saves the copy). Ties then go to the
-    lowest id; with nothing running, or with the unified cache, this is the longest prefix.
+    for every slot: placement then avoids gaps first, and a slot's own prefix only breaks ties (it
+    saves the copy). Ties then go to the lowest id; with nothing running, or with the unified cache,
+    this is the longest prefix.
     """
     weight = 0 if kv_unified else min(job.max_tokens, 256)
     busy = [s.seq_id for s in slots if s.job is not None]
