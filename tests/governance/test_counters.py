@@ -149,3 +149,23 @@ async def test_raise_spent_only_raises_and_never_creates(counters: Counters) -> 
     assert await counters.raise_spent("b", 70) == 40
     assert await counters.raise_spent("b", 10) == 70
     assert (await counters.spent("b"))[0] == 70
+
+
+async def test_in_process_totals_stay_exact_as_reservations_expire_and_settle() -> None:
+    """The in-process counters keep a running reserved total; expiries and settlements keep it exact."""
+    now = [1000.0]
+    c = LocalCounters(clock=lambda: now[0])
+    b = Bucket("b", 1000)
+    await c.seed("b", 0)
+    for rid, amount, ttl in [("short", 100, 10), ("long", 200, 100), ("mid", 300, 50)]:
+        assert await c.reserve(rid, [b], amount, 1, ttl) == Grant(amount, amount, "")
+    assert await c.spent("b") == (0, 600)
+    now[0] += 20  # "short" has expired
+    assert await c.spent("b") == (0, 500)
+    c.settle_now("short", [b], 40)  # settling after the expiry releases nothing twice
+    assert await c.spent("b") == (40, 500)
+    await c.settle("mid", [b], 250)
+    assert await c.spent("b") == (290, 200)
+    now[0] += 200  # "long" expires too: nothing is held
+    assert await c.spent("b") == (290, 0)
+    assert (await c.reserve("next", [b], 800, 1, 60)).amount == 710  # type: ignore[union-attr]

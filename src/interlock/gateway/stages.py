@@ -158,14 +158,11 @@ class Admission(Hook[RequestContext]):
         )
         out: int | None = 0
         if isinstance(request, EmbeddingRequest):
-            texts, bound = request.texts(), embedding_prompt_bound(request)
+            bound = embedding_prompt_bound(request)
         else:
-            texts = [m.text() for m in request.messages]
-            texts.extend(c.function.name + c.function.arguments for m in request.messages for c in m.tool_calls or ())
-            if request.tools:
-                texts.append(orjson.dumps([t.model_dump() for t in request.tools]).decode())
             bound, out = chat_prompt_bound(request, self._image_tokens), request.output_limit()
-        estimate = self._counter.estimate(ctx.plan[0], "\n".join(texts))  # for TPM windows, corrected after
+        # The prompt's token estimate is for TPM windows only (corrected to the actual tokens after).
+        estimate = self._estimate(ctx, request) if self._gov.counts_tokens(ctx.principal, ctx.alias) else 0
         ctx.admission = adm = await self._gov.admit(
             ctx.request_id, ctx.principal, ctx.alias, worst, bound, estimate, out
         )
@@ -181,6 +178,17 @@ class Admission(Hook[RequestContext]):
         if limit is None:
             return request
         return request.model_copy(update={"max_tokens": limit, "max_completion_tokens": None})
+
+    def _estimate(self, ctx: RequestContext, request: ModelRequest) -> int:
+        """The prompt's tokens as the first deployment's tokenizer (or the heuristic) counts them."""
+        if isinstance(request, EmbeddingRequest):
+            texts = request.texts()
+        else:
+            texts = [m.text() for m in request.messages]
+            texts.extend(c.function.name + c.function.arguments for m in request.messages for c in m.tool_calls or ())
+            if request.tools:
+                texts.append(orjson.dumps([t.model_dump() for t in request.tools]).decode())
+        return self._counter.estimate(ctx.plan[0], "\n".join(texts))
 
     async def on_batch(self, ctx: RequestContext, batch: list[ChatChunk]) -> list[ChatChunk]:
         """Cut a stream whose running cost passes its grant (for upstreams that ignore max_tokens)."""
@@ -211,8 +219,9 @@ class Admission(Hook[RequestContext]):
         return None
 
     def finish(self, ctx: RequestContext, outcome: Outcome) -> None:
-        """Settle the reservation to the actual cost, in the background."""
-        if ctx.admission is not None:
+        """Settle the reservation to the actual cost: at once in this process, else in the background."""
+        adm = ctx.admission
+        if adm is not None and not self._gov.settle_now(adm, outcome.cost_micros, outcome.usage.total_tokens):
             self._background.run(self._settle(ctx, outcome))
 
     async def _settle(self, ctx: RequestContext, outcome: Outcome) -> None:

@@ -34,7 +34,15 @@ from typing import Protocol
 from interlock.auth.keys import Principal
 from interlock.background import Periodic
 from interlock.errors import BudgetExceeded, RateLimited, Unavailable
-from interlock.governance.counters import Bucket, Counters, CountersUnavailable, Grant, Missing, Window
+from interlock.governance.counters import (
+    Bucket,
+    Counters,
+    CountersUnavailable,
+    Grant,
+    LocalCounters,
+    Missing,
+    Window,
+)
 from interlock.store.records import BudgetRecord, Period, RateLimitRecord, Scope
 from interlock.types import Price
 
@@ -324,3 +332,26 @@ class Governance:
             await self.counters.settle(adm.request_id, adm.buckets, cost_micros)
         for name in adm.tpm_windows:
             await self.counters.adjust_window(name, tokens - adm.admitted_tokens, entry=adm.request_id)
+
+    def settle_now(self, adm: Admission, cost_micros: int, tokens: int) -> bool:
+        """`settle` at once when the counters are in this process (they cannot fail or wait); else False,
+        and the caller settles with `settle` (shared counters: a round trip that may need retrying)."""
+        counters = self.counters
+        if not isinstance(counters, LocalCounters):
+            return False
+        for name in adm.leases:
+            counters.release_now(name, adm.request_id)
+        adm.leases.clear()
+        if adm.buckets:
+            counters.settle_now(adm.request_id, adm.buckets, cost_micros)
+        for name in adm.tpm_windows:
+            counters.adjust_window_now(name, tokens - adm.admitted_tokens, entry=adm.request_id)
+        return True
+
+    def counts_tokens(self, principal: Principal, alias: str) -> bool:
+        """Whether a tokens-per-minute limit applies (only then is the prompt's token estimate needed)."""
+        limits = self._limits
+        if not limits:
+            return False
+        keys = [*self._scopes(principal), ("model", alias)]
+        return any(rule.tpm is not None for rule in (limits.get(k) for k in keys) if rule is not None)

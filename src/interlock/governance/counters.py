@@ -16,6 +16,7 @@ actual count when its request settles (`adjust_window`), keeping its original ti
 
 from __future__ import annotations
 
+import math
 import time
 from collections import deque
 from dataclasses import dataclass
@@ -114,7 +115,9 @@ class LocalCounters:
         self._clock = clock
         self._window_s = window_s
         self._spent: dict[str, int] = {}
-        self._reserved: dict[str, dict[str, tuple[int, float]]] = {}
+        self._reserved: dict[str, dict[str, tuple[int, float]]] = {}  # name -> request -> (amount, expiry)
+        self._held: dict[str, int] = {}  # name -> the sum of its reservations' amounts
+        self._next_expiry: dict[str, float] = {}  # name -> the earliest expiry among its reservations
         self._logs: dict[str, deque[_Entry]] = {}  # oldest first
         self._serial = 0
         self._leases: dict[str, dict[str, float]] = {}  # name -> lease -> expiry
@@ -123,10 +126,14 @@ class LocalCounters:
         return float(self._clock())  # type: ignore[operator]
 
     def _live_reserved(self, name: str, now: float) -> int:
-        held = self._reserved.setdefault(name, {})
-        for rid in [r for r, (_, exp) in held.items() if exp <= now]:
-            del held[rid]
-        return sum(a for a, _ in held.values())
+        """The bucket's reserved total; expired reservations are dropped first (a scan only when one is due)."""
+        if now >= self._next_expiry.get(name, math.inf):
+            held = self._reserved[name]
+            for rid in [r for r, (_, exp) in held.items() if exp <= now]:
+                del held[rid]
+            self._held[name] = sum(a for a, _ in held.values())
+            self._next_expiry[name] = min((exp for _, exp in held.values()), default=math.inf)
+        return self._held.get(name, 0)
 
     async def reserve(
         self, request_id: str, buckets: list[Bucket], amount: int, minimum: int, ttl_s: int
@@ -143,16 +150,30 @@ class LocalCounters:
                 grant, tightest = left, b.name
         if grant < minimum or grant <= 0:
             return Grant(0, max(grant, 0), tightest)
+        expiry = now + ttl_s
         for b in buckets:
-            self._reserved[b.name][request_id] = (grant, now + ttl_s)
+            self._drop(b.name, request_id)  # a second reservation under one id replaces the first
+            self._reserved.setdefault(b.name, {})[request_id] = (grant, expiry)
+            self._held[b.name] = self._held.get(b.name, 0) + grant
+            self._next_expiry[b.name] = min(self._next_expiry.get(b.name, math.inf), expiry)
         return Grant(grant, grant, tightest)
+
+    def _drop(self, name: str, request_id: str) -> None:
+        held = self._reserved.get(name)
+        entry = held.pop(request_id, None) if held else None
+        if entry is not None:
+            self._held[name] -= entry[0]
+
+    def settle_now(self, request_id: str, buckets: list[Bucket], actual: int) -> None:
+        """`settle`, without awaiting (these counters never wait on anything)."""
+        for b in buckets:
+            self._drop(b.name, request_id)
+            if b.name in self._spent:
+                self._spent[b.name] += actual
 
     async def settle(self, request_id: str, buckets: list[Bucket], actual: int) -> None:
         """Release the reservation and add the actual cost (a bucket that is gone is re-seeded later)."""
-        for b in buckets:
-            self._reserved.get(b.name, {}).pop(request_id, None)
-            if b.name in self._spent:
-                self._spent[b.name] += actual
+        self.settle_now(request_id, buckets, actual)
 
     async def seed(self, name: str, spent: int) -> None:
         """Start a bucket at `spent` unless it already exists."""
@@ -184,6 +205,10 @@ class LocalCounters:
 
     async def adjust_window(self, name: str, delta: int, now: float | None = None, *, entry: str | None = None) -> None:
         """Correct an entry's cost (estimated tokens -> actual tokens); without `entry`, the newest."""
+        self.adjust_window_now(name, delta, entry=entry)
+
+    def adjust_window_now(self, name: str, delta: int, *, entry: str | None = None) -> None:
+        """`adjust_window`, without awaiting."""
         log = self._logs.get(name)
         if not log:
             return
@@ -204,6 +229,10 @@ class LocalCounters:
 
     async def release(self, name: str, lease: str) -> None:
         """Give the slot back."""
+        self.release_now(name, lease)
+
+    def release_now(self, name: str, lease: str) -> None:
+        """`release`, without awaiting."""
         self._leases.get(name, {}).pop(lease, None)
 
     async def raise_spent(self, name: str, floor: int) -> int | None:
