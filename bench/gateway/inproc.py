@@ -15,6 +15,9 @@ event loop and the ledger writer thread) is divided by its requests, and ratios 
     .venv/bin/python bench/gateway/inproc.py --mode stream
     .venv/bin/python bench/gateway/inproc.py --mode json --variant old:PYTHONPATH=/tmp/old/src
     .venv/bin/python bench/gateway/inproc.py --mode json --profile /tmp/json.prof   # cProfile of `interlock`
+    .venv/bin/python bench/gateway/inproc.py --mode json --variant nobudget:INPROC_NO_BUDGET=1   # the budget's cost
+
+Settings can be varied the same way (`--variant nometrics:INTERLOCK_METRICS__ENABLED=false`).
 """
 
 from __future__ import annotations
@@ -130,9 +133,10 @@ async def _worker(kind: str, stub_port: int, profile: str | None) -> None:
         if kind != "relay":  # a real virtual key with a budget, as bench/gateway/run.py's `gateway`
             status, raw = await client.call("POST", "/admin/keys", {"name": "inproc"})
             made = orjson.loads(raw)
-            status, raw = (200, b"") if os.environ.get("INPROC_NO_BUDGET") else await client.call("PUT", "/admin/budgets", {**run.BUDGET, "scope_id": made["id"]})
-            if status != 200:
-                raise SystemExit(f"PUT /admin/budgets answered {status}: {raw!r}")
+            if not os.environ.get("INPROC_NO_BUDGET"):  # set by a variant: the same key without a budget
+                status, raw = await client.call("PUT", "/admin/budgets", {**run.BUDGET, "scope_id": made["id"]})
+                if status != 200:
+                    raise SystemExit(f"PUT /admin/budgets answered {status}: {raw!r}")
             client.token = made["key"]
         prof = cProfile.Profile() if profile else None
         loop = asyncio.get_running_loop()
