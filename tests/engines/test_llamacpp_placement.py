@@ -20,10 +20,11 @@ from interlock.engines.llamacpp.slots import (
 SYSTEM = list(range(100, 120))  # a shared system prompt: every used slot holds it
 
 
-def job(prompt: list[int], max_tokens: int = 32) -> Job:
+def job(prompt: list[int], max_tokens: int = 32, partition: str = "") -> Job:
     sampler: Any = None  # placement never samples
     outbox: Any = Outbox.__new__(Outbox)  # nor talks to an event loop
-    return Job(prompt, SamplingParams(max_tokens=max_tokens), max_tokens, sampler, outbox, TextAssembler(()))
+    params = SamplingParams(max_tokens=max_tokens)
+    return Job(prompt, params, max_tokens, sampler, outbox, TextAssembler(()), partition=partition)
 
 
 def slots_of(n: int, busy: list[int], cached: dict[int, list[int]]) -> list[Slot]:
@@ -128,7 +129,7 @@ def test_a_stopped_donor_leaves_what_it_decoded() -> None:
     assert share is not None and not share.due()
     slots[0].cached = first.prompt[:100]  # cancelled after 100 tokens
     slots[0].clear()
-    assert share.due() and share.available(new.prompt) == 100
+    assert share.due() and share.available(new) == 100
 
 
 def test_waiting_slots_are_no_donors_and_short_gains_are_not_copied() -> None:
@@ -184,3 +185,23 @@ def test_cells_about_to_be_overwritten_are_worth_keeping_when_no_other_slot_hold
     assert not worth_keeping(slots, slots[1], reused=len(held) - 7)  # 7 tokens lost: less than 4 copies' worth
     slots[2].cached = [*held, 9]  # another slot holds all of it
     assert not worth_keeping(slots, slots[1], reused=len(SYSTEM))
+
+
+def test_cells_are_reused_and_shared_only_within_one_partition() -> None:
+    """Another key's prompt in a slot is no prefix for this key's job: reused, it would answer sooner."""
+    theirs = job([*SYSTEM, *TOOLS, 7, 8], partition="key:a")
+    slots = slots_of(3, busy=[], cached={0: [], 1: [], 2: []})
+    slots[1].assign(theirs)
+    slots[1].cached = list(theirs.prompt)
+    slots[1].clear()  # idle, holding key a's cells
+    mine = job([*SYSTEM, *TOOLS, 9], partition="key:b")
+    assert slots[1].shared_prefix(mine) == 0
+    assert place(slots, mine) == 0  # no slot holds anything of key b's: the lowest id
+    slots[0].assign(mine)
+    assert find_share(slots, slots[0], mine) is None  # neither held cells nor ...
+    decoding = job([*SYSTEM, *TOOLS, 5], partition="key:a")
+    slots[2].assign(decoding)  # ... a prompt another key is decoding now
+    assert find_share(slots, slots[0], mine) is None
+    again = job([*SYSTEM, *TOOLS, 7, 9], partition="key:a")
+    assert slots[1].shared_prefix(again) == len(SYSTEM) + len(TOOLS) + 1  # the same key reuses its own
+    assert place(slots, again) == 1

@@ -47,3 +47,13 @@ def test_a_state_larger_than_the_budget_is_not_kept() -> None:
     cache = PromptCache(10)
     assert not cache.put([1, 2, 3], state(11))
     assert len(cache) == 0 and cache.nbytes == 0
+
+
+def test_entries_serve_only_their_own_partition() -> None:
+    cache = PromptCache(1000)
+    cache.put([1, 2, 3, 4, 5], state(10), "key:a")
+    assert cache.longest([1, 2, 3, 4, 9], "key:b") == (None, 0)
+    assert cache.longest([1, 2, 3, 4, 9], "key:a")[1] == 4
+    assert not cache.holds([1, 2, 3], "key:b") and cache.holds([1, 2, 3], "key:a")
+    cache.put([1, 2, 3, 4, 5, 6], state(10), "key:b")  # covers key a's entry, but does not replace it
+    assert len(cache) == 2 and cache.longest([1, 2, 3, 4, 5, 7], "key:a")[0] is not None

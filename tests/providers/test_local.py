@@ -15,6 +15,7 @@ from interlock.providers.base import ProviderContext
 from interlock.providers.local import LocalChatProvider, create
 from interlock.settings import EngineSettings, ModelSettings, Settings
 from interlock.types import ChatChunk, ChatRequest
+from interlock.types.tenancy import CACHE_PARTITION
 
 WEATHER = {
     "type": "function",
@@ -272,3 +273,25 @@ async def test_frequency_penalty_reaches_the_engine(provider: LocalChatProvider)
     words = (plain.choices[0].message.content or "").lower().split()
     other = (penalized.choices[0].message.content or "").lower().split()
     assert sum("hello" in w for w in words) > 2 * sum("hello" in w for w in other)
+
+
+async def test_kv_cells_are_reused_only_within_the_callers_partition(provider: LocalChatProvider) -> None:
+    """One key's prompt in the cache must not answer another key's sooner (a timing side channel)."""
+
+    def saved() -> int:
+        s = provider.stats()
+        return int(s["prompt_tokens_reused"] + s["prompt_tokens_shared"] + s["prompt_tokens_cached"])
+
+    req = request("Summarise the quarterly numbers of the Lisbon office for the board. " * 6, max_tokens=1)
+    token = CACHE_PARTITION.set("key:a")
+    try:
+        await provider.chat(req)  # key a's prompt: nothing of key a's is held yet
+        before = saved()
+        CACHE_PARTITION.set("key:b")
+        await provider.chat(req)  # the same prompt from key b decodes every token again
+        assert saved() == before
+        CACHE_PARTITION.set("key:a")
+        answer = await provider.chat(req)  # key a again: its own cells are reused
+        assert answer.usage is not None and saved() - before >= answer.usage.prompt_tokens - 2
+    finally:
+        CACHE_PARTITION.reset(token)

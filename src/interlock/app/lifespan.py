@@ -221,6 +221,7 @@ def lifespan_of(
                 *observability.hooks,
             ],
             first_token_timeout=settings.server.first_token_timeout,
+            cache_scope=settings.engine.cache_scope,
         )
         rollouts = Rollouts(lambda: gateway.routes, store, audit.record, settings.store.key_refresh_interval_s)
         with contextlib.suppress(Exception):  # the store answers later: the config's weights meanwhile

@@ -47,6 +47,7 @@ from interlock.routing.failover import Failover
 from interlock.settings import RoutingSettings
 from interlock.translate.openai_relay import RelayChunk
 from interlock.types import Batch, ChatChunk, ChatRequest, ChatResponse, EmbeddingRequest, Usage
+from interlock.types.tenancy import CACHE_PARTITION, CacheScope, partition_of
 
 log = logging.getLogger(__name__)
 
@@ -118,8 +119,10 @@ class Gateway:
         shadow_hooks: Sequence[Hook[RequestContext]] = (),
         first_token_timeout: float = 60.0,
         max_shadows: int = 16,
+        cache_scope: CacheScope = "key",
     ) -> None:
         self.routes = routes
+        self.cache_scope: CacheScope = cache_scope  # whose requests share prompt KV cells (`types.tenancy`)
         self.failover = Failover(routes, routing)
         self.counter = counter
         self._first_token_timeout = first_token_timeout
@@ -222,7 +225,10 @@ class Gateway:
     # the request -----------------------------------------------------------------------------
 
     async def handle(self, ctx: RequestContext, parse: Callable[[], Awaitable[ModelRequest]], sink: Sink) -> None:
-        """Serve one request into `sink`, and settle it exactly once however it ends."""
+        """Serve one request into `sink`, and settle it exactly once however it ends; the providers it calls
+        see its caller's cache partition (`types.tenancy`)."""
+        p = ctx.principal
+        partition = CACHE_PARTITION.set(partition_of(self.cache_scope, p.key_id, p.team_id, p.org_id, p.name))
         usage: Usage | None = None
         source, status, error, cached = "none", 200, None, False
         request: ModelRequest | None = None
@@ -285,6 +291,7 @@ class Gateway:
             status, error = 500, GatewayError(f"internal error: {type(exc).__name__}")
             await sink.fail(ctx, GatewayError("internal error; the details are in the server log"))
         finally:
+            CACHE_PARTITION.reset(partition)  # no provider is called for this request from here on
             dep = ctx.deployment
             if (
                 isinstance(request, ChatRequest)

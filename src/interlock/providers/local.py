@@ -46,6 +46,7 @@ from interlock.types import (
     ToolCallDelta,
     Usage,
 )
+from interlock.types.tenancy import CACHE_PARTITION
 
 if TYPE_CHECKING:
     from interlock.settings import EngineSettings, ModelSettings
@@ -273,7 +274,7 @@ class LocalChatProvider(Provider):
     def _submit(self, request: ChatRequest) -> tuple[_Plan, Generation]:
         plan = self._plan(request)
         engine, _ = self._ready_engine()
-        return plan, engine.submit(plan.prompt, plan.params)
+        return plan, engine.submit(plan.prompt, plan.params, CACHE_PARTITION.get())
 
     async def chat(self, request: ChatRequest) -> ChatResponse:
         """A complete answer, with exact usage."""

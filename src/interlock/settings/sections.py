@@ -9,6 +9,7 @@ from typing import Any
 from pydantic import Field, SecretStr, model_validator
 
 from interlock.settings.base import _Strict
+from interlock.types.tenancy import CacheScope
 
 
 class ServerSettings(_Strict):
@@ -50,6 +51,10 @@ class EngineSettings(_Strict):
     # Host memory for the KV cells of prompts no slot holds any more (a slot's, saved before a new request
     # overwrites it); 0 turns the prompt cache off. With the per-sequence KV cache and share_prefixes.
     prompt_cache_mib: int = Field(default=256, ge=0, le=1 << 20)
+    # Which requests may reuse each other's prompt KV cells (slots, shared prefixes, the prompt cache):
+    # those of one key (the default), one team, one organisation, or everybody's (`shared`). A reused
+    # prefix answers sooner, so sharing it across callers tells one what another's prompt starts with.
+    cache_scope: CacheScope = "key"
 
 
 class RoutingSettings(_Strict):

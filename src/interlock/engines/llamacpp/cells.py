@@ -33,7 +33,7 @@ class SlotCells:
 
     def place(self, job: Job, free: list[Slot]) -> Slot:
         """Choose one of the `free` slots for `job`, start it there and give it the cells of its prompt that exist."""
-        entry, saved = self.cache.longest(job.prompt) if self.cache is not None else (None, 0)
+        entry, saved = self.cache.longest(job.prompt, job.partition) if self.cache is not None else (None, 0)
         slot = choose_slot(self.slots, free, job, kv_unified=self.kv_unified, share=self.share, saved=saved)
         self._keep(slot, job)
         reused = slot.assign(job)
@@ -69,12 +69,12 @@ class SlotCells:
 
     def _keep(self, slot: Slot, job: Job) -> None:
         """Save the cells `job` would overwrite in `slot` in the prompt cache first, if worth it."""
-        if self.cache is None or not worth_keeping(self.slots, slot, slot.shared_prefix(job.prompt)):
+        if self.cache is None or not worth_keeping(self.slots, slot, slot.shared_prefix(job)):
             return
-        if self.cache.holds(slot.cached):
+        if self.cache.holds(slot.cached, slot.partition):
             return
         state = sequence_state(self.ctx, slot.seq_id)
-        if state is not None and self.cache.put(slot.cached, state):
+        if state is not None and self.cache.put(slot.cached, state, slot.partition):
             self.kept += slot.pos
 
     def _load_saved(self, slot: Slot, entry: Entry, n: int) -> None:
@@ -92,7 +92,7 @@ class SlotCells:
     def _take_share(self, slot: Slot, share: Share) -> None:
         """Copy the donor's KV cells of the slot's prompt prefix into the slot."""
         assert slot.job is not None
-        n = share.available(slot.job.prompt)
+        n = share.available(slot.job)
         if n > slot.fed:  # else the donor stopped before decoding more than this slot holds
             if not copy_prefix(self.ctx, share.donor.seq_id, slot.seq_id, n, kv_unified=self.kv_unified):
                 self._forget(slot)  # the slot's cells are gone: it decodes its whole prompt

@@ -134,8 +134,11 @@ class ChatEngine:
 
     # ---- the event loop's side ----
 
-    def submit(self, prompt: list[int], params: SamplingParams) -> Generation:
-        """Queue a request; raises at once if it cannot be served. Call from the event loop."""
+    def submit(self, prompt: list[int], params: SamplingParams, partition: str = "") -> Generation:
+        """Queue a request; raises at once if it cannot be served. Call from the event loop.
+
+        Its KV cells are reused only by jobs of the same `partition` (`types.tenancy`).
+        """
         if self.state != "ready" or self.model is None:
             raise Unavailable(f"the local engine is not ready ({self.state})")
         room = self.n_ctx_per_slot - len(prompt)
@@ -160,6 +163,7 @@ class ChatEngine:
             sampler=sampler,
             outbox=Outbox(asyncio.get_running_loop()),
             assembler=TextAssembler(params.stop),
+            partition=partition,
         )
         with self._cond:
             if self.state != "ready":  # checked again under the lock: the engine may have failed meanwhile

@@ -26,6 +26,7 @@ class Entry:
     tokens: list[int]
     state: Any  # a ctypes byte array, handed back to llama.cpp as it is
     key: int  # its place in the cache's order
+    partition: str = ""  # whose prompt it was: only a job of the same partition loads it
 
     @property
     def nbytes(self) -> int:
@@ -44,20 +45,24 @@ class PromptCache:
     def __len__(self) -> int:
         return len(self._entries)
 
-    def holds(self, tokens: list[int]) -> bool:
-        """Whether an entry already covers `tokens` (holds them, or them and more)."""
-        n = len(tokens)
-        return any(len(e.tokens) >= n and common_prefix(e.tokens, tokens) == n for e in self._entries.values())
+    def _of(self, partition: str) -> list[Entry]:
+        return [e for e in self._entries.values() if e.partition == partition]
 
-    def put(self, tokens: list[int], state: Any) -> bool:
-        """Save a sequence's state; entries it covers are dropped, the oldest go beyond the budget."""
-        entry = Entry(list(tokens), state, self._next)
+    def holds(self, tokens: list[int], partition: str = "") -> bool:
+        """Whether an entry of `partition` already covers `tokens` (holds them, or them and more)."""
+        n = len(tokens)
+        return any(len(e.tokens) >= n and common_prefix(e.tokens, tokens) == n for e in self._of(partition))
+
+    def put(self, tokens: list[int], state: Any, partition: str = "") -> bool:
+        """Save a sequence's state; entries of its partition it covers are dropped, the oldest go beyond
+        the budget (one budget for all partitions)."""
+        entry = Entry(list(tokens), state, self._next, partition)
         if entry.nbytes > self.max_bytes:
             return False
         n = len(tokens)
-        for key, old in list(self._entries.items()):
+        for old in self._of(partition):
             if len(old.tokens) <= n and common_prefix(old.tokens, tokens) == len(old.tokens):
-                self._drop(key)
+                self._drop(old.key)
         self._entries[entry.key] = entry
         self._next += 1
         self.nbytes += entry.nbytes
@@ -65,12 +70,13 @@ class PromptCache:
             self._drop(next(iter(self._entries)))
         return True
 
-    def longest(self, prompt: list[int]) -> tuple[Entry | None, int]:
-        """The entry sharing the longest prefix with `prompt` and its length (never the last token)."""
+    def longest(self, prompt: list[int], partition: str = "") -> tuple[Entry | None, int]:
+        """The entry of `partition` sharing the longest prefix with `prompt` and its length (never the
+        last token)."""
         best: Entry | None = None
         length = 0
         limit = len(prompt) - 1
-        for entry in self._entries.values():
+        for entry in self._of(partition):
             n = min(common_prefix(entry.tokens, prompt), limit)
             if n > length:
                 best, length = entry, n

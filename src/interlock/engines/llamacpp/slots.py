@@ -63,6 +63,8 @@ class Job:
     # Written by the event loop, read by the engine thread; a bool store is atomic in CPython.
     cancelled: bool = False
     n_generated: int = 0
+    # Whose prompt this is (`types.tenancy`): KV cells are reused only between jobs of one partition.
+    partition: str = ""
 
 
 @dataclass(eq=False)
@@ -81,6 +83,7 @@ class Slot:
     logits_index: int = -1  # where this slot's logits are in the current batch, -1 for none
     share: Share | None = None  # waiting for another slot to decode this job's prompt prefix
     prompt_len: int = 0  # the last job's prompt length: the cells after it hold that job's answer
+    partition: str = ""  # the partition of the jobs whose tokens `cached` holds
 
     @property
     def pos(self) -> int:
@@ -95,16 +98,20 @@ class Slot:
         """Whether this slot has tokens to decode in the next step (a job, not waiting for a share)."""
         return self.job is not None and self.share is None
 
-    def shared_prefix(self, prompt: list[int]) -> int:
-        """How many leading tokens of `prompt` are already in this slot's KV cells."""
+    def shared_prefix(self, job: Job) -> int:
+        """How many leading tokens of `job`'s prompt are already in this slot's KV cells (none when they
+        are another partition's: a prefix found in the cache answers sooner, which would tell its caller
+        what someone else's prompt starts with)."""
+        if self.partition != job.partition:
+            return 0
         # The last prompt token is always decoded again: its logits give the first new token.
-        return min(common_prefix(self.cached, prompt), len(prompt) - 1)
+        return min(common_prefix(self.cached, job.prompt), len(job.prompt) - 1)
 
     def assign(self, job: Job) -> int:
         """Start running `job`; returns how many prompt tokens it reuses (the caller trims the KV)."""
-        reused = self.shared_prefix(job.prompt)
+        reused = self.shared_prefix(job)
         self.job, self.fed, self.next_token, self.logits_index = job, reused, -1, -1
-        self.prompt_len = len(job.prompt)
+        self.prompt_len, self.partition = len(job.prompt), job.partition
         del self.cached[reused:]
         return reused
 
@@ -136,9 +143,9 @@ class Share:
         """Whether to copy now: the donor has decoded the prefix, or stopped before it (then less is copied)."""
         return self.job is None or self.donor.job is not self.job or self.donor.fed >= self.length
 
-    def available(self, prompt: list[int]) -> int:
-        """How many of `prompt`'s tokens the donor's cells hold now (never the last one)."""
-        return min(self.length, self.donor.shared_prefix(prompt))
+    def available(self, job: Job) -> int:
+        """How many of `job`'s prompt tokens the donor's cells hold now (never the last one)."""
+        return min(self.length, self.donor.shared_prefix(job))
 
 
 def _candidates(slots: list[Slot], job: Job, exclude: Slot | None) -> Iterator[Share]:
@@ -147,8 +154,8 @@ def _candidates(slots: list[Slot], job: Job, exclude: Slot | None) -> Iterator[S
     for other in slots:
         if other is exclude or other.share is not None:  # a slot itself waiting for a share is no donor
             continue
-        yield Share(other, None, other.shared_prefix(job.prompt))
-        if other.job is not None and other.prefilling():
+        yield Share(other, None, other.shared_prefix(job))
+        if other.job is not None and other.prefilling() and other.job.partition == job.partition:
             yield Share(other, other.job, min(common_prefix(other.job.prompt, job.prompt), limit))
 
 
@@ -193,7 +200,8 @@ def worth_keeping(slots: list[Slot], slot: Slot, reused: int) -> bool:
     held = len(slot.cached)
     if held - reused < 4 * MIN_COPIED or reused >= slot.prompt_len - 1:
         return False
-    elsewhere = max((common_prefix(o.cached, slot.cached) for o in slots if o is not slot), default=0)
+    others = (o for o in slots if o is not slot and o.partition == slot.partition)
+    elsewhere = max((common_prefix(o.cached, slot.cached) for o in others), default=0)
     return held - max(reused, elsewhere) >= 4 * MIN_COPIED
 
 
@@ -218,14 +226,14 @@ def choose_slot(
     weight = 0 if kv_unified else min(job.max_tokens, 256)
     busy = [s.seq_id for s in slots if s.job is not None]
     if not busy or not weight:
-        return max(free, key=lambda s: (s.shared_prefix(job.prompt), -s.seq_id))
+        return max(free, key=lambda s: (s.shared_prefix(job), -s.seq_id))
     lo, hi = busy[0], busy[-1]
     floor = max(shareable(slots, job), saved) if share else 0
 
     def score(slot: Slot) -> tuple[int, int, int]:
         i = slot.seq_id
         added = (max(hi, i) - min(lo, i)) - (hi - lo) - 1  # filler tokens per step it adds (-1: fills a gap)
-        own = slot.shared_prefix(job.prompt)
+        own = slot.shared_prefix(job)
         return max(own, floor) - added * weight, own, -i
 
     return max(free, key=score)
