@@ -229,7 +229,9 @@ async def test_eight_concurrent_requests_are_batched(provider: LocalChatProvider
     assert all(a.usage and a.usage.completion_tokens > 0 for a in answers)
     stats = provider.stats()
     assert stats["max_batch_seqs"] > 1
-    assert stats["prompt_tokens_reused"] > 0  # every prompt starts with the same system prompt
+    # Every prompt starts with the same system prompt: held by a slot from an earlier test (reused), or,
+    # in a fresh engine, decoded by one slot and copied into the others (shared).
+    assert stats["prompt_tokens_reused"] + stats["prompt_tokens_shared"] > 0
     assert stats["slots_busy"] == 0
     assert provider.readiness() == (True, "ready")
 
