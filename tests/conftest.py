@@ -7,11 +7,13 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
 import pytest
+import redis
 from starlette.testclient import TestClient
 
 from interlock.app import create_app
@@ -19,6 +21,7 @@ from interlock.settings import Settings, load_settings
 from interlock.store.records import UsageRecord
 
 ADMIN_KEY = "sk-il-admin-test-key"
+REDIS = os.environ.get("INTERLOCK_TEST_REDIS", "redis://127.0.0.1:6379/15")  # the tests' own Redis database
 
 
 def free_port() -> int:
@@ -131,3 +134,14 @@ def stub_upstream() -> Iterator[str]:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(10)
+
+
+@pytest.fixture
+def prefix() -> Iterator[str]:
+    """A Redis key prefix of this test's own (in `REDIS`); its keys are deleted after it."""
+    name = f"interlock-test-{uuid.uuid4().hex[:8]}:"
+    yield name
+    r = redis.Redis.from_url(REDIS)
+    for key in r.scan_iter(f"{name}*"):
+        r.delete(key)
+    r.close()

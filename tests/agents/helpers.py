@@ -3,7 +3,6 @@ and the Redis they use (`conftest.prefix` gives each test its own key prefix the
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,9 +27,6 @@ def admin_client(
     monkeypatch.setenv("INTERLOCK_ADMIN_KEY", ADMIN_KEY)
     app = create_app(settings, hooks=list(hooks)) if hooks else create_app(settings)
     return TestClient(app, headers={"authorization": f"Bearer {ADMIN_KEY}"})
-
-
-REDIS = os.environ.get("INTERLOCK_TEST_REDIS", "redis://127.0.0.1:6379/15")
 
 
 @dataclass

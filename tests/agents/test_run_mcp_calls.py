@@ -16,7 +16,8 @@ from interlock.audit.chain import AuditEvent
 from interlock.auth.agents import AgentDirectory
 from interlock.plugins.hooks import Denied
 from interlock.store.agent_queries import AgentRecord, OwnerRecord
-from tests.agents.helpers import REDIS, AgentPrincipal
+from tests.agents.helpers import AgentPrincipal
+from tests.conftest import REDIS
 
 PAY = '{"amount":5,"iban":"DE89370400440532013000"}'
 

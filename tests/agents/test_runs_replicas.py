@@ -12,8 +12,7 @@ from starlette.testclient import TestClient
 
 from interlock.app import create_app
 from interlock.settings import load_settings
-from tests.agents.helpers import REDIS
-from tests.conftest import ADMIN_KEY
+from tests.conftest import ADMIN_KEY, REDIS
 
 CONFIG = """
 [plugins]

@@ -5,20 +5,15 @@ Real Redis on 127.0.0.1:6379 (db 15, a unique key prefix per test); "down" is a 
 
 from __future__ import annotations
 
-import os
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 import redis
 from starlette.testclient import TestClient
 
 from interlock.app import create_app
 from interlock.settings import load_settings
-from tests.conftest import ADMIN_KEY, free_port
+from tests.conftest import ADMIN_KEY, REDIS, free_port
 
-REDIS = os.environ.get("INTERLOCK_TEST_REDIS", "redis://127.0.0.1:6379/15")
 CONFIG = """
 [plugins]
 modules = ["interlock.testing.fake"]
@@ -62,16 +57,6 @@ def _ledger(app: TestClient) -> list[tuple[int, int]]:
     state = app.app.state.interlock  # type: ignore[attr-defined]
     app.portal.call(state.store.flush)  # type: ignore[union-attr]
     return [(r.status, r.cost_micros) for r in app.portal.call(state.store.usage_rows)]  # type: ignore[union-attr]
-
-
-@pytest.fixture
-def prefix() -> Iterator[str]:
-    name = f"interlock-test-{uuid.uuid4().hex[:8]}:"
-    yield name
-    r = redis.Redis.from_url(REDIS)
-    for key in r.scan_iter(f"{name}*"):
-        r.delete(key)
-    r.close()
 
 
 def test_redis_keys_deleted_mid_run_are_re_seeded_from_the_ledger(tmp_path: Path, prefix: str) -> None:

@@ -19,13 +19,12 @@ import httpx
 import psycopg
 import pytest
 
-from tests.conftest import ADMIN_KEY
+from tests.conftest import ADMIN_KEY, REDIS
 from tests.e2e.conftest import Server, start_server
 
 pytestmark = pytest.mark.subprocess
 
 POSTGRES = os.environ.get("INTERLOCK_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
-REDIS = os.environ.get("INTERLOCK_TEST_REDIS", "redis://127.0.0.1:6379/15")
 BUDGET_USD = "1.0"  # each request costs 12 x $1000/M + 6 x $1000/M = $0.018
 TPM = 600  # each request uses 18 tokens
 CLIENTS = 64

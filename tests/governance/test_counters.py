@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import uuid
 from collections.abc import AsyncIterator
 
@@ -11,8 +10,7 @@ import pytest
 
 from interlock.governance.counters import Bucket, Counters, Grant, LocalCounters, Missing
 from interlock.governance.redis_counters import RedisCounters
-
-REDIS = os.environ.get("INTERLOCK_TEST_REDIS", "redis://127.0.0.1:6379/15")
+from tests.conftest import REDIS
 
 
 @pytest.fixture(params=["local", "redis"])
