@@ -9,7 +9,7 @@ request's type: the gateway, its hooks and failover stay the same for both (see 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
-from typing import Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
 from yarl import URL
 
@@ -37,6 +37,7 @@ from interlock.translate.openai_relay import RelayBatch, RelayChunk, relay_chunk
 from interlock.translate.responses import ResponsesChat
 from interlock.translate.responses_upstream import ResponsesEventReader, parse_response, responses_payload
 from interlock.types import Batch, ChatChunk, ChatRequest, ChatResponse, EmbeddingRequest, EmbeddingResponse
+from interlock.types.tenancy import CACHE_PARTITION, cache_salt_of
 
 C = TypeVar("C", ChatChunk, RelayChunk)
 
@@ -49,6 +50,9 @@ class Options(RemoteOptions):
     """
 
     responses_api: Literal["chat", "native"] = "chat"
+    # Send each request's `cache_salt` (vLLM's per-request prefix-cache namespace) from its caller's
+    # partition (`[engine] cache_scope`, `types.tenancy`); off for upstreams that refuse unknown fields.
+    cache_salt: bool = False
 
 
 class OpenAICompatibleProvider(Provider):
@@ -68,6 +72,17 @@ class OpenAICompatibleProvider(Provider):
         key = api_key_from_env(alias, options, context.settings.source)
         self._headers = {**({"authorization": f"Bearer {key}"} if key else {}), **options.headers}
         self._timeout = client_timeout(context.settings.server)
+        self._salted = options.cache_salt
+
+    def _payload(self, request: ChatRequest, *, stream: bool) -> dict[str, Any]:
+        body = chat_payload(request, self.upstream_model, stream=stream)
+        if self._salted:
+            salt = cache_salt_of(CACHE_PARTITION.get())
+            if salt is None:
+                body.pop("cache_salt", None)
+            else:
+                body["cache_salt"] = salt
+        return body
 
     def _native(self, request: ChatRequest) -> URL | None:
         """The upstream's `/v1/responses`, when this request came to ours and the deployment serves it natively."""
@@ -79,7 +94,7 @@ class OpenAICompatibleProvider(Provider):
         if native is not None:
             return await self._respond(native, request)
         url = self._chat_url
-        body = chat_payload(request, self.upstream_model, stream=False)
+        body = self._payload(request, stream=False)
         try:
             async with upstream_call(self._context.http(), url, body, self._headers, self._timeout) as resp:
                 raw = await read_body(resp, url)
@@ -113,7 +128,7 @@ class OpenAICompatibleProvider(Provider):
     ) -> AsyncIterator[list[C]]:
         """The upstream's chat completion stream, each event through `parse`, batched by the read that brought them."""
         url = self._chat_url
-        body = chat_payload(request, self.upstream_model, stream=True)
+        body = self._payload(request, stream=True)
         try:
             async with upstream_call(self._context.http(), url, body, self._headers, self._timeout) as resp:
                 async for events in sse_event_batches(resp, url):

@@ -7,10 +7,14 @@ the same threat). So the embedded engine reuses KV cells only between requests o
 the gateway sets `CACHE_PARTITION` for each request from its principal and `[engine] cache_scope`
 (`partition_of`), and the local provider hands it to the engine with the job. Code that calls a
 provider outside a gateway request (evaluations, warm-ups) runs in the default partition, "".
+An OpenAI-compatible upstream with its own prefix cache (vLLM, and services built on it) gets the same
+separation with the deployment option `cache_salt = true`: each request carries `cache_salt_of` its
+partition, which replaces any `cache_salt` the client sent (else a client could name another's).
 """
 
 from __future__ import annotations
 
+import hashlib
 from contextvars import ContextVar
 from typing import Literal
 
@@ -30,3 +34,11 @@ def partition_of(scope: CacheScope, key_id: str | None, team_id: str | None, org
     if scope in ("org", "team") and team_id:
         return "team:" + team_id
     return "key:" + (key_id or name)
+
+
+def cache_salt_of(partition: str) -> str | None:
+    """The `cache_salt` an upstream gets for `partition`: a digest (no key ids leave the building), or None
+    for the shared partition."""
+    if not partition:
+        return None
+    return hashlib.sha256(b"interlock-cache-salt\x00" + partition.encode()).hexdigest()[:32]
