@@ -122,6 +122,7 @@ def test_deployments_inherit_the_alias_options(tmp_path: Path) -> None:
 [models.llama]
 api_key_env = "SHARED_KEY"
 headers = { x-team = "search", x-replica = "?" }
+cache_salt = true
 [[models.llama.deployments]]
 provider = "openai_compatible"
 base_url = "http://a/v1"
@@ -138,12 +139,14 @@ api_key_env = "OWN_KEY"
         "api_key_env": "SHARED_KEY",
         "headers": {"x-team": "search", "x-replica": "a"},
         "responses_api": "chat",
+        "cache_salt": True,
     }
     assert b.model_dump() == {
         "base_url": "http://b/v1",
         "api_key_env": "OWN_KEY",
         "headers": {"x-team": "search", "x-replica": "?"},
         "responses_api": "chat",
+        "cache_salt": True,
     }
 
 
