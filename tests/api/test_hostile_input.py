@@ -13,6 +13,7 @@ import copy
 import json
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -274,3 +275,45 @@ def test_the_depth_bound_leaves_room_below_orjsons_limit() -> None:
     ok = {"model": "m", "messages": MSG, "x": _deep(MAX_JSON_DEPTH - 1)}
     assert ChatRequest.model_validate(ok).model_extra
     orjson.dumps([None, ChatRequest.model_validate(ok).model_dump()])
+
+
+UPSTREAM = """
+[store]
+flush_interval_ms = 5
+
+[models.up]
+provider = "openai_compatible"
+base_url = "{stub}/v1"
+model = "stub"
+price_input_per_mtok = 0.001
+price_output_per_mtok = 0.001
+"""
+
+
+def test_a_2mb_body_reaches_an_http_upstream_and_settles_once(tmp_path: Path, stub_upstream: str) -> None:
+    """Past aiohttp's 1 MiB threshold a bytes body raised its `ResourceWarning` (a 500 where warnings are errors)."""
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(UPSTREAM.format(stub=stub_upstream))
+    s = load_settings(cfg, {"INTERLOCK_HOME": str(tmp_path / "home"), "INTERLOCK_ADMIN_KEY": ADMIN_KEY})
+    with TestClient(create_app(s), headers={"authorization": f"Bearer {ADMIN_KEY}"}) as client:
+        made = client.post("/admin/keys", json={"name": "big"}).json()
+        r = client.put(
+            "/admin/budgets", json={"scope": "key", "scope_id": made["id"], "period": "total", "limit_usd": 100}
+        )
+        assert r.status_code == 200
+        big = "x" * 2_000_000
+        bodies = [
+            {"model": "up", "messages": [{"role": "user", "content": big}]},
+            {"model": "up", "stream": True, "messages": [{"role": "user", "content": "hi"}], "x_extra": big},
+        ]
+        ids = []
+        for body in bodies:
+            r = client.post("/v1/chat/completions", json=body, headers={"authorization": f"Bearer {made['key']}"})
+            assert r.status_code == 200, r.text[:300]
+            ids.append(r.headers["x-request-id"])
+        state = client.app.state.interlock  # type: ignore[attr-defined]
+        client.portal.call(state.store.flush)  # type: ignore[union-attr]
+        rows = client.portal.call(state.store.usage_rows)  # type: ignore[union-attr]
+        assert sorted(row.request_id for row in rows if row.request_id in ids) == sorted(ids)
+        budget = next(b for b in client.get("/admin/budgets").json()["data"] if b["scope_id"] == made["id"])
+        assert budget["reserved_micros"] == 0

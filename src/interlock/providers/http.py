@@ -7,6 +7,7 @@ a reset or a stream cut short is 502, a timeout is 504.
 from __future__ import annotations
 
 import asyncio
+import io
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -58,6 +59,9 @@ def api_key_from_env(alias: str, options: RemoteOptions, source: str) -> str | N
     return key
 
 
+LARGE_BODY = 1 << 20  # aiohttp's own threshold for that warning (`payload.TOO_LARGE_BYTES_BODY`)
+
+
 def _transport_error(exc: BaseException, url: str | URL) -> GatewayError:
     if isinstance(exc, aiohttp.ClientConnectorError):
         return Unavailable(
@@ -79,10 +83,13 @@ async def upstream_call(
     timeouts: aiohttp.ClientTimeout,
 ) -> AsyncIterator[aiohttp.ClientResponse]:
     """POST `body` as JSON; yields a 2xx response, raises a gateway error for anything else."""
+    data = orjson.dumps(body)
     try:
         async with session.post(
             url,
-            data=orjson.dumps(body),
+            # aiohttp writes a large bytes body in one go, and warns that it may block the loop: such a
+            # body (a long conversation, an inline file) goes as a stream, read in chunks, instead.
+            data=data if len(data) < LARGE_BODY else io.BytesIO(data),
             headers={"content-type": "application/json", **headers},
             timeout=timeouts,
         ) as resp:
