@@ -81,6 +81,11 @@ def test_invalid_input_is_a_400_naming_the_field(
         ({"mcp_servers": [{"type": "url", "url": "http://x", "name": "x"}]}, "mcp_servers"),
         ({"tools": [{"type": "web_search_20250305", "name": "web_search"}]}, "tools.0.type"),
         ({"frobnicate": True}, "frobnicate"),
+        ({"output_config": {"effort": "low"}}, "output_config.effort"),
+        ({"output_config": {"task_budget": {"type": "tokens", "total": 9000}}}, "output_config.task_budget"),
+        ({"output_config": {"format": {"type": "json_object"}}}, "output_config.format.type"),
+        ({"output_config": {"format": {"type": "json_schema"}}}, "output_config.format.schema"),
+        ({"output_config": {"verbosity": "low"}}, "output_config.verbosity"),
         ({"max_tokens": True}, "max_tokens"),
         ({"stop_sequences": ["  "]}, "stop_sequences.0"),
         (
@@ -119,12 +124,30 @@ def test_documented_no_ops_are_accepted(client: TestClient) -> None:
         "/v1/messages",
         json=_body(
             thinking={"type": "disabled"},
+            output_config={"effort": "high"},
             service_tier="auto",
             system=[{"type": "text", "text": "be brief", "cache_control": {"type": "ephemeral"}}],
         ),
     )
     assert r.status_code == 200, r.text
     assert r.json()["content"] == [{"type": "text", "text": "echo: hello"}]
+
+
+def test_structured_output_reaches_the_model_as_a_json_schema_response_format(client: TestClient) -> None:
+    schema = {"type": "object", "properties": {"echo": {"type": "string"}}, "required": ["echo"]}
+    fmt = {"format": {"type": "json_schema", "schema": schema}}
+    for stream in (False, True):
+        r = client.post("/v1/messages", json=_body(output_config=fmt, stream=stream))
+        assert r.status_code == 200, r.text
+        sent = client.app.state.interlock.providers["echo"].received[-1]  # type: ignore[attr-defined]
+        assert sent.response_format.type == "json_schema"
+        assert sent.response_format.json_schema.schema_ == schema
+    assert orjson.loads(client.post("/v1/messages", json=_body(output_config=fmt)).json()["content"][0]["text"]) == {
+        "echo": "hello"
+    }
+    plain = client.post("/v1/messages/count_tokens", json={"model": "echo", "messages": USER}).json()
+    counted = client.post("/v1/messages/count_tokens", json={"model": "echo", "messages": USER, "output_config": fmt})
+    assert counted.status_code == 200 and counted.json()["input_tokens"] > plain["input_tokens"]  # the schema counts
 
 
 def test_error_code_header_on_other_refusals(client: TestClient) -> None:

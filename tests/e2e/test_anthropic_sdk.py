@@ -1,4 +1,5 @@
-"""The official `anthropic` SDK against `interlock serve`: count_tokens, and a 400 that is not retried."""
+"""The official `anthropic` SDK against `interlock serve`: count_tokens, a 400 that is not retried,
+structured output, the model list."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from collections.abc import Callable
 
 import anthropic
 import pytest
+from pydantic import BaseModel
 
 from tests.conftest import ADMIN_KEY, FAKE_CONFIG
 from tests.e2e.conftest import Server
@@ -40,3 +42,34 @@ def test_anthropic_sdk_count_tokens_and_bad_request(serve: Callable[[str | None]
     with contextlib.closing(sqlite3.connect(server.home / "interlock.db")) as db:
         rows = db.execute("SELECT endpoint, status FROM usage ORDER BY ts").fetchall()
     assert rows == [("messages", 400), ("messages", 200)]  # one row for the 400: the SDK did not retry it
+
+
+class Echo(BaseModel):
+    echo: str
+
+
+def test_anthropic_sdk_structured_output_and_models(serve: Callable[[str | None], Server]) -> None:
+    """`messages.parse` sends `output_config.format`; the gateway asks the model for that schema's JSON.
+    `models.list` and `models.retrieve` read Anthropic's fields from the shared /v1/models."""
+    server = serve(FAKE_CONFIG)
+    with anthropic.Anthropic(base_url=server.url, api_key=ADMIN_KEY, max_retries=0) as client:
+        page = client.models.list()
+        assert {m.id for m in page.data} == {"echo", "echo-remote", "vectors"} and not page.has_more
+        assert page.last_id == page.data[-1].id
+        model = client.models.retrieve("echo")
+        assert model.type == "model" and model.display_name == "echo" and model.created_at.year >= 2026
+        msg = client.messages.parse(
+            model="echo", max_tokens=50, output_format=Echo, messages=[{"role": "user", "content": "a parrot"}]
+        )
+        assert msg.parsed_output == Echo(echo="a parrot")  # the fake answers JSON only when asked for it
+        with client.messages.stream(
+            model="echo",
+            max_tokens=50,
+            output_config={"format": {"type": "json_schema", "schema": Echo.model_json_schema()}},
+            messages=[{"role": "user", "content": "two parrots"}],
+        ) as stream:
+            final = stream.get_final_message()
+        assert final.stop_reason == "end_turn"
+        assert (
+            Echo.model_validate_json("".join(b.text for b in final.content if b.type == "text")).echo == "two parrots"
+        )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 from starlette.requests import Request
@@ -143,11 +144,16 @@ embeddings = model_endpoint("embeddings", EmbeddingWire)
 
 
 def _model_entry(alias: str, state: AppState) -> dict[str, Any]:
+    """One model, in a shape both SDKs read: OpenAI's (`object`, `created`) and Anthropic's (`type`,
+    `display_name`, `created_at`), since `anthropic` clients list models on the same path."""
     route = state.gateway.routes[alias]
     return {
         "id": alias,
         "object": "model",
+        "type": "model",
+        "display_name": alias,
         "created": state.started,
+        "created_at": datetime.fromtimestamp(state.started, UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "owned_by": ",".join(sorted({d.provider.kind for d in route.deployments})),
         "mode": route.model.mode,
         "tags": route.tags,
@@ -180,7 +186,9 @@ async def list_models(request: Request) -> Response:
         for alias, route in state.gateway.routes.items()
         if principal.may_use(alias, route.tags)
     ]
-    return JSONResponse({"object": "list", "data": data})
+    # Anthropic's list carries its paging fields; every model fits in one page.
+    first, last = (data[0]["id"], data[-1]["id"]) if data else (None, None)
+    return JSONResponse({"object": "list", "data": data, "has_more": False, "first_id": first, "last_id": last})
 
 
 async def get_model(request: Request) -> Response:

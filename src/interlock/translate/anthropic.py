@@ -33,8 +33,10 @@ from interlock.types import (
     FunctionCall,
     FunctionDef,
     ImagePart,
+    JsonSchemaSpec,
     Message,
     NamedToolChoice,
+    ResponseFormat,
     TextPart,
     Tool,
     ToolCall,
@@ -161,9 +163,12 @@ def count_text(req: AnthropicPrompt) -> str:
     """Check a prompt (a 400 naming the field), then the text its tokens are counted in."""
     check_prompt(req)
     try:
-        return prompt_text(prompt_messages(req), prompt_tools(req))
+        text = prompt_text(prompt_messages(req), prompt_tools(req))
     except ValidationError as exc:
         raise _untranslatable(exc) from None
+    if req.output_config is not None and req.output_config.format is not None:
+        text += "\n" + dumps_json(req.output_config.format.schema_)  # the schema reaches the model too
+    return text
 
 
 def anthropic_to_chat_request(req: AnthropicRequest) -> ChatRequest:
@@ -184,6 +189,11 @@ def _chat_request(req: AnthropicRequest) -> ChatRequest:
             choice = NamedToolChoice(function={"name": req.tool_choice.name or ""})
         if req.tool_choice.disable_parallel_tool_use:
             extra["parallel_tool_calls"] = False
+    if req.output_config is not None and req.output_config.format is not None:
+        schema = req.output_config.format.schema_
+        extra["response_format"] = ResponseFormat(
+            type="json_schema", json_schema=JsonSchemaSpec(name="output", schema=schema)
+        )
     user_id = (req.metadata or {}).get("user_id")
     return ChatRequest(
         model=req.model,

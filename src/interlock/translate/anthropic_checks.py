@@ -41,12 +41,13 @@ def unsupported(param: str, why: str) -> BadRequest:
 
 
 def check_prompt(req: AnthropicPrompt) -> None:
-    """Raise a 400 for the first problem in the prompt (messages, system, tools, tool_choice, thinking)."""
+    """Raise a 400 for the first problem in the prompt (messages, system, tools, tool_choice, thinking, output)."""
     for name, why in _REFUSED.items():
         if getattr(req, name, None) is not None:
             raise unsupported(name, why)
     if req.thinking is not None and req.thinking.get("type") != "disabled":
         raise unsupported("thinking", "extended thinking is not available on the gateway's models")
+    _check_output_config(req)
     for i, block in enumerate(req.system or []):
         if block.type != "text" or block.text is None:
             raise invalid(f"system.{i}", "the system prompt takes text blocks only")
@@ -124,6 +125,18 @@ def _check_image(block: AnthropicBlock, where: str) -> None:
         raise unsupported(f"{where}.source.type", "the gateway has no Files API; send the image as base64 or url")
     else:
         raise invalid(f"{where}.source.type", "must be 'base64' or 'url'")
+
+
+def _check_output_config(req: AnthropicPrompt) -> None:
+    config = req.output_config
+    if config is None:
+        return
+    if config.effort not in (None, "high"):  # "high" is the API's default: asking for it changes nothing
+        raise unsupported("output_config.effort", "the gateway's models have no effort setting; omit it or send 'high'")
+    if config.task_budget is not None:
+        raise unsupported("output_config.task_budget", "the gateway does not budget tokens across a task's turns")
+    if config.format is not None:
+        _check_depth(config.format.schema_, "output_config.format.schema")
 
 
 def _check_tools(req: AnthropicPrompt) -> None:

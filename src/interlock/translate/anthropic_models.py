@@ -81,6 +81,25 @@ class AnthropicToolChoice(BaseModel):
     disable_parallel_tool_use: bool | None = None
 
 
+class AnthropicOutputFormat(BaseModel):
+    """`output_config.format`: structured outputs, an answer that is JSON matching `schema`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["json_schema"]
+    schema_: dict[str, Any] = Field(alias="schema")
+
+
+class AnthropicOutputConfig(BaseModel):
+    """`output_config`: the answer's format, and how much effort the model spends on it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    format: AnthropicOutputFormat | None = None
+    effort: Literal["low", "medium", "high", "xhigh", "max"] | None = None  # only "high", the default, is accepted
+    task_budget: Any = None  # refused; declared so that the refusal can say so
+
+
 class AnthropicPrompt(BaseModel):
     """What `/v1/messages/count_tokens` takes: the prompt of a Messages API request."""
 
@@ -92,6 +111,7 @@ class AnthropicPrompt(BaseModel):
     tools: list[AnthropicTool] | None = None
     tool_choice: AnthropicToolChoice | None = None
     thinking: dict[str, Any] | None = None  # only {"type": "disabled"} is accepted
+    output_config: AnthropicOutputConfig | None = None
     # Anthropic features the gateway cannot honour; declared so that the refusal can say so.
     mcp_servers: Any = None
     container: Any = None

@@ -112,6 +112,9 @@ def _hand_written(model: dict[type[Any], Schema]) -> dict[str, Schema]:
         "BudgetStatus": budget,
         "Model": _obj(
             {"id": _STR, "object": {"const": "model"}, "created": _INT, "owned_by": _STR},
+            type={"const": "model"},  # Anthropic's fields, for `anthropic` clients on the same path
+            display_name=_STR,
+            created_at={"type": "string", "format": "date-time"},
             mode=_STR,
             context_window={"type": ["integer", "null"]},
         ),

@@ -182,6 +182,8 @@ class PiiDetector:
         presidio_log = logging.getLogger("presidio-analyzer")
         if not any(isinstance(f, _NoValuesInLogs) for f in presidio_log.filters):
             presidio_log.addFilter(_NoValuesInLogs())
+        if presidio_log.level == logging.NOTSET:  # its INFO lines (one per recognizer loaded) are start-up noise
+            presidio_log.setLevel(logging.WARNING)
         registry = RecognizerRegistry(supported_languages=["en"])
         for recognizer in _recognizers(chosen, tuple(r.upper() for r in phone_regions)):
             registry.add_recognizer(recognizer)
