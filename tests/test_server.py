@@ -99,6 +99,13 @@ async def test_a_stream_sends_its_head_with_the_first_event_then_each_event(port
     assert WRITES[0].startswith(b"HTTP/1.1 200 ") and WRITES[0].endswith(b"data: 0\n\n\r\n")
 
 
+async def test_a_head_request_gets_its_head_though_no_body_follows(port: int) -> None:
+    """uvicorn writes no body for HEAD: holding the head for one would leave the client waiting."""
+    data = await _exchange(port, b"HEAD /x HTTP/1.1\r\nhost: t\r\n\r\n", b"\r\n\r\n")
+    assert data.startswith(b"HTTP/1.1 201 ") and b"content-length: 5" in data.lower()
+    assert not data.endswith(b"echo:")
+
+
 async def test_100_continue_is_not_held_back(port: int) -> None:
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     writer.write(b"POST /x HTTP/1.1\r\nhost: t\r\ncontent-length: 2\r\nexpect: 100-continue\r\n\r\n")

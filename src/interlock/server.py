@@ -6,8 +6,8 @@ body with the next message: two socket writes per response where one would do. O
 write runs the receiver's TCP processing inside the sender's system call, so the extra write is a
 measurable share of the gateway's CPU per request (bench/RESULTS.md). Here the head waits in memory
 for the first body write (which the app sends right after it, without waiting on anything) and both
-leave in one write. A `100 Continue` answer and everything after the first body write pass straight
-through.
+leave in one write. A `100 Continue` answer, the head of a HEAD request (uvicorn writes no body for one,
+so there is nothing to wait for) and everything after the first body write pass straight through.
 """
 
 from __future__ import annotations
@@ -32,9 +32,12 @@ class _HeadWithBody:
     def write(self, data: bytes | bytearray | memoryview) -> None:
         """Hold the response head; prepend it to the first body write; pass the rest through."""
         if self._writes == 0 and self._cycle.response_started:
-            self._head = bytes(data)
-            self._writes = 1
-            return
+            if self._cycle.scope["method"] == "HEAD":
+                self._writes = 2
+            else:
+                self._head = bytes(data)
+                self._writes = 1
+                return
         if self._head is not None:
             data, self._head = self._head + bytes(data), None
             self._writes = 2
