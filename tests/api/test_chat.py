@@ -115,7 +115,9 @@ def test_models_lists_aliases(client: TestClient) -> None:
     ids = {m["id"] for m in r.json()["data"]}
     assert ids == {"echo", "echo-remote", "vectors"}
     assert client.get("/v1/models/echo").json()["id"] == "echo"
-    assert client.get("/v1/models/nope").status_code == 404
+    assert client.get("/v1/models/nope").json()["error"]["type"] == "invalid_request_error"
+    anthropic_shape = client.get("/v1/models/nope", headers={"anthropic-version": "2023-06-01"})
+    assert anthropic_shape.status_code == 404 and anthropic_shape.json()["error"]["type"] == "not_found_error"
 
 
 def test_embeddings(client: TestClient, ledger: Callable[[], list[UsageRecord]]) -> None:

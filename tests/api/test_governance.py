@@ -171,6 +171,8 @@ def test_spend_by_endpoint_and_filtered_to_endpoints(app: TestClient) -> None:
     both = app.get("/admin/spend?group=model&endpoint=chat,embeddings").json()["data"]
     assert {r["group"] for r in both} == {"echo", "vectors"}
     assert app.get("/admin/spend?group=model&endpoint=mcp").json()["data"] == []
+    typo = app.get("/admin/spend", params={"endpoint": "chat,message"})
+    assert typo.status_code == 400 and "unknown endpoint message" in typo.json()["error"]["message"]
     for hostile in ("chat;drop", ",".join(["chat"] * 60), "chat,", "ch\u00e4t"):
         bad = app.get("/admin/spend", params={"endpoint": hostile})
         assert bad.status_code == 400 and bad.json()["error"]["param"] == "endpoint", hostile[:20]

@@ -76,6 +76,8 @@ def test_chat_and_spend_against_a_running_server(env: Path, tmp_path: Path) -> N
     assert none.exit_code == 0 and json.loads(none.stdout)["data"] == []
     bad = runner.invoke(app, ["spend", "--endpoint", "chat completions"])
     assert bad.exit_code != 0 and "comma" in bad.output
+    typo = runner.invoke(app, ["spend", "--endpoint", "chats"])
+    assert typo.exit_code != 0 and "unknown endpoint chats" in typo.output
     mixed = runner.invoke(app, ["spend", "--endpoint", "chat", "--export", "csv"])
     assert mixed.exit_code != 0 and "--export" in mixed.output
     table = runner.invoke(app, ["spend", "--by", "day"])

@@ -58,6 +58,12 @@ def test_anthropic_sdk_structured_output_and_models(serve: Callable[[str | None]
         assert page.last_id == page.data[-1].id
         model = client.models.retrieve("echo")
         assert model.type == "model" and model.display_name == "echo" and model.created_at.year >= 2026
+        with pytest.raises(anthropic.NotFoundError) as missing:
+            client.models.retrieve("nope")
+        assert missing.value.body == {  # Anthropic's error shape, not OpenAI's
+            "type": "error",
+            "error": {"type": "not_found_error", "message": missing.value.body["error"]["message"]},  # type: ignore[index]
+        }
         msg = client.messages.parse(
             model="echo", max_tokens=50, output_format=Echo, messages=[{"role": "user", "content": "a parrot"}]
         )

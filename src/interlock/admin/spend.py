@@ -5,12 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from interlock.admin.context import AdminContext
 from interlock.auth.keys import Principal, require_admin
 from interlock.gateway.pricing import savings_summary
-from interlock.store.records import SpendGroup, SpendRow
+from interlock.store.records import LEDGER_ENDPOINTS, SpendGroup, SpendRow
 
 
 class SpendQuery(BaseModel):
@@ -25,6 +25,14 @@ class SpendQuery(BaseModel):
         description="only rows of these endpoints, comma-separated: chat, completions, embeddings, responses, "
         "messages, mcp (MCP tool calls and reads), shadow (shadow variants' answers)",
     )
+
+    @field_validator("endpoint")
+    @classmethod
+    def _known_endpoints(cls, value: str | None) -> str | None:
+        unknown = sorted(set(value.split(",")) - set(LEDGER_ENDPOINTS)) if value else []
+        if unknown:
+            raise ValueError(f"unknown endpoint {', '.join(unknown)}; the ledger knows {', '.join(LEDGER_ENDPOINTS)}")
+        return value
 
     @property
     def endpoints(self) -> tuple[str, ...]:

@@ -180,7 +180,7 @@ async def list_models(request: Request) -> Response:
     try:
         principal = await state.keys.authenticate(bearer_token(request))
     except GatewayError as exc:
-        return refuse(state, request, exc)
+        return refuse(state, request, exc, _models_flavor(request))
     data = [
         _model_entry(alias, state)
         for alias, route in state.gateway.routes.items()
@@ -189,6 +189,11 @@ async def list_models(request: Request) -> Response:
     # Anthropic's list carries its paging fields; every model fits in one page.
     first, last = (data[0]["id"], data[-1]["id"]) if data else (None, None)
     return JSONResponse({"object": "list", "data": data, "has_more": False, "first_id": first, "last_id": last})
+
+
+def _models_flavor(request: Request) -> str:
+    """/v1/models serves both SDKs: an Anthropic client (it always sends anthropic-version) gets its error shape."""
+    return "anthropic" if "anthropic-version" in request.headers else "openai"
 
 
 async def get_model(request: Request) -> Response:
@@ -201,5 +206,5 @@ async def get_model(request: Request) -> Response:
         route = state.gateway.routes.get(alias)
         state.gateway.resolve(ctx, alias, route.model.mode if route else "chat")
     except GatewayError as exc:
-        return refuse(state, request, exc)
+        return refuse(state, request, exc, _models_flavor(request))
     return JSONResponse(_model_entry(alias, state))

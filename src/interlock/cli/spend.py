@@ -68,9 +68,13 @@ def spend(
         raise fail("--by task_type needs --roi")
     try:
         spend_query = SpendQuery(group=by, since=start, endpoint=endpoint)
-    except ValidationError:
+    except ValidationError as exc:
+        error = exc.errors()[0]
         raise fail(
-            "--endpoint takes endpoint names separated by commas (at most 200 characters), for example chat,responses"
+            f"--endpoint: {error['ctx']['error']}"
+            if error["type"] == "value_error"
+            else "--endpoint takes endpoint names separated by commas (at most 200 characters), "
+            "for example chat,responses"
         ) from None
     report = call(config, lambda ctx, actor: admin.spend_report(ctx, actor, spend_query))
     rows = report.rows

@@ -20,6 +20,8 @@ USAGE_COLUMNS = (
 )
 USAGE_COLUMN_COUNT = USAGE_COLUMNS.count(",") + 1
 SpendGroup = Literal["org", "team", "key", "model", "endpoint", "day"]
+# The `endpoint` column's values: the model endpoints, MCP tool calls and reads, shadow variants' answers.
+LEDGER_ENDPOINTS = ("chat", "completions", "embeddings", "responses", "messages", "mcp", "shadow")
 Scope = Literal["org", "team", "key", "model"]
 Period = Literal["day", "month", "total"]
 
