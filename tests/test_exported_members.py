@@ -70,6 +70,7 @@ TYPES = [
     "ToolCallDelta",
     "ToolChoice",
     "Usage",
+    "reasoning_text",
 ]
 
 ERRORS = [

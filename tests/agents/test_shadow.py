@@ -40,6 +40,12 @@ def test_user_agents_of_agent_frameworks_are_named_and_plain_sdks_are_not() -> N
     assert framework_of("python-httpx/0.28 LlamaIndex/0.12") == "llamaindex"
     assert framework_of("CrewAI/0.86") == "crewai"
     assert framework_of("openai-agents/0.1 OpenAI/Python 1.70") == "openai-agents"
+    # As captured from the clients themselves (README, "Coding agents"):
+    assert framework_of("Agents/Python 0.24.0") == "openai-agents"
+    assert framework_of("codex_exec/0.171.0 (Debian 12.0.0; x86_64) xterm (codex_exec; 0.171.0)") == "codex"
+    assert framework_of("codex_cli_rs/0.50.0") == "codex"
+    assert framework_of("claude-cli/2.1.197 (external, sdk-cli)") == "claude-code"
+    assert framework_of("pydantic-ai/2.68.0") == "pydantic-ai"
     assert framework_of("OpenAI/Python 1.60.0") == ""
     assert framework_of("Anthropic/Python 0.45.0") == ""
     assert framework_of("curl/8.5.0") == ""

@@ -250,9 +250,9 @@ def _deep(n: int) -> Any:
         ({"model": "echo", "input": "hi", "temperature": 9}, "temperature"),
         ({"model": "echo", "input": "hi", "metadata": {"k": 1}}, "metadata.k"),
         ({"model": "echo", "input": "hi", "metadata": {f"k{i}": "v" for i in range(17)}}, "metadata"),
-        ({"model": "echo", "input": "hi", "reasoning": {"effort": "high"}}, "reasoning"),
+        ({"model": "echo", "input": "hi", "reasoning": {"effort": "huge"}}, "reasoning.effort"),
         ({"model": "echo", "input": "hi", "background": True}, "background"),
-        ({"model": "echo", "input": "hi", "include": ["file_search_call.results"]}, "include"),
+        ({"model": "echo", "input": "hi", "include": ["file_search_call.results"]}, "include.0"),
         ({"model": "echo", "input": "hi", "frobnicate": 1}, "frobnicate"),
         ({"model": "echo", "input": "hi", "stream": "yes"}, "stream"),
         ({"model": "echo", "input": "hi", "store": 1}, "store"),
@@ -380,3 +380,74 @@ def test_stream_writer_keeps_two_tool_calls_apart() -> None:
         ("function_call", "call_1", '{"city": "Oslo"}'),
     ]
     assert [e.output_index for e in typed if e.type == "response.output_item.added"] == [0, 1]
+
+
+AGENTS = {
+    "type": "namespace",
+    "name": "agents_v1",
+    "description": "Sub-agents.",
+    "tools": [
+        {"type": "function", "name": "spawn", "description": "Start one.", "parameters": {"type": "object"}},
+        {"type": "function", "name": "close", "parameters": {"type": "object"}},
+    ],
+}
+
+
+def test_namespace_tools_reach_the_model_flat_and_their_calls_come_back_namespaced(client: TestClient) -> None:
+    called = _create(client, input="go", tools=[AGENTS, WEATHER])
+    sent = client.app.state.interlock.providers["echo"].received[-1]  # type: ignore[attr-defined]
+    assert [t.function.name for t in sent.tools] == ["agents_v1__spawn", "agents_v1__close", "get_weather"]
+    assert sent.tools[0].function.description == "Sub-agents. Start one."
+    [call] = called.output
+    assert call.type == "function_call" and (call.name, call.namespace) == ("spawn", "agents_v1")
+    assert called.tools[0].type == "namespace"  # echoed as sent
+    # The call and its output sent back, as an agent loop that keeps its own context does:
+    back = [
+        {"role": "user", "content": "go"},
+        call.model_dump(exclude_none=True),
+        {"type": "function_call_output", "call_id": call.call_id, "output": "started"},
+    ]
+    _create(client, input=back, tools=[AGENTS], tool_choice="none")
+    sent = client.app.state.interlock.providers["echo"].received[-1]  # type: ignore[attr-defined]
+    assert [c.function.name for c in sent.messages[1].tool_calls] == ["agents_v1__spawn"]
+    # A stored turn continues with the chat name too.
+    _create(client, input="and?", previous_response_id=called.id, tools=[AGENTS], tool_choice="none")
+    sent = client.app.state.interlock.providers["echo"].received[-1]  # type: ignore[attr-defined]
+    assert [c.function.name for c in sent.messages[1].tool_calls] == ["agents_v1__spawn"]
+    forced = _create(
+        client, input="go", tools=[AGENTS], tool_choice={"type": "function", "name": "close", "namespace": "agents_v1"}
+    )
+    sent = client.app.state.interlock.providers["echo"].received[-1]  # type: ignore[attr-defined]
+    assert sent.tool_choice.function == {"name": "agents_v1__close"} and forced.output[0].type == "function_call"
+
+
+def test_a_streamed_namespaced_call_names_its_namespace(client: TestClient) -> None:
+    body = {"model": "echo", "input": "go", "tools": [AGENTS], "stream": True}
+    with client.stream("POST", "/v1/responses", json=body) as r:
+        events = _events(r.read().decode())
+    [added] = [e for e in events if e.type == "response.output_item.added"]
+    assert (added.item.name, added.item.namespace) == ("spawn", "agents_v1")
+    [call] = events[-1].response.output
+    assert (call.name, call.namespace, call.status) == ("spawn", "agents_v1", "completed")
+
+
+@pytest.mark.parametrize(
+    ("tools", "param"),
+    [
+        ([AGENTS, {**WEATHER, "name": "agents_v1__spawn"}], "tools[1].name"),
+        ([{**AGENTS, "tools": []}], "tools[0].tools"),
+        ([{**AGENTS, "name": "a" * 60}], "tools[0].tools[0].name"),
+        ([{**AGENTS, "tools": [{"type": "custom", "name": "x"}]}], "tools[0].tools.0.type"),
+        ([{"type": "web_search", "external_web_access": False}], "tools[0].type"),
+    ],
+)
+def test_bad_namespaces_are_400_naming_the_tool(client: TestClient, tools: list[Any], param: str) -> None:
+    r = client.post("/v1/responses", json={"model": "echo", "input": "hi", "tools": tools})
+    assert r.status_code == 400, r.text
+    assert r.json()["error"]["param"] == param, r.json()
+
+
+def test_client_metadata_is_accepted(client: TestClient) -> None:
+    assert _create(client, input="hi", client_metadata={"thread_id": "t1", "turn_id": "u1"}).output_text == "echo: hi"
+    r = client.post("/v1/responses", json={"model": "echo", "input": "hi", "client_metadata": {"k": 1}})
+    assert r.status_code == 400 and r.json()["error"]["param"] == "client_metadata.k"

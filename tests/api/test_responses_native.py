@@ -29,7 +29,7 @@ WEATHER = {
     "name": "get_weather",
     "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
 }
-FAULTS = ("nousage", "500", "429", "cut", "failed", "badjson", "burst")
+FAULTS = ("nousage", "500", "429", "cut", "failed", "badjson", "burst", "reasoning")
 CONFIG = """
 [routing]
 retries = 0
@@ -161,6 +161,27 @@ def test_streamed_through_the_upstream_event_stream(
         12,
         6,
     )
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_reasoning_effort_goes_upstream_and_reasoning_items_come_back(app: TestClient, stub: str, stream: bool) -> None:
+    mark = _marker()
+    sdk = in_process_sdk(app)
+    body: dict[str, Any] = {"model": "native-reasoning", "input": mark, "reasoning": {"effort": "low"}}
+    if stream:
+        with sdk.responses.stream(**body) as s:
+            events = list(s)
+            r: Response = s.get_final_response()
+        deltas = [e.delta for e in events if e.type == "response.reasoning_text.delta"]
+        assert "".join(deltas) == "The user greets me; I greet them back."
+    else:
+        r = sdk.responses.create(**body)
+    reasoning, message = r.output
+    assert reasoning.type == "reasoning" and reasoning.content is not None
+    assert reasoning.content[0].text == "The user greets me; I greet them back."
+    assert message.type == "message" and r.output_text == "Hello from the stub upstream."
+    [sent] = _received(stub, mark)
+    assert sent["body"]["reasoning"] == {"effort": "low"}
 
 
 @pytest.mark.parametrize("stream", [False, True])

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 from collections.abc import Callable
+from typing import Any
 
 import anthropic
 import pytest
@@ -79,3 +80,22 @@ def test_anthropic_sdk_structured_output_and_models(serve: Callable[[str | None]
         assert (
             Echo.model_validate_json("".join(b.text for b in final.content if b.type == "text")).echo == "two parrots"
         )
+
+
+def test_anthropic_sdk_reads_thinking_blocks_plain_and_streamed(serve: Callable[[str | None], Server]) -> None:
+    """Extended thinking: the SDK parses the `thinking` block, and its stream accumulates the thinking deltas."""
+    server = serve(FAKE_CONFIG)
+    thinking: Any = {"type": "enabled", "budget_tokens": 1024}
+    with anthropic.Anthropic(base_url=server.url, api_key=ADMIN_KEY, max_retries=0) as client:
+        msg = client.messages.create(
+            model="echo", max_tokens=2048, thinking=thinking, messages=[{"role": "user", "content": "why"}]
+        )
+        first, text = msg.content
+        assert isinstance(first, anthropic.types.ThinkingBlock) and first.thinking == "thinking (low) about: why"
+        assert isinstance(text, anthropic.types.TextBlock) and text.text == "echo: why"
+        with client.messages.stream(
+            model="echo", max_tokens=2048, thinking=thinking, messages=[{"role": "user", "content": "why not"}]
+        ) as stream:
+            final = stream.get_final_message()
+        assert [b.type for b in final.content] == ["thinking", "text"]
+        assert final.content[0].thinking == "thinking (low) about: why not"  # type: ignore[union-attr]

@@ -190,7 +190,7 @@ async def test_images_are_bad_request(provider: LocalChatProvider) -> None:
         provider.stream(request("x", messages=[{"role": "user", "content": content}]))
 
 
-@pytest.mark.parametrize(("field", "value"), [("logprobs", True), ("top_logprobs", 3)])
+@pytest.mark.parametrize(("field", "value"), [("logprobs", True), ("top_logprobs", 3), ("reasoning_effort", "low")])
 async def test_unsupported_sampling_fields_are_bad_request(provider: LocalChatProvider, field: str, value: Any) -> None:
     with pytest.raises(BadRequest, match=field) as refused:
         await provider.chat(request("hi", **{field: value}))
@@ -219,7 +219,9 @@ async def test_bad_logit_bias_is_bad_request(provider: LocalChatProvider, value:
 
 
 async def test_logprobs_false_is_not_refused(provider: LocalChatProvider) -> None:
-    response = await provider.chat(request("hi", max_tokens=2, logprobs=False, logit_bias={}))
+    response = await provider.chat(
+        request("hi", max_tokens=2, logprobs=False, logit_bias={}, reasoning_effort="none")  # "none": no reasoning
+    )
     assert response.usage is not None and response.usage.completion_tokens > 0
 
 

@@ -41,12 +41,14 @@ class MessagesWire:
         self._chat: ChatRequest | None = None
         self._writer: AnthropicStreamWriter | None = None
         self._opened = False
+        self._thinking = False  # whether the client asked to see the model's reasoning
 
     def parse(self, data: dict[str, Any]) -> ModelRequest:
         """A ChatRequest translated from Anthropic's request, or a 400 naming the field."""
         request = validate(AnthropicRequest, data)
         self._model = request.model
         self._chat = anthropic_to_chat_request(request)
+        self._thinking = request.thinking is not None and request.thinking.shown
         return self._chat
 
     def _stops(self) -> list[str]:
@@ -55,7 +57,7 @@ class MessagesWire:
     def render(self, response: ModelResponse) -> bytes:
         """The answer as Anthropic's JSON."""
         assert isinstance(response, ChatResponse)
-        return orjson.dumps(chat_response_to_anthropic(response, self._model, self._stops()))
+        return orjson.dumps(chat_response_to_anthropic(response, self._model, self._stops(), self._thinking))
 
     def _prompt_tokens(self) -> int:
         dep, chat = self._ctx.deployment, self._chat
@@ -73,7 +75,7 @@ class MessagesWire:
         """The events for one chunk (`message_start`, with the prompt's token count, before the first)."""
         if self._writer is None:
             message_id = "msg_" + self._ctx.request_id.removeprefix("req_")
-            self._writer = AnthropicStreamWriter(self._model, message_id, self._stops())
+            self._writer = AnthropicStreamWriter(self._model, message_id, self._stops(), self._thinking)
         writer = self._writer
         events = [] if self._opened else writer.start(self._prompt_tokens())
         self._opened = True

@@ -40,6 +40,7 @@ from interlock.store.response_queries import ResponseRecord
 from interlock.translate.responses import ResponsesRequest, parse_request, to_chat_request
 from interlock.translate.responses_output import dump_messages, load_messages, output_messages, skeleton, to_response
 from interlock.translate.responses_stream import Event, ResponsesStreamWriter
+from interlock.translate.responses_tools import tool_names
 from interlock.translate.responses_upstream import input_items
 from interlock.types import ChatChunk, ChatRequest, ChatResponse, Message
 
@@ -112,7 +113,8 @@ class ResponsesWire:
         """The events for one chunk (`response.created` and `response.in_progress` before the first)."""
         events: list[Event] = []
         if self._writer is None:
-            self._writer = ResponsesStreamWriter(skeleton(self.request, self._id, self._created))
+            names = tool_names(self.request.tools)
+            self._writer = ResponsesStreamWriter(skeleton(self.request, self._id, self._created), names)
             events = self._writer.start()
         events += self._writer.feed(chunk)
         return [_frame(e) for e in events]
@@ -128,7 +130,8 @@ class ResponsesWire:
     def error_event(self, exc: GatewayError) -> bytes:
         """`response.failed`, with the error."""
         if self._writer is None:
-            self._writer = ResponsesStreamWriter(skeleton(self.request, self._id, self._created))
+            names = tool_names(self.request.tools)
+            self._writer = ResponsesStreamWriter(skeleton(self.request, self._id, self._created), names)
         return _frame(self._writer.failed(exc))
 
     def record(self, owner: str, retention_s: int) -> ResponseRecord | None:

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from interlock.auth.keys import Principal
 from interlock.store.records import new_request_id
 from interlock.translate.openai_relay import RelayChunk
-from interlock.types import ChatChunk, Usage
+from interlock.types import ChatChunk, Usage, reasoning_text
 
 if TYPE_CHECKING:
     from interlock.governance.admission import Admission
@@ -40,9 +40,9 @@ class StreamTally:
             if delta.content:
                 self.pieces.append(delta.content)
             if delta.model_extra:
-                text = delta.model_extra.get("reasoning_content")
-                if isinstance(text, str):
-                    self.thoughts.append(text)
+                thought = reasoning_text(delta.model_extra)
+                if thought:
+                    self.thoughts.append(thought)
             for call in delta.tool_calls or ():
                 self.tool_calls = True
                 self.pieces.append((call.function or {}).get("arguments", ""))

@@ -15,7 +15,7 @@ from interlock.errors import GatewayError
 from interlock.gateway.context import RequestContext
 from interlock.plugins.hooks import Outcome
 from interlock.routing.deployments import Deployment
-from interlock.types import ChatRequest, ChatResponse, Delta, Usage
+from interlock.types import ChatRequest, ChatResponse, Delta, Usage, reasoning_text
 
 CLIENT_CLOSED = 499  # nginx's code for "client closed the connection"
 
@@ -92,15 +92,9 @@ def outcome(
     )
 
 
-def reasoning(extra: dict[str, object]) -> str:
-    """The reasoning text an upstream sent alongside the answer (`reasoning_content`, DeepSeek and vLLM)."""
-    text = extra.get("reasoning_content")
-    return text if isinstance(text, str) else ""
-
-
 def delta_text(delta: Delta) -> str:
     """The generated text in a streamed delta, reasoning included."""
-    return (delta.content or "") + (reasoning(delta.model_extra) if delta.model_extra else "")
+    return (delta.content or "") + (reasoning_text(delta.model_extra) if delta.model_extra else "")
 
 
 def response_text(response: ChatResponse) -> str:
@@ -108,7 +102,7 @@ def response_text(response: ChatResponse) -> str:
     parts: list[str] = []
     for choice in response.choices:
         if choice.message.model_extra:
-            parts.append(reasoning(choice.message.model_extra))
+            parts.append(reasoning_text(choice.message.model_extra))
         parts.append(choice.message.content or "")
         parts.extend(c.function.arguments for c in choice.message.tool_calls or ())
     return "".join(parts)

@@ -47,8 +47,17 @@ _UNSUPPORTED = ("logprobs", "top_logprobs")
 
 
 def refuse_unsupported(request: ChatRequest) -> None:
-    """A 400 naming the first field of `_UNSUPPORTED` the request sets."""
+    """A 400 naming the first field of `_UNSUPPORTED` the request sets, or a reasoning effort (the model does
+    not reason; "none" asks for no reasoning, which it honours)."""
     extra = request.model_extra or {}
+    if extra.get("reasoning_effort") not in (None, "none"):
+        raise BadRequest(
+            "'reasoning_effort' is not supported by the local model, which does not reason (it comes from "
+            "'reasoning.effort' on /v1/responses, 'thinking' or 'output_config.effort' on /v1/messages); "
+            "remove it or use a reasoning model",
+            code="unsupported_parameter",
+            param="reasoning_effort",
+        )
     for name in _UNSUPPORTED:
         value = extra.get(name)
         if value not in (None, False, {}):

@@ -3,6 +3,8 @@
 It reports usage as word counts, answers tool requests with a call to the first tool, and answers
 JSON requests with a JSON object. A request with tools whose newest message holding `[[call:NAME {json}]]`
 markers (any role: a tool result with one plays a hijacked model) is answered with exactly those calls.
+A request with a `reasoning_effort` plays a reasoning model: the answer carries `reasoning_content`
+("thinking (EFFORT) about: PROMPT"), streamed before the text as vLLM's reasoning parsers send it.
 Two markers in the last user message inject failures:
 `[[fail]]` fails before the first byte, `[[fail-mid]]` fails after two chunks.
 
@@ -104,6 +106,11 @@ class FakeProvider(Provider):
             return " ".join(text.split()[:limit]), None, "length"
         return text, None, "stop"
 
+    @staticmethod
+    def _thought(request: ChatRequest) -> str | None:
+        effort = (request.model_extra or {}).get("reasoning_effort")
+        return f"thinking ({effort}) about: {_last_user_text(request)}" if effort not in (None, "none") else None
+
     def _usage(self, request: ChatRequest, text: str | None) -> Usage:
         prompt = sum(_words(m.text()) for m in request.messages)
         return Usage.of(prompt, _words(text or "") or 1)
@@ -111,11 +118,15 @@ class FakeProvider(Provider):
     async def chat(self, request: ChatRequest) -> ChatResponse:
         """An echo of the last user message."""
         text, calls, finish = self._answer(request)
+        thought = self._thought(request)
+        message = AssistantMessage(content=text, tool_calls=calls)
+        if thought:
+            message = AssistantMessage.model_validate({**message.model_dump(), "reasoning_content": thought})
         return ChatResponse(
             id="chatcmpl-" + uuid.uuid4().hex[:24],
             created=int(time.time()),
             model=self.alias,
-            choices=[Choice(message=AssistantMessage(content=text, tool_calls=calls), finish_reason=finish)],
+            choices=[Choice(message=message, finish_reason=finish)],
             usage=self._usage(request, text),
         )
 
@@ -133,6 +144,9 @@ class FakeProvider(Provider):
             )
 
         yield chunk(Delta(role="assistant", content=""))
+        thought = self._thought(request)
+        for i, word in enumerate(thought.split(" ") if thought else []):
+            yield chunk(Delta.model_validate({"reasoning_content": word if i == 0 else " " + word}))
         fail_mid = "[[fail-mid]]" in _last_user_text(request)
         for i, word in enumerate((text or "").split(" ") if text else []):
             if fail_mid and i == 2:

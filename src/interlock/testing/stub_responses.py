@@ -1,7 +1,9 @@
 """The stub upstream's `POST /v1/responses`: OpenAI's Responses API, plain and streamed (`stub_upstream`).
 
 The same model names select the same faults as on chat (`stub-cut`, `stub-burst`, `stub-badjson`,
-`stub-nousage`, ...), plus `stub-failed` (a stream that ends with `response.failed`). A request with
+`stub-nousage`, ...), plus `stub-failed` (a stream that ends with `response.failed`); `stub-reasoning`
+answers with a reasoning item first (its text as `reasoning_text` content, as vLLM serves open-weight
+reasoning models), then the message. A request with
 function tools (and `tool_choice` other than "none") is answered with a call to the first tool, with
 the arguments `{"city": "Paris"}`; otherwise the answer is the stub's usual text, cut to
 `max_output_tokens` words (status `incomplete`) when that is smaller.
@@ -17,6 +19,7 @@ import orjson
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 
 WORDS = ["Hello", " from", " the", " stub", " upstream", "."]
+THOUGHTS = ["The user", " greets me;", " I greet", " them back."]
 ARGUMENTS = ['{"city": ', '"Paris"}']
 USAGE = {
     "input_tokens": 12,
@@ -66,10 +69,26 @@ def response_object(req: dict[str, Any], fault: str) -> dict[str, Any]:
         "status": "incomplete" if cut and tool is None else "completed",
         "incomplete_details": {"reason": "max_output_tokens"} if cut and tool is None else None,
         "error": None,
-        "output": [item],
+        "output": [_reasoning(), item] if fault == "reasoning" else [item],
         "store": req.get("store", True),
         "usage": None if fault == "nousage" else USAGE,
     }
+
+
+def _reasoning() -> dict[str, Any]:
+    content = [{"type": "reasoning_text", "text": "".join(THOUGHTS)}]
+    return {"id": "rs_stub", "type": "reasoning", "status": "completed", "summary": [], "content": content}
+
+
+def _reasoning_events() -> list[tuple[str, dict[str, Any]]]:
+    item = _reasoning()
+    at = {"output_index": 0, "item_id": item["id"]}
+    return [
+        ("response.output_item.added", {"output_index": 0, "item": {**item, "content": []}}),
+        *[("response.reasoning_text.delta", {**at, "content_index": 0, "delta": t}) for t in THOUGHTS],
+        ("response.reasoning_text.done", {**at, "content_index": 0, "text": "".join(THOUGHTS)}),
+        ("response.output_item.done", {"output_index": 0, "item": item}),
+    ]
 
 
 def _frame(kind: str, seq: int, **fields: Any) -> bytes:
@@ -80,25 +99,28 @@ def _frame(kind: str, seq: int, **fields: Any) -> bytes:
 def stream_frames(req: dict[str, Any], fault: str) -> list[bytes]:
     """The event stream for `req`, faults applied."""
     final = response_object(req, fault)
-    item = final["output"][0]
+    item = final["output"][-1]
     started = {**final, "status": "in_progress", "output": [], "usage": None, "incomplete_details": None}
     events: list[tuple[str, dict[str, Any]]] = [
         ("response.created", {"response": started}),
         ("response.in_progress", {"response": started}),
     ]
-    at = {"output_index": 0, "item_id": item["id"]}
+    if fault == "reasoning":
+        events += _reasoning_events()
+    index = len(final["output"]) - 1
+    at = {"output_index": index, "item_id": item["id"]}
     if item["type"] == "function_call":
-        events.append(("response.output_item.added", {"output_index": 0, "item": {**item, "arguments": ""}}))
+        events.append(("response.output_item.added", {"output_index": index, "item": {**item, "arguments": ""}}))
         events += [("response.function_call_arguments.delta", {**at, "delta": a}) for a in ARGUMENTS]
         events.append(("response.function_call_arguments.done", {**at, "arguments": item["arguments"]}))
     else:
         text = item["content"][0]["text"]
-        events.append(("response.output_item.added", {"output_index": 0, "item": {**item, "content": []}}))
+        events.append(("response.output_item.added", {"output_index": index, "item": {**item, "content": []}}))
         events.append(("response.content_part.added", {**at, "content_index": 0, "part": {"type": "output_text"}}))
         words, _ = _words(req)
         events += [("response.output_text.delta", {**at, "content_index": 0, "delta": w}) for w in words]
         events.append(("response.output_text.done", {**at, "content_index": 0, "text": text}))
-    events.append(("response.output_item.done", {"output_index": 0, "item": item}))
+    events.append(("response.output_item.done", {"output_index": index, "item": item}))
     events.append((f"response.{'incomplete' if final['status'] == 'incomplete' else 'completed'}", {"response": final}))
     if fault == "failed":
         error = {"code": "server_error", "message": "the stub failed mid-stream"}

@@ -41,6 +41,7 @@ from interlock.types import (
     Tool,
     ToolCall,
     Usage,
+    reasoning_text,
 )
 
 __all__ = [
@@ -54,6 +55,7 @@ __all__ = [
     "anthropic_to_chat_request",
     "chat_response_to_anthropic",
     "count_text",
+    "effort_of",
     "prompt_messages",
     "prompt_text",
     "prompt_tools",
@@ -131,6 +133,8 @@ def prompt_messages(req: AnthropicPrompt) -> list[Message]:
     for m in req.messages:
         if m.role == "assistant":
             messages.append(_assistant_message(m))
+        elif m.role == "system":  # instructions at their place in the conversation
+            messages.append(Message(role="system", content=_text(m.content)))
         else:
             messages.extend(_user_messages(m))
     return messages
@@ -180,9 +184,34 @@ def anthropic_to_chat_request(req: AnthropicRequest) -> ChatRequest:
         raise _untranslatable(exc) from None
 
 
+# `output_config.effort` as chat's `reasoning_effort` (chat has no level above xhigh).
+_EFFORTS = {"low": "low", "medium": "medium", "high": "high", "xhigh": "xhigh", "max": "xhigh"}
+# A thinking budget as an effort: under 4,096 tokens low, under 16,384 medium, else high.
+_BUDGETS = ((4096, "low"), (16384, "medium"))
+
+
+def effort_of(req: AnthropicPrompt) -> str | None:
+    """The chat `reasoning_effort` a request asks for, or None for the model's own default.
+
+    With thinking enabled: `output_config.effort` where set, else the thinking budget (`_BUDGETS`).
+    Otherwise `output_config.effort` alone, except "high": it is Anthropic's default, so sending it
+    changes nothing (and a model that does not reason takes it)."""
+    effort = req.output_config.effort if req.output_config is not None else None
+    thinking = req.thinking
+    if thinking is not None and thinking.type == "enabled":
+        if effort is not None:
+            return _EFFORTS[effort]
+        budget = thinking.budget_tokens or 0
+        return next((level for limit, level in _BUDGETS if budget < limit), "high")
+    return None if effort in (None, "high") else _EFFORTS[effort]
+
+
 def _chat_request(req: AnthropicRequest) -> ChatRequest:
     choice: Any = None
     extra: dict[str, Any] = {}
+    effort = effort_of(req)
+    if effort is not None:
+        extra["reasoning_effort"] = effort
     if req.tool_choice is not None:
         choice = {"auto": "auto", "any": "required", "none": "none"}.get(req.tool_choice.type)
         if req.tool_choice.type == "tool":
@@ -233,11 +262,17 @@ def _stop_reason(finish: str | None, matched: str | None) -> str:
     return _STOP_TO_ANTHROPIC.get(finish or "stop", "end_turn")
 
 
-def chat_response_to_anthropic(resp: ChatResponse, model: str, stops: Sequence[str] = ()) -> dict[str, Any]:
-    """Render a chat response as a Messages API response (`stops`: the request's stop sequences)."""
+def chat_response_to_anthropic(
+    resp: ChatResponse, model: str, stops: Sequence[str] = (), thinking: bool = False
+) -> dict[str, Any]:
+    """Render a chat response as a Messages API response (`stops`: the request's stop sequences; `thinking`:
+    whether the request asked to see the model's reasoning, which then leads as a `thinking` block)."""
     choice = resp.choices[0] if resp.choices else None
     content: list[dict[str, Any]] = []
     matched: str | None = None
+    thought = reasoning_text(choice.message.model_extra) if choice and thinking else ""
+    if thought:
+        content.append(thinking_block(thought))
     calls = (choice.message.tool_calls if choice else None) or []
     if choice and choice.message.content:
         text = choice.message.content
@@ -267,18 +302,26 @@ def chat_response_to_anthropic(resp: ChatResponse, model: str, stops: Sequence[s
     }
 
 
+def thinking_block(text: str) -> dict[str, Any]:
+    """A `thinking` block. Its `signature` is empty: the gateway's models sign nothing, and thinking blocks
+    a client sends back are left out of the prompt anyway."""
+    return {"type": "thinking", "thinking": text, "signature": ""}
+
+
 Event = tuple[str, dict[str, Any]]
 
 
 class AnthropicStreamWriter:
     """Turns a stream of chat chunks into Messages API stream events (name, data).
 
-    Text is cut at the first of `stops` that the upstream left in it (see `translate/stops.py`).
+    Text is cut at the first of `stops` that the upstream left in it (see `translate/stops.py`). With
+    `thinking`, the model's reasoning streams as a `thinking` block (`thinking_delta` events).
     """
 
-    def __init__(self, model: str, message_id: str, stops: Sequence[str] = ()) -> None:
+    def __init__(self, model: str, message_id: str, stops: Sequence[str] = (), thinking: bool = False) -> None:
         self.model = model
         self.message_id = message_id
+        self._thinking = thinking
         self._stops = tuple(stops)
         self._scanner = StopScanner(stops)
         self._started = False
@@ -332,6 +375,12 @@ class AnthropicStreamWriter:
         events.append(("content_block_delta", {"type": "content_block_delta", "index": self._block, "delta": delta}))
         return events
 
+    def _thought(self, text: str) -> list[Event]:
+        events = [] if self._block_kind == "thinking" else self._open_block("thinking", thinking_block(""))
+        delta = {"type": "thinking_delta", "thinking": text}
+        events.append(("content_block_delta", {"type": "content_block_delta", "index": self._block, "delta": delta}))
+        return events
+
     def feed(self, chunk: ChatChunk) -> list[Event]:
         """Events for one chunk."""
         events: list[Event] = []
@@ -339,6 +388,9 @@ class AnthropicStreamWriter:
             self._usage = chunk.usage
         for choice in chunk.choices:
             delta = choice.delta
+            thought = reasoning_text(delta.model_extra) if self._thinking else ""
+            if thought:
+                events += self._thought(thought)
             if delta.content:
                 events += self._text(self._scanner.feed(delta.content))
             for call in delta.tool_calls or []:

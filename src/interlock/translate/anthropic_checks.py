@@ -21,7 +21,6 @@ _REFUSED = {
     "top_k": "the models behind the gateway sample with 'temperature' and 'top_p' only",
     "mcp_servers": "the gateway does not connect models to MCP servers on /v1/messages",
     "container": "the gateway runs no code-execution containers",
-    "context_management": "the gateway does not edit the context of a conversation",
 }
 
 
@@ -45,8 +44,8 @@ def check_prompt(req: AnthropicPrompt) -> None:
     for name, why in _REFUSED.items():
         if getattr(req, name, None) is not None:
             raise unsupported(name, why)
-    if req.thinking is not None and req.thinking.get("type") != "disabled":
-        raise unsupported("thinking", "extended thinking is not available on the gateway's models")
+    _check_thinking(req)
+    _check_context_management(req)
     _check_output_config(req)
     for i, block in enumerate(req.system or []):
         if block.type != "text" or block.text is None:
@@ -65,6 +64,9 @@ def check_prompt(req: AnthropicPrompt) -> None:
 def check_request(req: AnthropicRequest) -> None:
     """Raise a 400 for the first problem in a Messages API request."""
     check_prompt(req)
+    budget = req.thinking.budget_tokens if req.thinking is not None else None
+    if budget is not None and budget >= req.max_tokens:
+        raise invalid("thinking.budget_tokens", f"must be less than max_tokens ({req.max_tokens}), got {budget}")
     stops = req.stop_sequences or []
     if len(stops) > MAX_STOP_SEQUENCES:
         raise invalid(
@@ -78,6 +80,8 @@ def check_request(req: AnthropicRequest) -> None:
 
 def _check_block(block: AnthropicBlock, role: str, where: str) -> None:
     kind = block.type
+    if role == "system" and kind != "text":
+        raise invalid(f"{where}.type", "a system message takes text blocks only")
     if kind == "text":
         if block.text is None:
             raise required(f"{where}.text", "a text block carries its text")
@@ -127,12 +131,35 @@ def _check_image(block: AnthropicBlock, where: str) -> None:
         raise invalid(f"{where}.source.type", "must be 'base64' or 'url'")
 
 
+def _check_thinking(req: AnthropicPrompt) -> None:
+    thinking = req.thinking
+    if thinking is None:
+        return
+    if thinking.type == "enabled":
+        if thinking.budget_tokens is None:
+            raise required("thinking.budget_tokens", "enabled thinking sets a budget of at least 1024 tokens")
+        if thinking.budget_tokens < 1024:
+            raise invalid("thinking.budget_tokens", f"must be at least 1024, got {thinking.budget_tokens}")
+    elif thinking.budget_tokens is not None:
+        raise invalid("thinking.budget_tokens", f"only enabled thinking takes a budget, not '{thinking.type}'")
+
+
+def _check_context_management(req: AnthropicPrompt) -> None:
+    """Earlier turns' thinking never reaches the model (`anthropic._assistant_message`), so clearing it is what
+    the gateway does anyway; any other edit (clearing tool results) it does not make, so it is refused."""
+    for i, edit in enumerate(req.context_management.edits if req.context_management else []):
+        if not edit.type.startswith("clear_thinking_"):
+            raise unsupported(
+                f"context_management.edits.{i}.type",
+                f"the gateway does not make '{edit.type}' edits; only clear_thinking edits are accepted (earlier "
+                "turns' thinking is never sent to the model)",
+            )
+
+
 def _check_output_config(req: AnthropicPrompt) -> None:
     config = req.output_config
     if config is None:
         return
-    if config.effort not in (None, "high"):  # "high" is the API's default: asking for it changes nothing
-        raise unsupported("output_config.effort", "the gateway's models have no effort setting; omit it or send 'high'")
     if config.task_budget is not None:
         raise unsupported("output_config.task_budget", "the gateway does not budget tokens across a task's turns")
     if config.format is not None:

@@ -43,9 +43,10 @@ Blocks = Annotated[list[AnthropicBlock], BeforeValidator(_as_blocks)]
 
 
 class AnthropicMessage(BaseModel):
-    """One message of a Messages API request."""
+    """One message of a Messages API request. A `system` message (text only) carries instructions at its
+    place in the conversation (Claude Code sends them: the `mid-conversation-system` beta)."""
 
-    role: Literal["user", "assistant"]
+    role: Literal["user", "assistant", "system"]
     content: Blocks
     _plain: bool = PrivateAttr(default=False)  # the client sent a string, not blocks
 
@@ -90,14 +91,49 @@ class AnthropicOutputFormat(BaseModel):
     schema_: dict[str, Any] = Field(alias="schema")
 
 
+class AnthropicThinking(BaseModel):
+    """`thinking`: whether a reasoning model's thinking comes back as `thinking` blocks.
+
+    `enabled` (with `budget_tokens`, at least 1,024 and under `max_tokens`) and `adaptive` show it;
+    `display: "omitted"` or `disabled` do not. The budget reaches the model as chat's `reasoning_effort`
+    (`anthropic.effort_of`); `adaptive` leaves the effort to the model."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["enabled", "adaptive", "disabled"]
+    budget_tokens: int | None = Field(default=None, strict=True)
+    display: Literal["summarized", "omitted"] | None = None
+
+    @property
+    def shown(self) -> bool:
+        """Whether the answer carries the model's thinking."""
+        return self.type != "disabled" and self.display != "omitted"
+
+
 class AnthropicOutputConfig(BaseModel):
     """`output_config`: the answer's format, and how much effort the model spends on it."""
 
     model_config = ConfigDict(extra="forbid")
 
     format: AnthropicOutputFormat | None = None
-    effort: Literal["low", "medium", "high", "xhigh", "max"] | None = None  # only "high", the default, is accepted
+    effort: Literal["low", "medium", "high", "xhigh", "max"] | None = None  # see `anthropic.effort_of`
     task_budget: Any = None  # refused; declared so that the refusal can say so
+
+
+class AnthropicContextEdit(BaseModel):
+    """One of `context_management.edits`: only `clear_thinking_*` is accepted (`anthropic_checks`)."""
+
+    model_config = ConfigDict(extra="allow")  # keep, trigger, ...: the edit's own settings
+
+    type: str = Field(min_length=1, max_length=64)
+
+
+class AnthropicContextManagement(BaseModel):
+    """`context_management`: edits the API would make to the context before the model sees it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    edits: list[AnthropicContextEdit] = Field(default_factory=list, max_length=16)
 
 
 class AnthropicPrompt(BaseModel):
@@ -110,12 +146,12 @@ class AnthropicPrompt(BaseModel):
     system: Blocks | None = None
     tools: list[AnthropicTool] | None = None
     tool_choice: AnthropicToolChoice | None = None
-    thinking: dict[str, Any] | None = None  # only {"type": "disabled"} is accepted
+    thinking: AnthropicThinking | None = None
     output_config: AnthropicOutputConfig | None = None
+    context_management: AnthropicContextManagement | None = None
     # Anthropic features the gateway cannot honour; declared so that the refusal can say so.
     mcp_servers: Any = None
     container: Any = None
-    context_management: Any = None
 
 
 class AnthropicRequest(AnthropicPrompt):

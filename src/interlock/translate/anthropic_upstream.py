@@ -1,6 +1,8 @@
 """Gateway requests -> Anthropic's Messages API, and its answers back, for the `anthropic` provider.
 
 The other direction (serving the Messages API on `/v1/messages`) is in `translate/anthropic.py`.
+Chat's `reasoning_effort` becomes extended thinking (`THINKING_BUDGETS`), and `thinking` blocks come back
+as `reasoning_content`, the field every surface reads reasoning from.
 """
 
 from __future__ import annotations
@@ -8,6 +10,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from interlock.errors import BadRequest
 from interlock.translate.anthropic import (
     DEFAULT_MAX_TOKENS,
     STOP_TO_OPENAI,
@@ -33,6 +36,44 @@ from interlock.types import (
     ToolCallDelta,
     Usage,
 )
+
+# Chat's `reasoning_effort` as a thinking budget in tokens (Anthropic's floor is 1,024), kept under max_tokens.
+THINKING_BUDGETS = {"minimal": 1024, "low": 1024, "medium": 4096, "high": 16384, "xhigh": 32768}
+
+
+def _thinking(req: ChatRequest, max_tokens: int) -> dict[str, Any] | None:
+    """The `thinking` the request's `reasoning_effort` asks for, or None.
+
+    A conversation that ends in tool results continues an assistant turn whose thinking Anthropic wants
+    back signed, which chat messages cannot carry, and a forced tool cannot be combined with thinking:
+    those turns go without it (the model still answers; only its reasoning is not shown)."""
+    effort = (req.model_extra or {}).get("reasoning_effort")
+    if effort is None or effort == "none":
+        return None
+    budget = THINKING_BUDGETS.get(effort) if isinstance(effort, str) else None
+    if budget is None:
+        raise BadRequest(
+            f"'reasoning_effort' must be one of none, {', '.join(THINKING_BUDGETS)}; got {str(effort)[:40]!r}",
+            code="invalid_value",
+            param="reasoning_effort",
+        )
+    if max_tokens <= 1024:
+        raise BadRequest(
+            f"reasoning on an Anthropic model needs a max_tokens above 1024 (the floor of its thinking budget), "
+            f"got {max_tokens}; raise it or drop 'reasoning_effort'",
+            code="invalid_value",
+            param="max_tokens",
+        )
+    if req.temperature is not None and req.temperature != 1:
+        raise BadRequest(
+            "an Anthropic model reasons only at temperature 1; drop 'temperature' or 'reasoning_effort'",
+            code="unsupported_parameter",
+            param="temperature",
+        )
+    forced = req.tool_choice == "required" or isinstance(req.tool_choice, NamedToolChoice)
+    if req.messages[-1].role == "tool" or (forced and req.tools):
+        return None
+    return {"type": "enabled", "budget_tokens": min(budget, max_tokens - 1)}
 
 
 def chat_request_to_anthropic(req: ChatRequest, upstream_model: str) -> dict[str, Any]:
@@ -70,6 +111,9 @@ def chat_request_to_anthropic(req: ChatRequest, upstream_model: str) -> dict[str
         "max_tokens": req.output_limit() or DEFAULT_MAX_TOKENS,
         "messages": out,
     }
+    thinking = _thinking(req, body["max_tokens"])
+    if thinking is not None:
+        body["thinking"] = thinking
     format_hint = _format_instruction(req.response_format)
     if format_hint:
         system.append(format_hint)
@@ -133,6 +177,7 @@ def _format_instruction(fmt: ResponseFormat | None) -> str | None:
 def anthropic_response_to_chat(data: dict[str, Any], alias: str) -> ChatResponse:
     """Translate a Messages API response into a chat response."""
     text = "".join(b.get("text", "") for b in data.get("content", []) if b.get("type") == "text")
+    thought = "".join(str(b.get("thinking", "")) for b in data.get("content", []) if b.get("type") == "thinking")
     calls = [
         ToolCall(
             id=str(b.get("id") or new_id("toolu_")),
@@ -147,7 +192,11 @@ def anthropic_response_to_chat(data: dict[str, Any], alias: str) -> ChatResponse
         model=alias,
         choices=[
             Choice(
-                message=AssistantMessage(content=text or (None if calls else ""), tool_calls=calls or None),
+                message=AssistantMessage(
+                    content=text or (None if calls else ""),
+                    tool_calls=calls or None,
+                    **({"reasoning_content": thought} if thought else {}),
+                ),
                 finish_reason=STOP_TO_OPENAI.get(str(data.get("stop_reason")), "stop"),
             )
         ],
@@ -210,6 +259,8 @@ class AnthropicStreamReader:
             delta = event.get("delta") or {}
             if delta.get("type") == "text_delta":
                 return [self._chunk(Delta(content=delta.get("text", "")))]
+            if delta.get("type") == "thinking_delta" and delta.get("thinking"):
+                return [self._chunk(Delta.model_validate({"reasoning_content": str(delta["thinking"])}))]
             if delta.get("type") == "input_json_delta":
                 idx = self._tool_index.get(int(event.get("index", 0)), 0)
                 return [
@@ -229,4 +280,4 @@ class AnthropicStreamReader:
             return [self._chunk(usage=Usage.of(self._prompt, self._completion))]
         if kind == "error":
             raise ValueError(str((event.get("error") or {}).get("message", "upstream stream error")))
-        return []  # ping, content_block_stop
+        return []  # ping, content_block_stop, signature_delta

@@ -24,7 +24,7 @@ from pydantic import ConfigDict, TypeAdapter, ValidationError, with_config
 from typing_extensions import TypedDict  # pydantic refuses typing's own before Python 3.12
 
 from interlock.translate.openai import parse_chunk, stream_error
-from interlock.types import ChatChunk, Usage
+from interlock.types import ChatChunk, Usage, reasoning_text
 
 _KEEP = ConfigDict(extra="allow")  # as `_Relayed`: what an upstream adds reaches the client
 
@@ -81,7 +81,7 @@ class RelayChunk:
         choices = data.get("choices") or ()
         self.choices = len(choices)  # 0: a usage-only chunk
         self.content = ""  # answer text
-        self.reasoning = ""  # `reasoning_content` (DeepSeek, vLLM's reasoning parsers)
+        self.reasoning = ""  # `reasoning_content` or `reasoning` (types.REASONING_FIELDS)
         self.arguments: list[str] = []  # tool-call argument pieces
         self.finish: str | None = None
         for choice in choices:
@@ -89,9 +89,7 @@ class RelayChunk:
             text = delta.get("content")
             if text:
                 self.content += text
-            thought = delta.get("reasoning_content")
-            if isinstance(thought, str):
-                self.reasoning += thought
+            self.reasoning += reasoning_text(delta)
             for call in delta.get("tool_calls") or ():
                 self.arguments.append((call.get("function") or {}).get("arguments", ""))
             self.finish = choice.get("finish_reason") or self.finish

@@ -3,7 +3,7 @@
 `/v1/responses` validates a Responses request (`ResponsesRequest`, then `to_chat_request`), runs it as
 a `ChatRequest` on the same pipeline as chat, and renders the answer as a Responses object
 (`to_response`) or, streamed, as the Responses event sequence (`responses_stream.ResponsesStreamWriter`).
-What chat cannot carry (images, files, built-in tools, reasoning, background runs) is refused with a
+What chat cannot carry (images, files, built-in tools, background runs) is refused with a
 400 naming the field, never dropped. The upstream always gets the whole conversation: a stored earlier
 turn (`previous_response_id`) is prepended here as chat messages, so the budget bound sees every token
 the upstream may bill.
@@ -13,27 +13,23 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import ConfigDict, Field, ValidationError, field_validator
 
 from interlock.errors import BadRequest, describe_validation_error
+from interlock.translate.responses_tools import SEPARATOR, ClosedModel, bounded_depth, chat_tool_choice, chat_tools
 from interlock.types import (
     ChatRequest,
     ContentPart,
     FunctionCall,
-    FunctionDef,
     JsonSchemaSpec,
     Message,
-    NamedToolChoice,
     ResponseFormat,
     TextPart,
-    Tool,
     ToolCall,
-    ToolChoice,
 )
-from interlock.types.base import MAX_JSON_DEPTH
 
 # Fields of the Responses API that chat cannot honour: refused when set (null, false and [] are "not set").
-UNSUPPORTED = ("reasoning", "background", "conversation", "prompt", "max_tool_calls", "top_logprobs", "context")
+UNSUPPORTED = ("background", "conversation", "prompt", "max_tool_calls", "top_logprobs", "context")
 _INPUT_PARTS = {"input_text": "text", "output_text": "text", "refusal": "refusal"}
 
 
@@ -47,45 +43,7 @@ class ResponsesChat(ChatRequest):
     """
 
 
-class _Closed(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-def _shallow(value: Any, where: str) -> Any:
-    """`value`, or a ValueError if it nests deeper than MAX_JSON_DEPTH (orjson, downstream, stops at 255)."""
-    stack: list[tuple[Any, int]] = [(value, 1)]
-    while stack:
-        item, depth = stack.pop()
-        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else ()
-        if children and depth > MAX_JSON_DEPTH:
-            raise ValueError(f"{where} nests deeper than {MAX_JSON_DEPTH} levels")
-        stack.extend((child, depth + 1) for child in children)
-    return value
-
-
-class FunctionTool(_Closed):
-    """A function tool in Responses' flat shape."""
-
-    type: Literal["function"]
-    name: str = Field(min_length=1, max_length=64, pattern=r"^[a-zA-Z0-9_-]+$")
-    description: str | None = None
-    parameters: dict[str, Any] | None = None
-    strict: bool | None = None
-
-    @field_validator("parameters")
-    @classmethod
-    def _bounded(cls, v: dict[str, Any] | None) -> dict[str, Any] | None:
-        return _shallow(v, "parameters")  # type: ignore[no-any-return]
-
-
-class FunctionChoice(_Closed):
-    """`tool_choice` that forces one function."""
-
-    type: Literal["function"]
-    name: str = Field(min_length=1)
-
-
-class TextFormat(_Closed):
+class TextFormat(ClosedModel):
     """`text.format`: plain text, any JSON object, or JSON matching a schema."""
 
     type: Literal["text", "json_object", "json_schema"]
@@ -99,17 +57,31 @@ class TextFormat(_Closed):
     @field_validator("schema_")
     @classmethod
     def _bounded(cls, v: dict[str, Any] | None) -> dict[str, Any] | None:
-        return _shallow(v, "schema")  # type: ignore[no-any-return]
+        return bounded_depth(v, "schema")  # type: ignore[no-any-return]
 
 
-class TextConfig(_Closed):
+class TextConfig(ClosedModel):
     """`text`."""
 
     format: TextFormat | None = None
     verbosity: Literal["low", "medium", "high"] | None = None
 
 
-class ResponsesRequest(_Closed):
+Effort = Literal["none", "minimal", "low", "medium", "high", "xhigh"]
+SummaryMode = Literal["auto", "concise", "detailed"]
+
+
+class ReasoningConfig(ClosedModel):
+    """`reasoning`: how much a reasoning model thinks. `effort` reaches the model as chat's `reasoning_effort`;
+    what it reasons comes back as a reasoning item with the text as `reasoning_text` content (as vLLM serves
+    open-weight reasoning models); no summary is written, so `summary` is accepted and its list stays empty."""
+
+    effort: Effort | None = None
+    summary: SummaryMode | None = None
+    generate_summary: SummaryMode | None = None  # the older name of `summary`
+
+
+class ResponsesRequest(ClosedModel):
     """A Responses API request, validated. Input items stay raw here: `input_messages` checks them one by one."""
 
     model: str = Field(min_length=1, max_length=256)
@@ -122,6 +94,8 @@ class ResponsesRequest(_Closed):
     temperature: float | None = Field(default=None, ge=0, le=2, strict=True)
     top_p: float | None = Field(default=None, ge=0, le=1, strict=True)  # 0 is allowed, as OpenAI allows it
     metadata: dict[str, str] | None = None
+    # Accepted and not acted on: what a client says about itself (Codex: its thread and turn ids).
+    client_metadata: dict[str, str] | None = None
     stream: bool = Field(default=False, strict=True)
     store: bool = Field(default=True, strict=True)
     previous_response_id: str | None = Field(default=None, min_length=1, max_length=256)
@@ -132,10 +106,11 @@ class ResponsesRequest(_Closed):
     prompt_cache_key: str | None = Field(default=None, max_length=256)
     service_tier: Literal["auto", "default"] | None = None
     truncation: Literal["disabled"] | None = None
-    include: list[str] | None = Field(default=None, max_length=0)
+    # Reasoning items carry their text in the clear; none is encrypted, so `encrypted_content` stays null.
+    include: list[Literal["reasoning.encrypted_content"]] | None = Field(default=None, max_length=8)
     stream_options: dict[str, bool] | None = None
+    reasoning: ReasoningConfig | None = None
     # Refused when set (see UNSUPPORTED); declared so that `null` passes.
-    reasoning: None = None
     background: Literal[False] | None = None
     conversation: None = None
     prompt: None = None
@@ -148,6 +123,13 @@ class ResponsesRequest(_Closed):
     def _bounded(cls, v: dict[str, str] | None) -> dict[str, str] | None:
         if v is not None and (len(v) > 16 or any(len(k) > 64 or len(s) > 512 for k, s in v.items())):
             raise ValueError("at most 16 pairs, keys up to 64 and values up to 512 characters")
+        return v
+
+    @field_validator("client_metadata")
+    @classmethod
+    def _bounded_client(cls, v: dict[str, str] | None) -> dict[str, str] | None:
+        if v is not None and (len(v) > 64 or any(len(k) > 128 or len(s) > 8192 for k, s in v.items())):
+            raise ValueError("at most 64 pairs, keys up to 128 and values up to 8192 characters")
         return v
 
 
@@ -218,6 +200,9 @@ def _call(item: dict[str, Any], param: str) -> ToolCall:
     if not call_id:
         raise _bad(f"{param}.call_id", "must not be empty")
     name = _text(item.get("name"), f"{param}.name")
+    namespace = item.get("namespace")
+    if namespace is not None:  # a function of a namespace tool: its chat name (`responses_tools`)
+        name = f"{_text(namespace, f'{param}.namespace')}{SEPARATOR}{name}"
     arguments = _text(item.get("arguments", ""), f"{param}.arguments")
     return ToolCall(id=call_id, function=FunctionCall(name=name, arguments=arguments))
 
@@ -261,10 +246,12 @@ def input_messages(value: str | list[Any]) -> list[Message]:
                 messages.append(Message(role="assistant", content=None, tool_calls=[call]))
         elif kind == "function_call_output":
             messages.append(_output(item, param))
+        elif kind == "reasoning":  # an earlier turn's reasoning: not part of the prompt (as chat models are sent)
+            continue
         else:
             raise BadRequest(
-                f"input item type {kind!r} at '{param}.type' is not supported; send message, function_call "
-                "or function_call_output items",
+                f"input item type {kind!r} at '{param}.type' is not supported; send message, function_call, "
+                "function_call_output or reasoning items",
                 param=f"{param}.type",
                 code="unsupported_input",
             )
@@ -274,54 +261,6 @@ def input_messages(value: str | list[Any]) -> list[Message]:
 
 
 # -- the request --------------------------------------------------------------------------------
-
-
-def _tools(tools: list[Any] | None) -> list[Tool] | None:
-    if not tools:
-        return None
-    out = []
-    for i, raw in enumerate(tools):
-        kind = raw.get("type") if isinstance(raw, dict) else None
-        if kind != "function":
-            raise BadRequest(
-                f"tool type {kind!r} at 'tools[{i}].type' is not supported; only function tools are",
-                param=f"tools[{i}].type",
-                code="unsupported_tool",
-            )
-        try:
-            tool = FunctionTool.model_validate(raw)
-        except ValidationError as exc:
-            err = describe_validation_error(exc)
-            raise BadRequest(f"tools[{i}]: {err.message}", param=f"tools[{i}].{err.param}", code=err.code) from None
-        parameters = tool.parameters if tool.parameters is not None else {"type": "object", "properties": {}}
-        out.append(
-            Tool(
-                function=FunctionDef(
-                    name=tool.name, description=tool.description, parameters=parameters, strict=tool.strict
-                )
-            )
-        )
-    return out
-
-
-def _tool_choice(choice: str | dict[str, Any] | None, tools: list[Tool] | None) -> ToolChoice | None:
-    if choice is None or isinstance(choice, str):
-        if choice == "required" and not tools:
-            raise _bad("tool_choice", "'required' needs at least one tool in 'tools'")
-        return choice  # type: ignore[return-value]
-    if choice.get("type") != "function":
-        raise BadRequest(
-            f"tool_choice type {choice.get('type')!r} is not supported; use none, auto, required or a function",
-            param="tool_choice.type",
-            code="unsupported_tool",
-        )
-    try:
-        name = FunctionChoice.model_validate(choice).name
-    except ValidationError as exc:
-        raise describe_validation_error(exc) from None
-    if name not in {t.function.name for t in tools or []}:
-        raise _bad("tool_choice.name", f"function '{name}' is not in 'tools'")
-    return NamedToolChoice(function={"name": name})
 
 
 def _response_format(text: TextConfig | None) -> ResponseFormat | None:
@@ -350,10 +289,12 @@ def _chat_request(req: ResponsesRequest, history: list[Message]) -> ResponsesCha
     messages = [Message(role="system", content=req.instructions)] if req.instructions else []
     messages += [m.model_copy() for m in history]
     messages += input_messages(req.input)
-    tools = _tools(req.tools)
+    tools = chat_tools(req.tools)
     extra: dict[str, Any] = {}
     if req.parallel_tool_calls is not None and tools:
         extra["parallel_tool_calls"] = req.parallel_tool_calls
+    if req.reasoning is not None and req.reasoning.effort is not None:
+        extra["reasoning_effort"] = req.reasoning.effort
     return ResponsesChat(
         model=req.model,
         messages=messages,
@@ -362,7 +303,7 @@ def _chat_request(req: ResponsesRequest, history: list[Message]) -> ResponsesCha
         top_p=req.top_p,
         stream=req.stream,
         tools=tools,
-        tool_choice=_tool_choice(req.tool_choice, tools),
+        tool_choice=chat_tool_choice(req.tool_choice, tools),
         response_format=_response_format(req.text),
         user=req.user,
         **extra,

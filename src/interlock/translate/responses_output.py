@@ -6,8 +6,9 @@ from typing import Any
 
 import orjson
 
-from interlock.translate.responses import FunctionTool, ResponsesRequest
-from interlock.types import ChatResponse, FunctionCall, Message, ToolCall, Usage
+from interlock.translate.responses import ResponsesRequest
+from interlock.translate.responses_tools import ToolNames, echo, tool_names
+from interlock.types import ChatResponse, FunctionCall, Message, ToolCall, Usage, reasoning_text
 
 
 def echo_fields(req: ResponsesRequest) -> dict[str, Any]:
@@ -17,17 +18,22 @@ def echo_fields(req: ResponsesRequest) -> dict[str, Any]:
     if fmt is not None:
         text = {"format": fmt.model_dump(by_alias=True, exclude_none=True)}
     choice: Any = req.tool_choice or "auto"
+    reasoning = req.reasoning
     return {
         "instructions": req.instructions,
         "max_output_tokens": req.max_output_tokens,
         "metadata": req.metadata or {},
         "parallel_tool_calls": req.parallel_tool_calls if req.parallel_tool_calls is not None else True,
         "previous_response_id": req.previous_response_id,
+        "reasoning": {
+            "effort": reasoning.effort if reasoning else None,
+            "summary": (reasoning.summary or reasoning.generate_summary) if reasoning else None,
+        },
         "store": req.store,
         "temperature": req.temperature,
         "text": text,
         "tool_choice": choice,
-        "tools": [FunctionTool.model_validate(t).model_dump(exclude_none=True) for t in req.tools or []],
+        "tools": echo(req.tools),
         "top_p": req.top_p,
         "truncation": "disabled",
         "user": req.user,
@@ -86,9 +92,25 @@ def message_item(item_id: str, text: str, status: str = "completed", refusal: st
     return {"id": item_id, "type": "message", "role": "assistant", "status": status, "content": content}
 
 
-def call_item(item_id: str, call_id: str, name: str, arguments: str, status: str = "completed") -> dict[str, Any]:
-    """A function call output item."""
+def reasoning_item(item_id: str, text: str, status: str = "completed") -> dict[str, Any]:
+    """A reasoning output item: the model's reasoning as `reasoning_text` content, no summary, nothing encrypted."""
+    content = [{"type": "reasoning_text", "text": text}] if text or status == "completed" else []
     return {
+        "id": item_id,
+        "type": "reasoning",
+        "summary": [],
+        "content": content,
+        "encrypted_content": None,
+        "status": status,
+    }
+
+
+def call_item(
+    item_id: str, call_id: str, name: str, arguments: str, status: str = "completed", names: ToolNames | None = None
+) -> dict[str, Any]:
+    """A function call output item (`name` is the chat call's; `names` splits off a namespace)."""
+    name, namespace = names.split(name) if names is not None else (name, None)
+    item = {
         "id": item_id,
         "type": "function_call",
         "call_id": call_id,
@@ -96,6 +118,9 @@ def call_item(item_id: str, call_id: str, name: str, arguments: str, status: str
         "arguments": arguments,
         "status": status,
     }
+    if namespace is not None:
+        item["namespace"] = namespace
+    return item
 
 
 def to_response(resp: ChatResponse, req: ResponsesRequest, response_id: str, created_at: int) -> dict[str, Any]:
@@ -105,10 +130,16 @@ def to_response(resp: ChatResponse, req: ResponsesRequest, response_id: str, cre
     output: list[dict[str, Any]] = []
     if choice is not None:
         msg = choice.message
+        thought = reasoning_text(msg.model_extra)
+        if thought:
+            output.append(reasoning_item(f"rs_{suffix}", thought))
         if msg.content or msg.refusal or not msg.tool_calls:
             output.append(message_item(f"msg_{suffix}", msg.content or "", refusal=msg.refusal))
+        names = tool_names(req.tools)
         for n, call in enumerate(msg.tool_calls or []):
-            output.append(call_item(f"fc_{suffix}_{n}", call.id, call.function.name, call.function.arguments))
+            output.append(
+                call_item(f"fc_{suffix}_{n}", call.id, call.function.name, call.function.arguments, names=names)
+            )
     status, incomplete = finish_status(choice.finish_reason if choice else None)
     return {
         **skeleton(req, response_id, created_at),
@@ -120,12 +151,16 @@ def to_response(resp: ChatResponse, req: ResponsesRequest, response_id: str, cre
 
 
 def output_messages(output: list[dict[str, Any]]) -> list[Message]:
-    """A Responses object's output as the chat messages a follow-up turn continues from."""
+    """A Responses object's output as the chat messages a follow-up turn continues from (reasoning left out)."""
     text = "".join(
         p.get("text", "") for item in output if item["type"] == "message" for p in item["content"] if "text" in p
     )
+    names = ToolNames()
     calls = [
-        ToolCall(id=i["call_id"], function=FunctionCall(name=i["name"], arguments=i["arguments"]))
+        ToolCall(
+            id=i["call_id"],
+            function=FunctionCall(name=names.chat_name(i["name"], i.get("namespace")), arguments=i["arguments"]),
+        )
         for i in output
         if i["type"] == "function_call"
     ]

@@ -2,7 +2,8 @@
 
 `response.created`, `response.in_progress`; per output item `response.output_item.added`, then for a
 message `response.content_part.added`, `response.output_text.delta`…, `response.output_text.done`,
-`response.content_part.done`, or for a function call `response.function_call_arguments.delta`…,
+`response.content_part.done`, for a reasoning item (the model's `reasoning_content`) the same with
+`response.reasoning_text.*`, or for a function call `response.function_call_arguments.delta`…,
 `response.function_call_arguments.done`; then `response.output_item.done`; last `response.completed`
 (or `response.incomplete`) carrying the whole response with its usage. A failure after the first event
 ends the stream with `response.failed`, which the SDK hands to the caller as the last event.
@@ -13,8 +14,9 @@ from __future__ import annotations
 from typing import Any
 
 from interlock.errors import GatewayError
-from interlock.translate.responses_output import call_item, finish_status, message_item, usage_of
-from interlock.types import ChatChunk, Usage
+from interlock.translate.responses_output import call_item, finish_status, message_item, reasoning_item, usage_of
+from interlock.translate.responses_tools import ToolNames
+from interlock.types import ChatChunk, Usage, reasoning_text
 
 Event = tuple[str, dict[str, Any]]
 
@@ -22,8 +24,9 @@ Event = tuple[str, dict[str, Any]]
 class ResponsesStreamWriter:
     """Turns one stream of chat chunks into Responses events; `response` is the finished object."""
 
-    def __init__(self, base: dict[str, Any]) -> None:
+    def __init__(self, base: dict[str, Any], names: ToolNames | None = None) -> None:
         self._base = base
+        self._names = names or ToolNames()  # a namespaced function's chat name -> its name and namespace
         self._suffix = str(base["id"]).removeprefix("resp_")
         self._seq = 0
         self._output: list[dict[str, Any]] = []
@@ -60,26 +63,33 @@ class ResponsesStreamWriter:
         self._pieces = []
         at = self._index()
         events: list[Event] = []
-        if item["type"] == "message":
-            done = message_item(item["id"], text)
+        if item["type"] in ("message", "reasoning"):
+            done = message_item(item["id"], text) if item["type"] == "message" else reasoning_item(item["id"], text)
             part = done["content"][0]
-            events.append(
-                self._event(
-                    "response.output_text.done",
-                    item_id=item["id"],
-                    output_index=at,
-                    content_index=0,
-                    text=text,
-                    logprobs=[],
+            if item["type"] == "message":
+                events.append(
+                    self._event(
+                        "response.output_text.done",
+                        item_id=item["id"],
+                        output_index=at,
+                        content_index=0,
+                        text=text,
+                        logprobs=[],
+                    )
                 )
-            )
+            else:
+                events.append(
+                    self._event(
+                        "response.reasoning_text.done", item_id=item["id"], output_index=at, content_index=0, text=text
+                    )
+                )
             events.append(
                 self._event(
                     "response.content_part.done", item_id=item["id"], output_index=at, content_index=0, part=part
                 )
             )
         else:
-            done = call_item(item["id"], item["call_id"], item["name"], text)
+            done = {**item, "arguments": text, "status": "completed"}
             events.append(
                 self._event(
                     "response.function_call_arguments.done",
@@ -107,33 +117,11 @@ class ResponsesStreamWriter:
             self._usage = chunk.usage
         for choice in chunk.choices:
             delta = choice.delta
+            thought = reasoning_text(delta.model_extra)
+            if thought:
+                events += self._text("reasoning", thought)
             if delta.content:
-                if self._item is None or self._item["type"] != "message":
-                    item = message_item(f"msg_{self._suffix}_{self._index()}", "", status="in_progress")
-                    item["content"] = []
-                    events += self._open(item)
-                    part = {"type": "output_text", "text": "", "annotations": [], "logprobs": []}
-                    events.append(
-                        self._event(
-                            "response.content_part.added",
-                            item_id=item["id"],
-                            output_index=self._index(),
-                            content_index=0,
-                            part=part,
-                        )
-                    )
-                self._pieces.append(delta.content)
-                assert self._item is not None
-                events.append(
-                    self._event(
-                        "response.output_text.delta",
-                        item_id=self._item["id"],
-                        output_index=self._index(),
-                        content_index=0,
-                        delta=delta.content,
-                        logprobs=[],
-                    )
-                )
+                events += self._text("message", delta.content)
             for call in delta.tool_calls or []:
                 function = call.function or {}
                 found = self._calls.get(call.index)
@@ -144,6 +132,7 @@ class ResponsesStreamWriter:
                         function.get("name", ""),
                         "",
                         status="in_progress",
+                        names=self._names,
                     )
                     self._calls[call.index] = found
                     events += self._open(found)
@@ -162,6 +151,43 @@ class ResponsesStreamWriter:
                     found["arguments"] += args
             if choice.finish_reason:
                 self._finish = choice.finish_reason
+        return events
+
+    def _text(self, kind: str, text: str) -> list[Event]:
+        """A piece of a message's text or of a reasoning item's, opening that item (and its one content part)
+        when another is open."""
+        events: list[Event] = []
+        message = kind == "message"
+        if self._item is None or self._item["type"] != kind:
+            if message:
+                item = message_item(f"msg_{self._suffix}_{self._index()}", "", status="in_progress")
+                item["content"] = []
+                part = {"type": "output_text", "text": "", "annotations": [], "logprobs": []}
+            else:
+                item = reasoning_item(f"rs_{self._suffix}_{self._index()}", "", status="in_progress")
+                part = {"type": "reasoning_text", "text": ""}
+            events += self._open(item)
+            events.append(
+                self._event(
+                    "response.content_part.added",
+                    item_id=item["id"],
+                    output_index=self._index(),
+                    content_index=0,
+                    part=part,
+                )
+            )
+        self._pieces.append(text)
+        assert self._item is not None
+        events.append(
+            self._event(
+                "response.output_text.delta" if message else "response.reasoning_text.delta",
+                item_id=self._item["id"],
+                output_index=self._index(),
+                content_index=0,
+                delta=text,
+                **({"logprobs": []} if message else {}),
+            )
+        )
         return events
 
     def finish(self) -> list[Event]:

@@ -128,6 +128,9 @@ def responses_payload(req: ChatRequest, upstream_model: str, *, stream: bool) ->
         "parallel_tool_calls": (req.model_extra or {}).get("parallel_tool_calls"),
     }
     body.update((k, v) for k, v in optional.items() if v is not None)
+    effort = (req.model_extra or {}).get("reasoning_effort")
+    if effort is not None:
+        body["reasoning"] = {"effort": effort}
     if stream:
         body["stream"] = True
     return body
@@ -170,6 +173,15 @@ def _failure(data: dict[str, Any]) -> UpstreamError:
     return UpstreamError(f"upstream response failed: {str(message or 'no details')[:500]}")
 
 
+def _reasoning_texts(item: dict[str, Any]) -> list[str]:
+    """A reasoning item's text: its `reasoning_text` content (open-weight models), else its summaries (OpenAI's
+    own models, which show no raw reasoning); the encrypted content stays behind (the gateway stores the turn)."""
+    parts = [p for p in item.get("content") or [] if isinstance(p, dict) and p.get("type") == "reasoning_text"]
+    if not parts:
+        parts = [p for p in item.get("summary") or [] if isinstance(p, dict) and p.get("type") == "summary_text"]
+    return [str(p.get("text", "")) for p in parts if p.get("text")]
+
+
 def parse_response(raw: bytes, alias: str) -> ChatResponse:
     """An upstream Responses object as a chat completion; garbage or a failed response is a 502 that says so."""
     try:
@@ -180,9 +192,12 @@ def parse_response(raw: bytes, alias: str) -> ChatResponse:
             raise _failure(data)
         text: list[str] = []
         refusal: list[str] = []
+        thoughts: list[str] = []
         calls: list[ToolCall] = []
         for item in data["output"]:
-            if item.get("type") == "message":
+            if item.get("type") == "reasoning":
+                thoughts.extend(_reasoning_texts(item))
+            elif item.get("type") == "message":
                 for part in item.get("content") or []:
                     if part.get("type") == "output_text":
                         text.append(str(part.get("text", "")))
@@ -196,6 +211,7 @@ def parse_response(raw: bytes, alias: str) -> ChatResponse:
             content="".join(text) or (None if calls or refusal else ""),
             tool_calls=calls or None,
             refusal="".join(refusal) or None,
+            **({"reasoning_content": "\n\n".join(thoughts)} if thoughts else {}),
         )
         return ChatResponse(
             id=str(data.get("id", "resp")),
@@ -218,7 +234,8 @@ class ResponsesEventReader:
     Text deltas become content deltas, each function call item a tool call (its index in order of
     appearance), the end a chunk with the finish reason and the usage `response.completed` carries.
     `response.failed` and `error` events raise an upstream error. Events that add nothing a chat
-    chunk carries (`content_part.*`, `output_item.done`, reasoning) are skipped.
+    chunk carries (`content_part.*`, `output_item.done`) are skipped. Reasoning deltas (`reasoning_text`, else
+    `reasoning_summary_text`, as `_reasoning_texts` reads a finished item) become `reasoning_content` deltas.
     """
 
     def __init__(self, alias: str) -> None:
@@ -227,6 +244,7 @@ class ResponsesEventReader:
         self._created = 0
         self._calls: dict[str, int] = {}  # function call item id -> tool call index
         self._streamed: set[str] = set()  # items whose text or arguments came as deltas
+        self._raw_reasoning: set[str] = set()  # reasoning items whose own text came (their summaries are skipped)
         self.done = False
 
     def _chunk(self, delta: Delta | None = None, finish: str | None = None, usage: Usage | None = None) -> ChatChunk:
@@ -264,6 +282,13 @@ class ResponsesEventReader:
         if kind in ("response.output_text.delta", "response.refusal.delta"):
             self._streamed.add(item_id)
             return [self._chunk(Delta(content=str(event.get("delta", ""))))] if event.get("delta") else []
+        if kind in ("response.reasoning_text.delta", "response.reasoning_summary_text.delta"):
+            delta = event.get("delta")
+            if not delta or (kind == "response.reasoning_summary_text.delta" and item_id in self._raw_reasoning):
+                return []
+            if kind == "response.reasoning_text.delta":
+                self._raw_reasoning.add(item_id)
+            return [self._chunk(Delta.model_validate({"reasoning_content": str(delta)}))]
         if kind == "response.output_text.done" and item_id not in self._streamed:
             return [self._chunk(Delta(content=str(event.get("text", ""))))] if event.get("text") else []
         if kind == "response.output_item.added" and (event.get("item") or {}).get("type") == "function_call":

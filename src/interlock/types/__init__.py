@@ -29,6 +29,7 @@ from interlock.types.chat import (
     ToolCallDelta,
     ToolChoice,
     Usage,
+    reasoning_text,
 )
 from interlock.types.embeddings import Embedding, EmbeddingRequest, EmbeddingResponse
 from interlock.types.money import SCALE, Price
@@ -64,4 +65,5 @@ __all__ = [
     "ToolCallDelta",
     "ToolChoice",
     "Usage",
+    "reasoning_text",
 ]

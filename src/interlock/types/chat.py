@@ -223,6 +223,22 @@ class Usage(_Relayed):
         return cls(prompt_tokens=prompt, completion_tokens=completion, total_tokens=prompt + completion)
 
 
+# Where an upstream puts a reasoning model's thinking beside the answer: `reasoning_content` (DeepSeek, vLLM's
+# reasoning parsers), `reasoning` (vLLM's newer name, OpenRouter). Some send both, with the same text.
+REASONING_FIELDS = ("reasoning_content", "reasoning")
+
+
+def reasoning_text(extra: dict[str, Any] | None) -> str:
+    """The reasoning an answer or a delta carries (the `model_extra` of a message or delta): the first of
+    `REASONING_FIELDS` that holds a string, else ""."""
+    if extra:
+        for name in REASONING_FIELDS:
+            text = extra.get(name)
+            if isinstance(text, str):
+                return text
+    return ""
+
+
 class AssistantMessage(_Relayed):
     """The message in a completion choice."""
 
