@@ -32,11 +32,15 @@ def test_responses_reasoning_effort_reaches_the_model_and_its_reasoning_comes_ba
     assert (_sent(client).model_extra or {}).get("reasoning_effort") == "low"
     reasoning, message = r.output
     assert message.type == "message"
-    assert isinstance(reasoning, ResponseReasoningItem) and reasoning.summary == []
+    assert isinstance(reasoning, ResponseReasoningItem)
     assert reasoning.content is not None and reasoning.content[0].text == "thinking (low) about: hi"
+    # A summary was asked for: the gateway's models write none, so the reasoning stands as the summary too.
+    assert [(p.type, p.text) for p in reasoning.summary] == [("summary_text", "thinking (low) about: hi")]
     assert reasoning.id.startswith("rs_") and reasoning.encrypted_content is None
     assert r.output_text == "echo: hi"  # the reasoning is not part of the answer's text
     assert r.reasoning is not None and (r.reasoning.effort, r.reasoning.summary) == ("low", "auto")
+    unsummarised = _create(client, input="hi", reasoning={"effort": "low"})
+    assert unsummarised.output[0].type == "reasoning" and unsummarised.output[0].summary == []
     plain = _create(client, input="hi")
     assert [item.type for item in plain.output] == ["message"]
     assert plain.reasoning is not None and plain.reasoning.effort is None
@@ -61,6 +65,21 @@ def test_responses_reasoning_streams_as_reasoning_text_events_before_the_message
     assert final.output[0].content[0].text == done.text and final.output_text == "echo: two words"
     added = [e.output_index for e in events if e.type == "response.output_item.added"]
     assert added == [0, 1]
+
+
+def test_reasoning_streams_as_summary_events_when_a_summary_was_asked_for(client: TestClient) -> None:
+    body = {"model": "echo", "input": "hi", "reasoning": {"effort": "low", "summary": "detailed"}, "stream": True}
+    with client.stream("POST", "/v1/responses", json=body) as r:
+        events = _events(r.read().decode())
+    kinds = [e.type for e in events]
+    assert "response.reasoning_text.delta" not in kinds
+    assert kinds.index("response.reasoning_summary_part.added") < kinds.index("response.reasoning_summary_text.delta")
+    text = "".join(e.delta for e in events if e.type == "response.reasoning_summary_text.delta")
+    assert text == "thinking (low) about: hi"
+    [done] = [e for e in events if e.type == "response.reasoning_summary_part.done"]
+    assert done.part.text == text and done.summary_index == 0
+    reasoning = events[-1].response.output[0]
+    assert reasoning.summary[0].text == text and reasoning.content[0].text == text
 
 
 def test_the_sdk_reads_reasoning_items_plain_and_streamed(client: TestClient) -> None:

@@ -38,7 +38,14 @@ from interlock.plugins.hooks import ModelRequest, ModelResponse
 from interlock.store import Store
 from interlock.store.response_queries import ResponseRecord
 from interlock.translate.responses import ResponsesRequest, parse_request, to_chat_request
-from interlock.translate.responses_output import dump_messages, load_messages, output_messages, skeleton, to_response
+from interlock.translate.responses_output import (
+    dump_messages,
+    load_messages,
+    output_messages,
+    skeleton,
+    to_response,
+    wants_summary,
+)
 from interlock.translate.responses_stream import Event, ResponsesStreamWriter
 from interlock.translate.responses_tools import tool_names
 from interlock.translate.responses_upstream import input_items
@@ -114,7 +121,8 @@ class ResponsesWire:
         events: list[Event] = []
         if self._writer is None:
             names = tool_names(self.request.tools)
-            self._writer = ResponsesStreamWriter(skeleton(self.request, self._id, self._created), names)
+            summary = wants_summary(self.request)
+            self._writer = ResponsesStreamWriter(skeleton(self.request, self._id, self._created), names, summary)
             events = self._writer.start()
         events += self._writer.feed(chunk)
         return [_frame(e) for e in events]
@@ -131,7 +139,8 @@ class ResponsesWire:
         """`response.failed`, with the error."""
         if self._writer is None:
             names = tool_names(self.request.tools)
-            self._writer = ResponsesStreamWriter(skeleton(self.request, self._id, self._created), names)
+            summary = wants_summary(self.request)
+            self._writer = ResponsesStreamWriter(skeleton(self.request, self._id, self._created), names, summary)
         return _frame(self._writer.failed(exc))
 
     def record(self, owner: str, retention_s: int) -> ResponseRecord | None:

@@ -74,7 +74,7 @@ SummaryMode = Literal["auto", "concise", "detailed"]
 class ReasoningConfig(ClosedModel):
     """`reasoning`: how much a reasoning model thinks. `effort` reaches the model as chat's `reasoning_effort`;
     what it reasons comes back as a reasoning item with the text as `reasoning_text` content (as vLLM serves
-    open-weight reasoning models); no summary is written, so `summary` is accepted and its list stays empty."""
+    open-weight reasoning models), and as its summary too when `summary` is set (`responses_output`)."""
 
     effort: Effort | None = None
     summary: SummaryMode | None = None

@@ -92,14 +92,23 @@ def message_item(item_id: str, text: str, status: str = "completed", refusal: st
     return {"id": item_id, "type": "message", "role": "assistant", "status": status, "content": content}
 
 
-def reasoning_item(item_id: str, text: str, status: str = "completed") -> dict[str, Any]:
-    """A reasoning output item: the model's reasoning as `reasoning_text` content, no summary, nothing encrypted."""
-    content = [{"type": "reasoning_text", "text": text}] if text or status == "completed" else []
+def wants_summary(req: ResponsesRequest) -> bool:
+    """Whether the request asked for a reasoning summary (`reasoning.summary`, or its older name)."""
+    return req.reasoning is not None and (req.reasoning.summary or req.reasoning.generate_summary) is not None
+
+
+def reasoning_item(item_id: str, text: str, status: str = "completed", summary: bool = False) -> dict[str, Any]:
+    """A reasoning output item: the model's reasoning as `reasoning_text` content, nothing encrypted.
+
+    The gateway's models write no separate summary; when the client asked for one (`summary`), the
+    reasoning text stands as the summary too, so a client that shows only summaries (Codex, the Vercel AI
+    SDK) shows it."""
+    done = status == "completed"
     return {
         "id": item_id,
         "type": "reasoning",
-        "summary": [],
-        "content": content,
+        "summary": [{"type": "summary_text", "text": text}] if summary and (text or done) else [],
+        "content": [{"type": "reasoning_text", "text": text}] if text or done else [],
         "encrypted_content": None,
         "status": status,
     }
@@ -132,7 +141,7 @@ def to_response(resp: ChatResponse, req: ResponsesRequest, response_id: str, cre
         msg = choice.message
         thought = reasoning_text(msg.model_extra)
         if thought:
-            output.append(reasoning_item(f"rs_{suffix}", thought))
+            output.append(reasoning_item(f"rs_{suffix}", thought, summary=wants_summary(req)))
         if msg.content or msg.refusal or not msg.tool_calls:
             output.append(message_item(f"msg_{suffix}", msg.content or "", refusal=msg.refusal))
         names = tool_names(req.tools)

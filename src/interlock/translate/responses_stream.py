@@ -3,7 +3,8 @@
 `response.created`, `response.in_progress`; per output item `response.output_item.added`, then for a
 message `response.content_part.added`, `response.output_text.delta`…, `response.output_text.done`,
 `response.content_part.done`, for a reasoning item (the model's `reasoning_content`) the same with
-`response.reasoning_text.*`, or for a function call `response.function_call_arguments.delta`…,
+`response.reasoning_text.*` (or, when the client asked for a summary, `response.reasoning_summary_part.*`
+and `response.reasoning_summary_text.*`), or for a function call `response.function_call_arguments.delta`…,
 `response.function_call_arguments.done`; then `response.output_item.done`; last `response.completed`
 (or `response.incomplete`) carrying the whole response with its usage. A failure after the first event
 ends the stream with `response.failed`, which the SDK hands to the caller as the last event.
@@ -24,8 +25,9 @@ Event = tuple[str, dict[str, Any]]
 class ResponsesStreamWriter:
     """Turns one stream of chat chunks into Responses events; `response` is the finished object."""
 
-    def __init__(self, base: dict[str, Any], names: ToolNames | None = None) -> None:
+    def __init__(self, base: dict[str, Any], names: ToolNames | None = None, summary: bool = False) -> None:
         self._base = base
+        self._summary = summary  # reasoning streams as `reasoning_summary_text` (the client asked for a summary)
         self._names = names or ToolNames()  # a namespaced function's chat name -> its name and namespace
         self._suffix = str(base["id"]).removeprefix("resp_")
         self._seq = 0
@@ -61,46 +63,26 @@ class ResponsesStreamWriter:
             return []
         self._item, text = None, "".join(self._pieces)
         self._pieces = []
-        at = self._index()
+        at = {"item_id": item["id"], "output_index": self._index()}
         events: list[Event] = []
-        if item["type"] in ("message", "reasoning"):
-            done = message_item(item["id"], text) if item["type"] == "message" else reasoning_item(item["id"], text)
-            part = done["content"][0]
-            if item["type"] == "message":
-                events.append(
-                    self._event(
-                        "response.output_text.done",
-                        item_id=item["id"],
-                        output_index=at,
-                        content_index=0,
-                        text=text,
-                        logprobs=[],
-                    )
-                )
-            else:
-                events.append(
-                    self._event(
-                        "response.reasoning_text.done", item_id=item["id"], output_index=at, content_index=0, text=text
-                    )
-                )
-            events.append(
-                self._event(
-                    "response.content_part.done", item_id=item["id"], output_index=at, content_index=0, part=part
-                )
-            )
+        if item["type"] == "message":
+            done = message_item(item["id"], text)
+            events.append(self._event("response.output_text.done", **at, content_index=0, text=text, logprobs=[]))
+            events.append(self._event("response.content_part.done", **at, content_index=0, part=done["content"][0]))
+        elif item["type"] == "reasoning" and self._summary:
+            done = reasoning_item(item["id"], text, summary=True)
+            events.append(self._event("response.reasoning_summary_text.done", **at, summary_index=0, text=text))
+            part = done["summary"][0]
+            events.append(self._event("response.reasoning_summary_part.done", **at, summary_index=0, part=part))
+        elif item["type"] == "reasoning":
+            done = reasoning_item(item["id"], text)
+            events.append(self._event("response.reasoning_text.done", **at, content_index=0, text=text))
+            events.append(self._event("response.content_part.done", **at, content_index=0, part=done["content"][0]))
         else:
             done = {**item, "arguments": text, "status": "completed"}
-            events.append(
-                self._event(
-                    "response.function_call_arguments.done",
-                    item_id=item["id"],
-                    output_index=at,
-                    name=item["name"],
-                    arguments=text,
-                )
-            )
+            events.append(self._event("response.function_call_arguments.done", **at, name=item["name"], arguments=text))
         item.update(done)  # the same dict stays in `_calls`, so late arguments still reach the final object
-        events.append(self._event("response.output_item.done", output_index=at, item=dict(item)))
+        events.append(self._event("response.output_item.done", output_index=at["output_index"], item=dict(item)))
         self._output.append(item)
         return events
 
@@ -167,27 +149,23 @@ class ResponsesStreamWriter:
                 item = reasoning_item(f"rs_{self._suffix}_{self._index()}", "", status="in_progress")
                 part = {"type": "reasoning_text", "text": ""}
             events += self._open(item)
-            events.append(
-                self._event(
-                    "response.content_part.added",
-                    item_id=item["id"],
-                    output_index=self._index(),
-                    content_index=0,
-                    part=part,
+            at = {"item_id": item["id"], "output_index": self._index()}
+            if message or not self._summary:
+                events.append(self._event("response.content_part.added", **at, content_index=0, part=part))
+            else:
+                summary_part = {"type": "summary_text", "text": ""}
+                events.append(
+                    self._event("response.reasoning_summary_part.added", **at, summary_index=0, part=summary_part)
                 )
-            )
         self._pieces.append(text)
         assert self._item is not None
-        events.append(
-            self._event(
-                "response.output_text.delta" if message else "response.reasoning_text.delta",
-                item_id=self._item["id"],
-                output_index=self._index(),
-                content_index=0,
-                delta=text,
-                **({"logprobs": []} if message else {}),
-            )
-        )
+        at = {"item_id": self._item["id"], "output_index": self._index()}
+        if message:
+            events.append(self._event("response.output_text.delta", **at, content_index=0, delta=text, logprobs=[]))
+        elif self._summary:
+            events.append(self._event("response.reasoning_summary_text.delta", **at, summary_index=0, delta=text))
+        else:
+            events.append(self._event("response.reasoning_text.delta", **at, content_index=0, delta=text))
         return events
 
     def finish(self) -> list[Event]:
