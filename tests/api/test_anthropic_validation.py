@@ -76,7 +76,7 @@ def test_invalid_input_is_a_400_naming_the_field(
 @pytest.mark.parametrize(
     ("extra", "field"),
     [
-        ({"top_k": 5}, "top_k"),
+        ({"top_k": 0}, "top_k"),
         ({"thinking": {"type": "enabled", "budget_tokens": 1000}}, "thinking.budget_tokens"),
         ({"thinking": {"type": "enabled"}}, "thinking.budget_tokens"),
         ({"thinking": {"type": "enabled", "budget_tokens": 2048}, "max_tokens": 2048}, "thinking.budget_tokens"),
@@ -135,6 +135,12 @@ def test_documented_no_ops_are_accepted(client: TestClient) -> None:
     )
     assert r.status_code == 200, r.text
     assert r.json()["content"] == [{"type": "text", "text": "echo: hello"}]
+
+
+def test_top_k_reaches_the_model(client: TestClient) -> None:
+    assert client.post("/v1/messages", json=_body(top_k=5)).status_code == 200
+    sent = client.app.state.interlock.providers["echo"].received[-1]  # type: ignore[attr-defined]
+    assert (sent.model_extra or {}).get("top_k") == 5
 
 
 def test_structured_output_reaches_the_model_as_a_json_schema_response_format(client: TestClient) -> None:

@@ -199,6 +199,22 @@ async def test_unsupported_sampling_fields_are_bad_request(provider: LocalChatPr
         provider.stream(request("hi", stream=True, **{field: value}))
 
 
+async def test_top_k_one_samples_the_greedy_answer_whatever_the_seed(provider: LocalChatProvider) -> None:
+    greedy = await provider.chat(request("Name a color.", max_tokens=6, temperature=0.0))
+    for seed in (1, 2):
+        sampled = await provider.chat(request("Name a color.", max_tokens=6, temperature=1.5, seed=seed, top_k=1))
+        assert sampled.choices[0].message.content == greedy.choices[0].message.content
+
+
+@pytest.mark.parametrize(
+    ("field", "value"), [("top_k", -2), ("top_k", 1.5), ("top_k", True), ("min_p", 2), ("min_p", "x")]
+)
+async def test_bad_top_k_and_min_p_are_bad_request(provider: LocalChatProvider, field: str, value: Any) -> None:
+    with pytest.raises(BadRequest, match=field) as refused:
+        await provider.chat(request("hi", **{field: value}))
+    assert refused.value.param == field
+
+
 async def test_logit_bias_bans_the_greedy_token(provider: LocalChatProvider) -> None:
     plain = await provider.chat(request("Name a color.", max_tokens=1))
     first = plain.choices[0].message.content or ""

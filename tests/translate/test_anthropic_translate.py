@@ -59,10 +59,55 @@ def test_tool_results_come_before_the_text_and_thinking_is_not_prompt() -> None:
     assert chat.tool_choice == "required" and (chat.model_extra or {})["parallel_tool_calls"] is False
 
 
+def test_images_a_tool_returned_open_the_next_user_message_under_their_call() -> None:
+    png = {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "AAAA"}}
+    messages = [
+        {"role": "user", "content": "look"},
+        {"role": "assistant", "content": [{"type": "tool_use", "id": "t1", "name": "read", "input": {}}]},
+        {
+            "role": "user",
+            "content": [
+                {"type": "tool_result", "tool_use_id": "t1", "content": [{"type": "text", "text": "a.png"}, png]},
+                {"type": "text", "text": "what is it?"},
+            ],
+        },
+    ]
+    chat = anthropic_to_chat_request(_request(messages=messages, tools=[{"name": "read"}]))
+    tool, user = chat.messages[2:]
+    assert (
+        tool.role == "tool" and tool.content == "a.png\n[1 image(s) returned by this tool follow in the next message]"
+    )
+    assert user.role == "user" and isinstance(user.content, list)
+    assert [p.type for p in user.content] == ["text", "image_url", "text"]
+    assert user.content[0].text == "Image(s) returned by tool call t1:"  # type: ignore[union-attr]
+    assert user.content[1].image_url == {"url": "data:image/png;base64,AAAA"}  # type: ignore[union-attr]
+    only_image = [{"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t1", "content": [png]}]}]
+    chat = anthropic_to_chat_request(_request(messages=[*messages[:2], *only_image], tools=[{"name": "read"}]))
+    assert chat.messages[2].content == "[1 image(s) returned by this tool follow in the next message]"
+    assert [p.type for p in chat.messages[3].content] == ["text", "image_url"]  # type: ignore[union-attr]
+
+
 @pytest.mark.parametrize(
     ("kw", "param"),
     [
         ({"messages": [{"role": "assistant", "content": [{"type": "tool_result", "tool_use_id": "x"}]}]}, "type"),
+        (
+            {
+                "messages": [
+                    {
+                        "role": "user",
+                        "content": [
+                            {
+                                "type": "tool_result",
+                                "tool_use_id": "x",
+                                "content": [{"type": "image", "source": {"type": "file", "file_id": "f"}}],
+                            }
+                        ],
+                    }
+                ]
+            },
+            "content.0.source.type",
+        ),
         (
             {"messages": [{"role": "user", "content": [{"type": "tool_use", "id": "x", "name": "f", "input": {}}]}]},
             "type",

@@ -74,6 +74,11 @@ def test_reasoning_effort_becomes_an_anthropic_thinking_budget_under_max_tokens(
     assert capped["thinking"] == {"type": "enabled", "budget_tokens": 2999}
 
 
+def test_top_k_goes_to_an_anthropic_upstream() -> None:
+    assert chat_request_to_anthropic(_chat(top_k=40), "claude")["top_k"] == 40
+    assert "top_k" not in chat_request_to_anthropic(_chat(top_k=-1), "claude")
+
+
 def test_turns_anthropic_cannot_think_in_go_without_and_impossible_asks_are_400() -> None:
     tool = {"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}
     call = {"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}}

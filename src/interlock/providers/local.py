@@ -29,7 +29,15 @@ from interlock.errors import BadRequest, Unavailable
 from interlock.plugins import Plugin, PluginOptions, ProviderFactory
 from interlock.providers.base import Provider, ProviderContext
 from interlock.providers.local_prompt import prompt_tokens
-from interlock.providers.local_request import ToolMode, logit_bias_of, parallel_calls, refuse_unsupported, tool_choice
+from interlock.providers.local_request import (
+    ToolMode,
+    logit_bias_of,
+    min_p_of,
+    parallel_calls,
+    refuse_unsupported,
+    tool_choice,
+    top_k_of,
+)
 from interlock.types import (
     AssistantMessage,
     ChatChunk,
@@ -249,6 +257,8 @@ class LocalChatProvider(Provider):
             max_tokens=request.output_limit() or self.engine_settings.max_tokens_default,
             temperature=1.0 if request.temperature is None else request.temperature,
             top_p=1.0 if request.top_p is None else request.top_p,
+            top_k=top_k_of(request),
+            min_p=min_p_of(request),
             seed=request.seed,
             stop=tuple(request.stop_list()),
             grammar=rule,

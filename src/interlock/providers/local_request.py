@@ -68,6 +68,27 @@ def refuse_unsupported(request: ChatRequest) -> None:
             )
 
 
+def top_k_of(request: ChatRequest) -> int:
+    """vLLM's `top_k` (also what `/v1/messages` sends for Anthropic's): sample among the k likeliest tokens;
+    0 or -1 (vLLM's "off") is off."""
+    value = (request.model_extra or {}).get("top_k")
+    if value is None:
+        return 0
+    if isinstance(value, bool) or not isinstance(value, int) or value < -1 or value > 100_000:
+        raise BadRequest("'top_k' must be a whole number of tokens (0 or -1: off)", code="invalid_value", param="top_k")
+    return max(value, 0)
+
+
+def min_p_of(request: ChatRequest) -> float:
+    """vLLM's `min_p`: drop tokens less likely than this fraction of the likeliest; 0 is off."""
+    value = (request.model_extra or {}).get("min_p")
+    if value is None:
+        return 0.0
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
+        raise BadRequest("'min_p' must be a number in [0, 1]", code="invalid_value", param="min_p")
+    return float(value)
+
+
 def logit_bias_of(request: ChatRequest) -> tuple[tuple[int, float], ...]:
     """OpenAI's `logit_bias`: token ids (as strings) to a bias in [-100, 100]; ids beyond the model's
     vocabulary are refused by the engine."""

@@ -96,13 +96,24 @@ def _image(block: AnthropicBlock) -> ImagePart:
 
 
 def _user_messages(m: AnthropicMessage) -> list[Message]:
-    """Tool results first (each a `tool` message), then the text and images as one user message."""
-    out = [
-        Message(role="tool", tool_call_id=b.tool_use_id, content=_text(b.content))
-        for b in m.content
-        if b.type == "tool_result"
-    ]
-    parts: list[ContentPart] = [
+    """Tool results first (each a `tool` message), then the text and images as one user message.
+
+    A chat tool message carries text only, so the images a tool returned (a screenshot, a file it read)
+    open the user message that follows, each tool's under a line naming its call, and its tool message
+    says they follow there."""
+    out: list[Message] = []
+    parts: list[ContentPart] = []
+    for b in m.content:
+        if b.type != "tool_result":
+            continue
+        text = _text(b.content)
+        pictures = [_image(p) for p in b.content or () if p.type == "image"]
+        if pictures:
+            note = f"[{len(pictures)} image(s) returned by this tool follow in the next message]"
+            text = f"{text}\n{note}" if text else note
+            parts += [TextPart(type="text", text=f"Image(s) returned by tool call {b.tool_use_id}:"), *pictures]
+        out.append(Message(role="tool", tool_call_id=b.tool_use_id, content=text))
+    parts += [
         TextPart(type="text", text=b.text or "") if b.type == "text" else _image(b)
         for b in m.content
         if b.type in ("text", "image")
@@ -212,6 +223,8 @@ def _chat_request(req: AnthropicRequest) -> ChatRequest:
     effort = effort_of(req)
     if effort is not None:
         extra["reasoning_effort"] = effort
+    if req.top_k is not None:  # vLLM, SGLang, llama.cpp and the local engine take it; OpenAI itself refuses it
+        extra["top_k"] = req.top_k
     if req.tool_choice is not None:
         choice = {"auto": "auto", "any": "required", "none": "none"}.get(req.tool_choice.type)
         if req.tool_choice.type == "tool":

@@ -18,7 +18,6 @@ IMAGE_TYPES = ("image/jpeg", "image/png", "image/gif", "image/webp")
 
 # Anthropic features the gateway cannot honour, and why.
 _REFUSED = {
-    "top_k": "the models behind the gateway sample with 'temperature' and 'top_p' only",
     "mcp_servers": "the gateway does not connect models to MCP servers on /v1/messages",
     "container": "the gateway runs no code-execution containers",
 }
@@ -106,8 +105,10 @@ def _check_block(block: AnthropicBlock, role: str, where: str) -> None:
         if not block.tool_use_id:
             raise required(f"{where}.tool_use_id", "a tool_result block names the tool_use it answers")
         for k, part in enumerate(block.content or []):
-            if part.type != "text" or part.text is None:
-                raise unsupported(f"{where}.content.{k}", "a tool result may hold text blocks only")
+            if part.type == "image":
+                _check_image(part, f"{where}.content.{k}")
+            elif part.type != "text" or part.text is None:
+                raise unsupported(f"{where}.content.{k}", "a tool result may hold text and image blocks only")
     elif role != "assistant":  # thinking, redacted_thinking
         raise invalid(f"{where}.type", f"{kind} blocks belong in assistant messages")
 

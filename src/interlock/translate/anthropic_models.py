@@ -160,7 +160,7 @@ class AnthropicRequest(AnthropicPrompt):
     max_tokens: int = Field(ge=1, strict=True)
     temperature: float | None = Field(default=None, ge=0, le=1)
     top_p: float | None = Field(default=None, gt=0, le=1)
-    top_k: int | None = None  # refused: no OpenAI-shaped upstream takes it
+    top_k: int | None = Field(default=None, ge=1, strict=True)  # sent on as chat's (vLLM's) `top_k`
     stop_sequences: list[str] | None = None
     stream: bool = Field(default=False, strict=True)
     metadata: dict[str, Any] | None = None

@@ -123,6 +123,9 @@ def chat_request_to_anthropic(req: ChatRequest, upstream_model: str) -> dict[str
         body["temperature"] = min(req.temperature, 1.0)  # Anthropic's range is [0, 1]
     if req.top_p is not None:
         body["top_p"] = req.top_p
+    top_k = (req.model_extra or {}).get("top_k")
+    if isinstance(top_k, int) and not isinstance(top_k, bool) and top_k > 0:
+        body["top_k"] = top_k
     if req.stop_list():
         body["stop_sequences"] = req.stop_list()
     if req.tools:
