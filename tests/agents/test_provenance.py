@@ -40,6 +40,27 @@ def test_short_and_absent_values_are_not_judged() -> None:
     assert not untrusted_only(["yes", "a-new-value"], Corpus.of([""]), Corpus.of(["yes"]))
 
 
+def test_a_clients_mcp_name_for_a_gateway_tool_meets_the_same_rules() -> None:
+    """Claude Code calls the MCP gateway's `bank__send_money` as `mcp__<its server name>__bank__send_money`."""
+    policy = ToolPolicy.model_validate(
+        {
+            "allow": ["bank__*"],
+            "deny": ["bank__delete_*"],
+            "tools": {"bank__send_money": {"constraints": [{"type": "max_amount", "arg": "amount", "max": 100}]}},
+            "approve": ["bank__close_account"],
+        }
+    )
+    empty = Corpus.of([])
+    assert judge(policy, "mcp__interlock__bank__read_inbox", "{}", empty, empty).allowed
+    assert judge(policy, "mcp__interlock__bank__delete_all", "{}", empty, empty).code == "tool_not_allowed"
+    assert judge(policy, "mcp__interlock__bank__send_money", '{"amount": 500}', empty, empty).code == (
+        "argument_constraint"
+    )
+    assert policy.needs_approval("mcp__interlock__bank__close_account")
+    assert not policy.permits("mcp__interlock__crm__export") and not policy.permits("mcp__bank__")
+    assert not policy.permits("my_mcp__bank__read_inbox")  # only the client prefix is taken off
+
+
 def test_deny_wins_and_constraints_are_typed() -> None:
     policy = ToolPolicy.model_validate(
         {

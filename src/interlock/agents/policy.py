@@ -1,7 +1,10 @@
 """An agent's tool policy: which tools it may call, typed argument constraints, and which tools are sensitive.
 
 Stored as JSON on the agent (`AgentRecord.policy`) and validated here, when it is set and when it is read.
-Tool names match exactly or as shell-style globs (`mail_*`). `deny` wins over `allow`; an empty `allow`
+Tool names match exactly or as shell-style globs (`mail_*`); a name a client gives an MCP tool,
+`mcp__<server>__<tool>` (Claude Code and the Claude Agent SDK name them so), also matches as `<tool>`, so a
+policy written for the MCP gateway's `bank__read_inbox` holds when the model calls it through such a client
+as `mcp__interlock__bank__read_inbox`. `deny` wins over `allow`; an empty `allow`
 allows every tool not denied. A constraint names one argument by a dotted path into the call's JSON
 arguments (`recipient`, `payment.iban`); a call whose argument breaks a constraint is refused, and so is
 one that lacks a constrained argument it should carry. Provenance (`provenance` module) applies to tools
@@ -16,6 +19,7 @@ from __future__ import annotations
 import fnmatch
 import hashlib
 import json
+from collections.abc import Iterable
 from decimal import Decimal, InvalidOperation
 from typing import Annotated, Literal
 
@@ -83,17 +87,31 @@ class ToolPolicy(BaseModel):
 
     def permits(self, tool: str) -> bool:
         """Whether the agent may call `tool` at all."""
-        if any(fnmatch.fnmatchcase(tool, p) for p in self.deny):
+        if _matches(tool, self.deny):
             return False
-        return not self.allow or any(fnmatch.fnmatchcase(tool, p) for p in self.allow)
+        return not self.allow or _matches(tool, self.allow)
 
     def rules(self, tool: str) -> list[ToolRule]:
         """Every rule whose pattern matches `tool` (all of them apply)."""
-        return [r for p, r in self.tools.items() if fnmatch.fnmatchcase(tool, p)]
+        return [r for p, r in self.tools.items() if _matches(tool, (p,))]
 
     def needs_approval(self, tool: str) -> bool:
         """Whether every call to `tool` waits for a human's approval."""
-        return any(fnmatch.fnmatchcase(tool, p) for p in self.approve) or any(r.approval for r in self.rules(tool))
+        return _matches(tool, self.approve) or any(r.approval for r in self.rules(tool))
+
+
+def names_of(tool: str) -> tuple[str, ...]:
+    """The names a tool's rules match: its own, and for a client's `mcp__<server>__<tool>` the `<tool>` part."""
+    if tool.startswith("mcp__"):
+        _, sep, inner = tool[5:].partition("__")
+        if sep and inner:
+            return tool, inner
+    return (tool,)
+
+
+def _matches(tool: str, patterns: Iterable[str]) -> bool:
+    names = names_of(tool)
+    return any(fnmatch.fnmatchcase(name, p) for p in patterns for name in names)
 
 
 def canonical_arguments(arguments: str) -> str:
