@@ -7,12 +7,8 @@ from typing import Any
 import pytest
 
 from interlock.errors import BadRequest
-from interlock.translate.anthropic import (
-    AnthropicRequest,
-    AnthropicStreamWriter,
-    anthropic_to_chat_request,
-    chat_response_to_anthropic,
-)
+from interlock.translate.anthropic import AnthropicRequest, anthropic_to_chat_request
+from interlock.translate.anthropic_output import AnthropicStreamWriter, chat_response_to_anthropic
 from interlock.translate.stops import StopScanner, first_stop
 from interlock.types import ChatChunk, ChatResponse, ChunkChoice, Delta, ImagePart
 

@@ -13,13 +13,8 @@ from interlock.errors import GatewayError
 from interlock.gateway.context import RequestContext
 from interlock.gateway.settlement import TokenCounter
 from interlock.plugins.hooks import ModelRequest, ModelResponse
-from interlock.translate.anthropic import (
-    AnthropicRequest,
-    AnthropicStreamWriter,
-    anthropic_to_chat_request,
-    chat_response_to_anthropic,
-    prompt_text,
-)
+from interlock.translate.anthropic import AnthropicRequest, anthropic_to_chat_request, prompt_text
+from interlock.translate.anthropic_output import AnthropicStreamWriter, chat_response_to_anthropic
 from interlock.types import ChatChunk, ChatRequest, ChatResponse
 
 # The wire has no gateway: message_start counts the templated prompt where the provider can, else estimates.
