@@ -4,10 +4,13 @@ mean what it means there. The prompts are shortened; every field and block type 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import orjson
 from starlette.testclient import TestClient
+
+from interlock.store.records import UsageRecord
 
 CLAUDE_CODE_HEADERS = {
     "anthropic-version": "2023-06-01",
@@ -76,7 +79,9 @@ def test_a_claude_code_turn_is_accepted_with_its_system_message_in_place(client:
     assert "event: message_stop" in text and '"type":"tool_use"' in text
 
 
-def test_claude_code_fields_the_gateway_cannot_honour_are_still_refused_by_name(client: TestClient) -> None:
+def test_claude_code_fields_the_gateway_cannot_honour_are_still_refused_by_name(
+    client: TestClient, ledger: Callable[[], list[UsageRecord]]
+) -> None:
     body = _claude_code_body(stream=False)
     body["context_management"] = {"edits": [{"type": "clear_tool_uses_20250919", "trigger": {"type": "input_tokens"}}]}
     r = client.post("/v1/messages", json=body, headers=CLAUDE_CODE_HEADERS)
@@ -85,6 +90,7 @@ def test_claude_code_fields_the_gateway_cannot_honour_are_still_refused_by_name(
     body["messages"][1]["content"] = [{"type": "image", "source": {"type": "url", "url": "http://x/i.png"}}]
     r = client.post("/v1/messages", json=body, headers=CLAUDE_CODE_HEADERS)
     assert r.status_code == 400 and "'messages.1.content.0.type'" in r.json()["error"]["message"]
+    assert [(row.endpoint, row.status) for row in ledger()] == [("messages", 400)] * 2  # each settled once
 
 
 def _codex_body() -> dict[str, Any]:

@@ -7,6 +7,7 @@ The fake provider plays a reasoning model whenever a request carries `reasoning_
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -14,6 +15,7 @@ import pytest
 from openai.types.responses import ResponseReasoningItem
 from starlette.testclient import TestClient
 
+from interlock.store.records import UsageRecord
 from tests.api.sdk import in_process_sdk
 from tests.api.test_responses import _create, _events
 
@@ -118,10 +120,13 @@ def test_reasoning_items_sent_back_are_accepted_and_left_out_of_the_prompt(clien
         ({"input": [{"type": "reasoning", "summary": []}]}, "input"),
     ],
 )
-def test_bad_reasoning_fields_are_400_naming_them(client: TestClient, body: dict[str, Any], param: str) -> None:
+def test_bad_reasoning_fields_are_400_naming_them(
+    client: TestClient, ledger: Callable[[], list[UsageRecord]], body: dict[str, Any], param: str
+) -> None:
     r = client.post("/v1/responses", json={"model": "echo", "input": "hi", **body})
     assert r.status_code == 400, r.text
     assert r.json()["error"]["param"] == param
+    assert [(row.endpoint, row.status) for row in ledger()] == [("responses", 400)]  # settled once
 
 
 def _message(client: TestClient, **body: Any) -> dict[str, Any]:

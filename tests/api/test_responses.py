@@ -441,10 +441,13 @@ def test_a_streamed_namespaced_call_names_its_namespace(client: TestClient) -> N
         ([{"type": "web_search", "external_web_access": False}], "tools[0].type"),
     ],
 )
-def test_bad_namespaces_are_400_naming_the_tool(client: TestClient, tools: list[Any], param: str) -> None:
+def test_bad_namespaces_are_400_naming_the_tool(
+    client: TestClient, ledger: Callable[[], list[UsageRecord]], tools: list[Any], param: str
+) -> None:
     r = client.post("/v1/responses", json={"model": "echo", "input": "hi", "tools": tools})
     assert r.status_code == 400, r.text
     assert r.json()["error"]["param"] == param, r.json()
+    assert [(row.endpoint, row.status) for row in ledger()] == [("responses", 400)]  # settled once
 
 
 def test_client_metadata_is_accepted(client: TestClient) -> None:

@@ -11,7 +11,7 @@ from typing import Any
 
 from interlock.errors import BadRequest
 from interlock.translate.anthropic_models import AnthropicBlock, AnthropicPrompt, AnthropicRequest
-from interlock.types.base import MAX_JSON_DEPTH
+from interlock.types.base import MAX_JSON_DEPTH, check_depth
 
 MAX_STOP_SEQUENCES = 4  # what the OpenAI-shaped chat request behind the gateway takes
 IMAGE_TYPES = ("image/jpeg", "image/png", "image/gif", "image/webp")
@@ -192,10 +192,7 @@ def _check_tools(req: AnthropicPrompt) -> None:
 
 def _check_depth(value: Any, where: str) -> None:
     """A 400 for JSON the gateway forwards that nests deeper than every stage can serialise."""
-    stack: list[tuple[Any, int]] = [(value, 1)]
-    while stack:
-        item, depth = stack.pop()
-        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else ()
-        if children and depth > MAX_JSON_DEPTH:
-            raise invalid(where, f"nests deeper than {MAX_JSON_DEPTH} levels")
-        stack.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
+    try:
+        check_depth(value, where)
+    except ValueError:
+        raise invalid(where, f"nests deeper than {MAX_JSON_DEPTH} levels") from None

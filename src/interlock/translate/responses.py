@@ -16,7 +16,7 @@ from typing import Any, Literal
 from pydantic import ConfigDict, Field, ValidationError, field_validator
 
 from interlock.errors import BadRequest, describe_validation_error
-from interlock.translate.responses_tools import SEPARATOR, ClosedModel, bounded_depth, chat_tool_choice, chat_tools
+from interlock.translate.responses_tools import SEPARATOR, ClosedModel, chat_tool_choice, chat_tools
 from interlock.types import (
     ChatRequest,
     ContentPart,
@@ -27,6 +27,7 @@ from interlock.types import (
     TextPart,
     ToolCall,
 )
+from interlock.types.base import check_depth
 
 # Fields of the Responses API that chat cannot honour: refused when set (null, false and [] are "not set").
 UNSUPPORTED = ("background", "conversation", "prompt", "max_tool_calls", "top_logprobs", "context")
@@ -57,7 +58,7 @@ class TextFormat(ClosedModel):
     @field_validator("schema_")
     @classmethod
     def _bounded(cls, v: dict[str, Any] | None) -> dict[str, Any] | None:
-        return bounded_depth(v, "schema")  # type: ignore[no-any-return]
+        return check_depth(v, "schema")
 
 
 class TextConfig(ClosedModel):

@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from interlock.errors import BadRequest, describe_validation_error
 from interlock.types import FunctionDef, NamedToolChoice, Tool, ToolChoice
-from interlock.types.base import MAX_JSON_DEPTH
+from interlock.types.base import check_depth
 
 SEPARATOR = "__"
 NAME_PATTERN = r"^[a-zA-Z0-9_-]+$"
@@ -26,18 +26,6 @@ class ClosedModel(BaseModel):
     """A request object that refuses unknown fields."""
 
     model_config = ConfigDict(extra="forbid")
-
-
-def bounded_depth(value: Any, where: str) -> Any:
-    """`value`, or a ValueError if it nests deeper than MAX_JSON_DEPTH (orjson, downstream, stops at 255)."""
-    stack: list[tuple[Any, int]] = [(value, 1)]
-    while stack:
-        item, depth = stack.pop()
-        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else ()
-        if children and depth > MAX_JSON_DEPTH:
-            raise ValueError(f"{where} nests deeper than {MAX_JSON_DEPTH} levels")
-        stack.extend((child, depth + 1) for child in children)
-    return value
 
 
 class FunctionTool(ClosedModel):
@@ -52,7 +40,7 @@ class FunctionTool(ClosedModel):
     @field_validator("parameters")
     @classmethod
     def _bounded(cls, v: dict[str, Any] | None) -> dict[str, Any] | None:
-        return bounded_depth(v, "parameters")  # type: ignore[no-any-return]
+        return check_depth(v, "parameters")
 
 
 class NamespaceTool(ClosedModel):

@@ -26,7 +26,7 @@ stops at 255 levels, so deeper input is a 400 here rather than a failure further
 _J = TypeVar("_J")
 
 
-def _check_depth(value: _J, where: str) -> _J:
+def check_depth(value: _J, where: str) -> _J:
     """`value`, or a ValueError if its dicts and lists nest more than MAX_JSON_DEPTH levels."""
     stack: list[tuple[Any, int]] = [(value, 1)]
     while stack:
@@ -50,7 +50,7 @@ class _Open(BaseModel):
         extra = self.__pydantic_extra__
         if extra:
             for name, value in extra.items():
-                _check_depth(value, f"'{name}'")
+                check_depth(value, f"'{name}'")
         return self
 
 

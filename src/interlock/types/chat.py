@@ -12,9 +12,9 @@ from interlock.types.base import (
     StrictBool,
     StrictFloat,
     StrictInt,
-    _check_depth,
     _Open,
     _Relayed,
+    check_depth,
 )
 
 
@@ -34,7 +34,7 @@ class ImagePart(_Open):
     @field_validator("image_url")
     @classmethod
     def _bound(cls, v: dict[str, Any]) -> dict[str, Any]:
-        return _check_depth(v, "image_url")
+        return check_depth(v, "image_url")
 
 
 ContentPart = TextPart | ImagePart
@@ -92,7 +92,7 @@ class FunctionDef(BaseModel):
     @field_validator("parameters")
     @classmethod
     def _bound(cls, v: dict[str, Any]) -> dict[str, Any]:
-        return _check_depth(v, "parameters")
+        return check_depth(v, "parameters")
 
 
 class Tool(BaseModel):
@@ -132,7 +132,7 @@ class JsonSchemaSpec(BaseModel):
     @field_validator("schema_")
     @classmethod
     def _bound(cls, v: dict[str, Any]) -> dict[str, Any]:
-        return _check_depth(v, "schema")
+        return check_depth(v, "schema")
 
 
 class ResponseFormat(BaseModel):
