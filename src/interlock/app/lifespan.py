@@ -72,6 +72,12 @@ async def _start_providers(providers: dict[str, Provider]) -> None:
             log.error("model %r failed to start: %s", alias, result)
 
 
+async def _cancelled(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
 class HttpSessions:
     """One shared upstream connection pool, created on first use inside the running loop."""
 
@@ -127,8 +133,18 @@ def lifespan_of(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        # Each service's close is pushed as soon as it has started, so a start that fails closes what
+        # already runs, and shutdown runs in reverse: what takes requests stops before what they use.
+        async with contextlib.AsyncExitStack() as stack:
+            await _serve(app, stack)
+            yield
+
+    async def _serve(app: Starlette, stack: contextlib.AsyncExitStack) -> None:
+        stack.push_async_callback(observability.close)
+        stack.push_async_callback(http.close)  # the providers' connection pool: closed after everything
         store = open_store(settings)
         await store.open()
+        stack.push_async_callback(store.close)
         audit = AuditLog(
             open_audit_store(settings),
             settings.audit_dir(),
@@ -136,10 +152,13 @@ def lifespan_of(
             checkpoint_interval_s=settings.audit.checkpoint_interval_s,
         )
         await audit.open()  # refuses to extend a log that was cut behind its signed head
+        stack.push_async_callback(audit.close)
         admin = load_admin_key(settings.home, settings.admin_key.get_secret_value() if settings.admin_key else None)
         keys = Keys(store, admin, settings.store.key_refresh_interval_s, TokenSigner.at(settings.home))
         await keys.start()
+        stack.push_async_callback(keys.close)
         cache = open_cache(settings.cache.url, settings.cache.max_entries)
+        stack.push_async_callback(cache.close)
         governance = Governance(
             store,
             open_counters(
@@ -151,24 +170,26 @@ def lifespan_of(
             fail_open=settings.governance.fail_open,
         )
         await governance.start()
-        reconciler = Reconciler(governance, store, audit, settings.governance.reconcile_s)
-        reconciler.start()
-        background = Background()
+        stack.push_async_callback(governance.close)
         capture = CaptureWriter(store, settings.flywheel.capture) if settings.flywheel.capture.enabled else None
         if capture is not None:
             capture.start()
+            stack.push_async_callback(capture.close)
             app.state.capture = capture  # tests flush it
+        background = Background()
+        stack.push_async_callback(background.drain)  # settlements and cache writes, before what they write to
+        reconciler = Reconciler(governance, store, audit, settings.governance.reconcile_s)
+        reconciler.start()
+        stack.push_async_callback(reconciler.close)
         if guardrails is not None:
             await guardrails.start(store)
+            stack.push_async_callback(guardrails.close)
         # The MCP gateway: upstream servers connected (and their tools listed) before the first request.
         mcp_gateway = McpGateway(settings.mcp, store, audit.record, guardrails)
         mcp_gateway.ledger = store.record_usage  # every MCP call or read leaves one ledger row
         mcp_gateway.ledger_state = store.ledger_state
         await mcp_gateway.start()
-        mcp_service: McpService = app.state.mcp
-        metrics = observability.metrics
-        mcp_run = mcp_service.run(mcp_gateway, Policies(keys.agents), metrics.agent_refused if metrics else None)
-        await mcp_run.__aenter__()
+        stack.push_async_callback(mcp_gateway.close)
         counter = TokenCounter(_fallback_counter(routes))
         o = settings.oversight  # the webhook announcing approval requests and halts
         oversight = (
@@ -179,6 +200,7 @@ def lifespan_of(
         )  # fmt: skip
         if oversight is not None:
             oversight.start()
+            stack.push_async_callback(oversight.close)
         approvals = Approvals(store, o.approval_ttl_s, audit.record, oversight.send if oversight else None)
         mcp_gateway.approvals = approvals  # MCP calls are held for approval like model tool calls
         runs = RunHook(
@@ -188,6 +210,7 @@ def lifespan_of(
             audit.record,
             fail_open=settings.governance.fail_open,
         )
+        stack.push_async_callback(runs.close)
         mcp_gateway.runs = runs  # MCP calls are steps of their run: the same caps and loop breaker
         signals = TrafficSignals(store)  # shadow-agent discovery: request shapes of keys that are not agents
         capture_hook = Capture(settings.flywheel.capture, capture) if capture is not None else None
@@ -223,11 +246,19 @@ def lifespan_of(
             first_token_timeout=settings.server.first_token_timeout,
             cache_scope=settings.engine.cache_scope,
         )
+
+        async def close_providers() -> None:  # those the config started with and those a reload brought
+            serving = {d.provider for r in gateway.routes.values() for d in r.deployments} | set(providers.values())
+            await asyncio.gather(*(p.close() for p in serving), return_exceptions=True)
+
+        stack.push_async_callback(close_providers)
+        stack.push_async_callback(gateway.close)  # shadow answers still running, before their providers close
         rollouts = Rollouts(lambda: gateway.routes, store, audit.record, settings.store.key_refresh_interval_s)
         with contextlib.suppress(Exception):  # the store answers later: the config's weights meanwhile
             await rollouts.refresh()
             await rollouts.step()  # records the canaries that start now
         rollouts.start()
+        stack.push_async_callback(rollouts.close)
         g = settings.governance
         velocity = VelocityGuard(
             store,
@@ -240,7 +271,9 @@ def lifespan_of(
             interval_s=g.velocity_interval_s,
         )
         velocity.start()
+        stack.push_async_callback(velocity.close)
         signals.start()
+        stack.push_async_callback(signals.close)
         a = settings.alerts
         webhook = (
             Webhook(
@@ -254,6 +287,7 @@ def lifespan_of(
         )
         alerts = BudgetAlerts(store, governance, audit, a.budget_thresholds, webhook=webhook, interval_s=a.interval_s)
         alerts.start()
+        stack.push_async_callback(alerts.close)
 
         async def pending_approvals() -> int:
             now = time.time()
@@ -283,42 +317,17 @@ def lifespan_of(
 
         reloader = Reloader(settings, gateway, provider_context, swapped)
         state.reloader = reloader
+        stack.push_async_callback(reloader.close)
+        loop = asyncio.get_running_loop()
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):  # not the main thread (tests)
-            asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, _reload_on_signal, reloader)
+            loop.add_signal_handler(signal.SIGHUP, _reload_on_signal, reloader)
+            stack.callback(loop.remove_signal_handler, signal.SIGHUP)
+        mcp_service: McpService = app.state.mcp
+        metrics = observability.metrics
+        await stack.enter_async_context(
+            mcp_service.run(mcp_gateway, Policies(keys.agents), metrics.agent_refused if metrics else None)
+        )  # `/mcp` serves from here on, and stops first
         loading = asyncio.create_task(_start_providers(providers), name="interlock-load-models")
-        try:
-            yield
-        finally:
-            await mcp_run.__aexit__(None, None, None)
-            await mcp_gateway.close()
-            loading.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await loading
-            await gateway.close()  # shadow answers still running
-            await rollouts.close()
-            serving = {d.provider for r in gateway.routes.values() for d in r.deployments} | set(providers.values())
-            await asyncio.gather(*(p.close() for p in serving), return_exceptions=True)
-            await reloader.close()
-            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-                asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
-            await velocity.close()
-            await signals.close()
-            await runs.close()
-            await alerts.close()
-            if oversight is not None:
-                await oversight.close()
-            if guardrails is not None:
-                await guardrails.close()
-            await reconciler.close()
-            await http.close()
-            await background.drain()
-            if capture is not None:
-                await capture.close()
-            await governance.close()
-            await cache.close()
-            await keys.close()
-            await audit.close()
-            await store.close()
-            await observability.close()
+        stack.push_async_callback(_cancelled, loading)
 
     return lifespan
