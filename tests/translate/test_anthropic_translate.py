@@ -55,6 +55,26 @@ def test_tool_results_come_before_the_text_and_thinking_is_not_prompt() -> None:
     assert chat.tool_choice == "required" and (chat.model_extra or {})["parallel_tool_calls"] is False
 
 
+def test_a_failed_tool_result_tells_the_model_it_failed() -> None:
+    messages = [
+        {"role": "user", "content": "go"},
+        {
+            "role": "assistant",
+            "content": [{"type": "tool_use", "id": f"t{i}", "name": "f", "input": {}} for i in (1, 2, 3)],
+        },
+        {
+            "role": "user",
+            "content": [
+                {"type": "tool_result", "tool_use_id": "t1", "content": "no such file", "is_error": True},
+                {"type": "tool_result", "tool_use_id": "t2", "is_error": True},
+                {"type": "tool_result", "tool_use_id": "t3", "content": "ok", "is_error": False},
+            ],
+        },
+    ]
+    chat = anthropic_to_chat_request(_request(messages=messages, tools=[{"name": "f"}]))
+    assert [m.content for m in chat.messages[2:]] == ["Error: no such file", "Error", "ok"]
+
+
 def test_images_a_tool_returned_open_the_next_user_message_under_their_call() -> None:
     png = {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "AAAA"}}
     messages = [

@@ -85,13 +85,16 @@ def _user_messages(m: AnthropicMessage) -> list[Message]:
 
     A chat tool message carries text only, so the images a tool returned (a screenshot, a file it read)
     open the user message that follows, each tool's under a line naming its call, and its tool message
-    says they follow there."""
+    says they follow there. Nor has it a flag for a failed call, so a result with `is_error` reads
+    "Error: ..." (what the model should know: the call did not do what it asked)."""
     out: list[Message] = []
     parts: list[ContentPart] = []
     for b in m.content:
         if b.type != "tool_result":
             continue
         text = _text(b.content)
+        if b.is_error:
+            text = f"Error: {text}" if text else "Error"
         pictures = [_image(p) for p in b.content or () if p.type == "image"]
         if pictures:
             note = f"[{len(pictures)} image(s) returned by this tool follow in the next message]"
