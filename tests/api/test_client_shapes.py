@@ -176,3 +176,61 @@ def test_a_codex_turn_is_accepted_and_a_namespaced_call_sent_back_continues_it(c
     sent = _sent(client)
     assert [c.function.name for c in sent.messages[3].tool_calls] == ["multi_agent_v1__close_agent"]
     assert sent.messages[4].role == "tool" and sent.messages[4].text() == "closed"
+
+
+APPLY_PATCH = {
+    "type": "custom",
+    "name": "apply_patch",
+    "description": "Use the `apply_patch` tool to edit files.",
+    "format": {"type": "grammar", "syntax": "lark", "definition": 'start: begin_patch hunk+ end_patch\nhunk: "x"'},
+}
+
+
+def test_codex_freeform_apply_patch_reaches_the_model_as_a_function_with_one_text_argument(
+    client: TestClient,
+) -> None:
+    body = _codex_body()
+    body["tools"] = [APPLY_PATCH, *body["tools"]]
+    body["stream"] = False
+    body["tool_choice"] = {"type": "custom", "name": "apply_patch"}
+    r = client.post("/v1/responses", json=body)
+    assert r.status_code == 200, r.text
+    [call] = r.json()["output"]
+    # The fake calls the first tool with '{"echo": true}', which is not an `input` string: passed on as is.
+    assert call["type"] == "custom_tool_call" and call["input"] == '{"echo": true}'
+    assert r.json()["tools"][0] == APPLY_PATCH  # echoed as sent
+    sent = _sent(client)
+    tool = sent.tools[0].function
+    assert tool.name == "apply_patch" and tool.parameters["required"] == ["input"]
+    assert "lark grammar" in (tool.description or "") and "hunk+" in (tool.description or "")
+    assert sent.tool_choice.function == {"name": "apply_patch"}
+    body["tool_choice"] = "auto"
+    body["input"] += [
+        {"type": "custom_tool_call", "call_id": "call_9", "name": "apply_patch", "input": "*** Begin Patch\n"},
+        {"type": "custom_tool_call_output", "call_id": "call_9", "output": "Done!"},
+    ]
+    assert client.post("/v1/responses", json=body).status_code == 200
+    sent = _sent(client)
+    [replayed] = sent.messages[3].tool_calls
+    assert orjson.loads(replayed.function.arguments) == {"input": "*** Begin Patch\n"}
+    assert sent.messages[4].role == "tool" and sent.messages[4].text() == "Done!"
+
+
+def test_bad_custom_tools_are_refused_by_field(client: TestClient, ledger: Callable[[], list[UsageRecord]]) -> None:
+    cases: list[tuple[dict[str, Any], str]] = [
+        ({"tools": [{**APPLY_PATCH, "format": {"type": "grammar", "syntax": "ebnf", "definition": "x"}}]}, "syntax"),
+        ({"tools": [{**APPLY_PATCH, "format": {"type": "grammar", "syntax": "lark"}}]}, "definition"),
+        ({"tools": [{**APPLY_PATCH, "name": "apply patch"}]}, "name"),
+        ({"tools": [APPLY_PATCH, {**APPLY_PATCH}]}, "a second tool is called 'apply_patch'"),
+        ({"tools": [APPLY_PATCH], "tool_choice": {"type": "custom", "name": "other"}}, "custom 'other' is not in"),
+        (
+            {"input": [{"type": "custom_tool_call", "call_id": "c", "name": "apply_patch", "input": {"deep": [1]}}]},
+            "input[0].input",
+        ),
+    ]
+    for patch, expected in cases:
+        body = {"model": "echo", "input": "hi", "tools": [APPLY_PATCH], **patch}
+        r = client.post("/v1/responses", json=body)
+        assert r.status_code == 400, (patch, r.text)
+        assert expected in r.json()["error"]["message"] + str(r.json()["error"].get("param")), r.json()
+    assert [(row.endpoint, row.status) for row in ledger()] == [("responses", 400)] * len(cases)

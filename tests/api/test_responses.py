@@ -16,6 +16,7 @@ from interlock.store.records import UsageRecord
 from interlock.translate.responses import parse_request, to_chat_request
 from interlock.translate.responses_output import skeleton
 from interlock.translate.responses_stream import ResponsesStreamWriter
+from interlock.translate.responses_tools import tool_names
 from interlock.types import ChatChunk
 
 EVENTS: TypeAdapter[Any] = TypeAdapter(ResponseStreamEvent)
@@ -437,7 +438,11 @@ def test_a_streamed_namespaced_call_names_its_namespace(client: TestClient) -> N
         ([AGENTS, {**WEATHER, "name": "agents_v1__spawn"}], "tools[1].name"),
         ([{**AGENTS, "tools": []}], "tools[0].tools"),
         ([{**AGENTS, "name": "a" * 60}], "tools[0].tools[0].name"),
-        ([{**AGENTS, "tools": [{"type": "custom", "name": "x"}]}], "tools[0].tools.0.type"),
+        ([{**AGENTS, "tools": [{"type": "shell", "name": "x"}]}], "tools[0].tools.0"),
+        (
+            [{**AGENTS, "tools": [{"type": "custom", "name": "x", "format": {"type": "grammar"}}]}],
+            "tools[0].tools.0.custom.format.grammar.syntax",
+        ),
         ([{"type": "web_search", "external_web_access": False}], "tools[0].type"),
     ],
 )
@@ -448,6 +453,41 @@ def test_bad_namespaces_are_400_naming_the_tool(
     assert r.status_code == 400, r.text
     assert r.json()["error"]["param"] == param, r.json()
     assert [(row.endpoint, row.status) for row in ledger()] == [("responses", 400)]  # settled once
+
+
+def test_a_namespaced_custom_tool_streams_its_input_whole_even_when_resumed() -> None:
+    edit = {"type": "custom", "name": "edit", "description": "Edit a file."}
+    namespace = {"type": "namespace", "name": "files", "description": "Files.", "tools": [edit]}
+    req = parse_request({"model": "m", "input": "x", "tools": [namespace, WEATHER]})
+    chat = to_chat_request(req)
+    assert chat.tools is not None and chat.tools[0].function.name == "files__edit"
+    assert chat.tools[0].function.description == "Files. Edit a file.\n\nCall it with one argument, `input`: free text"
+    writer = ResponsesStreamWriter(skeleton(req, "resp_1", 1), tool_names(req.tools, req.input))
+
+    def chunk(index: int, **function: str) -> ChatChunk:
+        call: dict[str, Any] = {"index": index, "function": function}
+        if "name" in function:
+            call["id"] = f"call_{index}"
+        return ChatChunk.model_validate(
+            {"id": "c", "created": 1, "model": "m", "choices": [{"delta": {"tool_calls": [call]}}]}
+        )
+
+    events = writer.start()
+    events += writer.feed(chunk(0, name="files__edit", arguments='{"input": "line \\"1'))
+    events += writer.feed(chunk(1, name="get_weather", arguments='{"city": "Oslo"}'))
+    events += writer.feed(chunk(0, arguments='\\nline 2\\""}'))  # the custom call resumes after the other began
+    events += writer.finish()
+    typed = [EVENTS.validate_python(data) for _, data in events]
+    [delta] = [e for e in typed if e.type == "response.custom_tool_call_input.delta"]
+    [done] = [e for e in typed if e.type == "response.custom_tool_call_input.done"]
+    # The events carry what had come when the next call began (as a function call's `.done` does: chat
+    # upstreams finish one call before the next, so this is rare); the final object has all of it.
+    assert delta.delta == done.input == '{"input": "line \\"1'
+    final = Response.model_validate(writer.response)
+    custom, function = final.output
+    assert custom.type == "custom_tool_call" and (custom.name, custom.namespace) == ("edit", "files")
+    assert custom.input == 'line "1\nline 2"' and custom.id is not None and custom.id.startswith("ctc_")
+    assert function.type == "function_call" and function.arguments == '{"city": "Oslo"}'
 
 
 def test_client_metadata_is_accepted(client: TestClient) -> None:

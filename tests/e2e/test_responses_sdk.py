@@ -6,6 +6,7 @@ import sqlite3
 from collections.abc import Callable
 
 import openai
+import orjson
 import pytest
 
 from tests.conftest import ADMIN_KEY
@@ -121,3 +122,40 @@ def test_sdk_errors(client: tuple[openai.OpenAI, Server]) -> None:
     with sdk.responses.create(model="echo", input="a b c [[fail-mid]]", stream=True) as stream:
         events = list(stream)
     assert events[-1].type == "response.failed"
+
+
+PATCH_GRAMMAR = 'start: begin_patch hunk+ end_patch\nbegin_patch: "*** Begin Patch" LF\nend_patch: "*** End Patch" LF?'
+APPLY_PATCH = {
+    "type": "custom",
+    "name": "apply_patch",
+    "description": "Use the `apply_patch` tool to edit files.",
+    "format": {"type": "grammar", "syntax": "lark", "definition": PATCH_GRAMMAR},
+}
+
+
+def test_a_custom_tool_is_called_with_free_text_plain_streamed_and_continued(
+    client: tuple[openai.OpenAI, Server],
+) -> None:
+    sdk, _ = client
+    patch = '*** Begin Patch\n*** Add File: a.txt\n+hi "there"\n*** End Patch\n'
+    script = "edit it [[call:apply_patch " + orjson.dumps({"input": patch}).decode() + "]]"
+    called = sdk.responses.create(model="echo", input=script, tools=[APPLY_PATCH])  # type: ignore[list-item]
+    [call] = called.output
+    assert call.type == "custom_tool_call" and call.name == "apply_patch" and call.input == patch
+    assert call.id is not None and call.id.startswith("ctc_")
+    with sdk.responses.stream(model="echo", input=script, tools=[APPLY_PATCH]) as stream:  # type: ignore[list-item]
+        events = list(stream)
+        final = stream.get_final_response()
+    deltas = "".join(e.delta for e in events if e.type == "response.custom_tool_call_input.delta")
+    [done] = [e for e in events if e.type == "response.custom_tool_call_input.done"]
+    [streamed_call] = final.output
+    assert deltas == done.input == patch
+    assert streamed_call.type == "custom_tool_call" and streamed_call.input == patch
+    answered = sdk.responses.create(
+        model="echo",
+        previous_response_id=called.id,
+        tools=[APPLY_PATCH],  # type: ignore[list-item]
+        tool_choice="none",
+        input=[{"type": "custom_tool_call_output", "call_id": call.call_id, "output": "Done!"}],
+    )
+    assert answered.output_text.startswith("echo: edit it")  # the stored turn, then the tool's output

@@ -120,7 +120,7 @@ class ResponsesWire:
         """The events for one chunk (`response.created` and `response.in_progress` before the first)."""
         events: list[Event] = []
         if self._writer is None:
-            names = tool_names(self.request.tools)
+            names = tool_names(self.request.tools, self.request.input)
             summary = wants_summary(self.request)
             self._writer = ResponsesStreamWriter(skeleton(self.request, self._id, self._created), names, summary)
             events = self._writer.start()
@@ -138,7 +138,7 @@ class ResponsesWire:
     def error_event(self, exc: GatewayError) -> bytes:
         """`response.failed`, with the error."""
         if self._writer is None:
-            names = tool_names(self.request.tools)
+            names = tool_names(self.request.tools, self.request.input)
             summary = wants_summary(self.request)
             self._writer = ResponsesStreamWriter(skeleton(self.request, self._id, self._created), names, summary)
         return _frame(self._writer.failed(exc))

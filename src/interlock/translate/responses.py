@@ -13,10 +13,19 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
+import orjson
 from pydantic import ConfigDict, Field, ValidationError, field_validator
 
 from interlock.errors import BadRequest, describe_validation_error
-from interlock.translate.responses_tools import SEPARATOR, ClosedModel, chat_tool_choice, chat_tools
+from interlock.translate.responses_tools import (
+    SEARCH,
+    SEPARATOR,
+    ClosedModel,
+    chat_tool_choice,
+    chat_tools,
+    custom_arguments,
+    offered,
+)
 from interlock.types import (
     ChatRequest,
     ContentPart,
@@ -197,14 +206,24 @@ def _message(item: dict[str, Any], param: str) -> Message:
 
 
 def _call(item: dict[str, Any], param: str) -> ToolCall:
-    call_id = _text(item.get("call_id"), f"{param}.call_id")
+    search = item.get("type") == "tool_search_call"
+    call_id = _text(item.get("call_id") or (item.get("id") if search else None), f"{param}.call_id")
     if not call_id:
         raise _bad(f"{param}.call_id", "must not be empty")
+    if search:  # a client-run tool search: its chat function's call
+        try:
+            arguments = orjson.dumps(check_depth(item.get("arguments", {}), f"'{param}.arguments'")).decode()
+        except ValueError as exc:
+            raise _bad(f"{param}.arguments", str(exc)) from None
+        return ToolCall(id=call_id, function=FunctionCall(name=SEARCH, arguments=arguments))
     name = _text(item.get("name"), f"{param}.name")
     namespace = item.get("namespace")
     if namespace is not None:  # a function of a namespace tool: its chat name (`responses_tools`)
         name = f"{_text(namespace, f'{param}.namespace')}{SEPARATOR}{name}"
-    arguments = _text(item.get("arguments", ""), f"{param}.arguments")
+    if item.get("type") == "custom_tool_call":  # a custom tool's input, as its chat function's arguments
+        arguments = custom_arguments(_text(item.get("input", ""), f"{param}.input"))
+    else:
+        arguments = _text(item.get("arguments", ""), f"{param}.arguments")
     return ToolCall(id=call_id, function=FunctionCall(name=name, arguments=arguments))
 
 
@@ -212,6 +231,9 @@ def _output(item: dict[str, Any], param: str) -> Message:
     call_id = _text(item.get("call_id"), f"{param}.call_id")
     if not call_id:
         raise _bad(f"{param}.call_id", "must not be empty")
+    if item.get("type") == "tool_search_output":  # its tools join the request's (`offered`); the model is told
+        found = [str(t.get("name")) for t in item.get("tools") or [] if isinstance(t, dict)]
+        return Message(role="tool", tool_call_id=call_id, content=f"Tools loaded: {', '.join(found) or 'none'}.")
     output = item.get("output")
     text = (
         output
@@ -236,7 +258,7 @@ def input_messages(value: str | list[Any]) -> list[Message]:
         kind = item.get("type", "message")
         if kind == "message":
             messages.append(_message(item, param))
-        elif kind == "function_call":
+        elif kind in ("function_call", "custom_tool_call", "tool_search_call"):
             call = _call(item, param)
             last = messages[-1] if messages else None
             if last is not None and last.role == "assistant":
@@ -245,14 +267,15 @@ def input_messages(value: str | list[Any]) -> list[Message]:
                     last.content = None
             else:
                 messages.append(Message(role="assistant", content=None, tool_calls=[call]))
-        elif kind == "function_call_output":
+        elif kind in ("function_call_output", "custom_tool_call_output", "tool_search_output"):
             messages.append(_output(item, param))
         elif kind == "reasoning":  # an earlier turn's reasoning: not part of the prompt (as chat models are sent)
             continue
         else:
             raise BadRequest(
                 f"input item type {kind!r} at '{param}.type' is not supported; send message, function_call, "
-                "function_call_output or reasoning items",
+                "function_call_output, custom_tool_call, custom_tool_call_output, tool_search_call, tool_search_output "
+                "or reasoning items",
                 param=f"{param}.type",
                 code="unsupported_input",
             )
@@ -290,7 +313,7 @@ def _chat_request(req: ResponsesRequest, history: list[Message]) -> ResponsesCha
     messages = [Message(role="system", content=req.instructions)] if req.instructions else []
     messages += [m.model_copy() for m in history]
     messages += input_messages(req.input)
-    tools = chat_tools(req.tools)
+    tools = chat_tools(offered(req.tools, req.input))
     extra: dict[str, Any] = {}
     if req.parallel_tool_calls is not None and tools:
         extra["parallel_tool_calls"] = req.parallel_tool_calls

@@ -7,7 +7,15 @@ from typing import Any
 import orjson
 
 from interlock.translate.responses import ResponsesRequest
-from interlock.translate.responses_tools import ToolNames, echo, tool_names
+from interlock.translate.responses_tools import (
+    SEARCH,
+    ToolNames,
+    custom_arguments,
+    custom_input,
+    echo,
+    search_arguments,
+    tool_names,
+)
 from interlock.types import ChatResponse, FunctionCall, Message, ToolCall, Usage, reasoning_text
 
 
@@ -115,18 +123,28 @@ def reasoning_item(item_id: str, text: str, status: str = "completed", summary: 
 
 
 def call_item(
-    item_id: str, call_id: str, name: str, arguments: str, status: str = "completed", names: ToolNames | None = None
+    suffix: str, call_id: str, name: str, arguments: str, status: str = "completed", names: ToolNames | None = None
 ) -> dict[str, Any]:
-    """A function call output item (`name` is the chat call's; `names` splits off a namespace)."""
+    """A call's output item, by what `name` (the chat call's) names: a `function_call` (id `fc_<suffix>`), a
+    `custom_tool_call` with the `input` (`ctc_`) or a client-run `tool_search_call` (`tsc_`); `names` also
+    splits off a namespace."""
+    kind = names.kind(name) if names is not None else "function"
+    if kind == "tool_search":
+        return {
+            "id": f"tsc_{suffix}",
+            "type": "tool_search_call",
+            "call_id": call_id,
+            "arguments": search_arguments(arguments),
+            "execution": "client",
+            "status": status,
+        }
     name, namespace = names.split(name) if names is not None else (name, None)
-    item = {
-        "id": item_id,
-        "type": "function_call",
-        "call_id": call_id,
-        "name": name,
-        "arguments": arguments,
-        "status": status,
-    }
+    item: dict[str, Any] = {"id": f"{'ctc' if kind == 'custom' else 'fc'}_{suffix}", "call_id": call_id, "name": name}
+    if kind == "custom":
+        item |= {"type": "custom_tool_call", "input": custom_input(arguments) if arguments else ""}
+    else:
+        item |= {"type": "function_call", "arguments": arguments}
+    item["status"] = status
     if namespace is not None:
         item["namespace"] = namespace
     return item
@@ -144,11 +162,9 @@ def to_response(resp: ChatResponse, req: ResponsesRequest, response_id: str, cre
             output.append(reasoning_item(f"rs_{suffix}", thought, summary=wants_summary(req)))
         if msg.content or msg.refusal or not msg.tool_calls:
             output.append(message_item(f"msg_{suffix}", msg.content or "", refusal=msg.refusal))
-        names = tool_names(req.tools)
+        names = tool_names(req.tools, req.input)
         for n, call in enumerate(msg.tool_calls or []):
-            output.append(
-                call_item(f"fc_{suffix}_{n}", call.id, call.function.name, call.function.arguments, names=names)
-            )
+            output.append(call_item(f"{suffix}_{n}", call.id, call.function.name, call.function.arguments, names=names))
     status, incomplete = finish_status(choice.finish_reason if choice else None)
     return {
         **skeleton(req, response_id, created_at),
@@ -164,16 +180,18 @@ def output_messages(output: list[dict[str, Any]]) -> list[Message]:
     text = "".join(
         p.get("text", "") for item in output if item["type"] == "message" for p in item["content"] if "text" in p
     )
-    names = ToolNames()
-    calls = [
-        ToolCall(
-            id=i["call_id"],
-            function=FunctionCall(name=names.chat_name(i["name"], i.get("namespace")), arguments=i["arguments"]),
-        )
-        for i in output
-        if i["type"] == "function_call"
-    ]
+    calls = [_chat_call(i) for i in output if i["type"] in ("function_call", "custom_tool_call", "tool_search_call")]
     return [Message(role="assistant", content=text or (None if calls else ""), tool_calls=calls or None)]
+
+
+def _chat_call(item: dict[str, Any]) -> ToolCall:
+    if item["type"] == "tool_search_call":
+        return ToolCall(
+            id=item["call_id"], function=FunctionCall(name=SEARCH, arguments=orjson.dumps(item["arguments"]).decode())
+        )
+    name = ToolNames().chat_name(item["name"], item.get("namespace"))
+    arguments = custom_arguments(item["input"]) if item["type"] == "custom_tool_call" else item["arguments"]
+    return ToolCall(id=item["call_id"], function=FunctionCall(name=name, arguments=arguments))
 
 
 def dump_messages(messages: list[Message]) -> bytes:

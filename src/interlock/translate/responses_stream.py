@@ -5,9 +5,12 @@ message `response.content_part.added`, `response.output_text.delta`…, `respons
 `response.content_part.done`, for a reasoning item (the model's `reasoning_content`) the same with
 `response.reasoning_text.*` (or, when the client asked for a summary, `response.reasoning_summary_part.*`
 and `response.reasoning_summary_text.*`), or for a function call `response.function_call_arguments.delta`…,
-`response.function_call_arguments.done`; then `response.output_item.done`; last `response.completed`
-(or `response.incomplete`) carrying the whole response with its usage. A failure after the first event
-ends the stream with `response.failed`, which the SDK hands to the caller as the last event.
+`response.function_call_arguments.done`, or for a custom tool's call one `response.custom_tool_call_input.delta`
+with the whole input and `response.custom_tool_call_input.done` (the input is a string inside the chat
+call's JSON arguments, so it is sent once the call is complete), or for a tool search's call nothing (its
+`arguments` are whole in the next event); then `response.output_item.done`; last
+`response.completed` (or `response.incomplete`) carrying the whole response with its usage. A failure after
+the first event ends the stream with `response.failed`, which the SDK hands to the caller as the last event.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from typing import Any
 
 from interlock.errors import GatewayError
 from interlock.translate.responses_output import call_item, finish_status, message_item, reasoning_item, usage_of
-from interlock.translate.responses_tools import ToolNames
+from interlock.translate.responses_tools import ToolNames, custom_input, search_arguments
 from interlock.types import ChatChunk, Usage, reasoning_text
 
 Event = tuple[str, dict[str, Any]]
@@ -35,6 +38,7 @@ class ResponsesStreamWriter:
         self._item: dict[str, Any] | None = None  # the open output item
         self._pieces: list[str] = []  # the open item's text or arguments
         self._calls: dict[int, dict[str, Any]] = {}  # chat tool-call index -> its item
+        self._raw: dict[str, str] = {}  # a closed custom tool call's id -> its chat arguments so far
         self._finish: str | None = None
         self._usage: Usage | None = None
         self.response: dict[str, Any] | None = None
@@ -78,6 +82,14 @@ class ResponsesStreamWriter:
             done = reasoning_item(item["id"], text)
             events.append(self._event("response.reasoning_text.done", **at, content_index=0, text=text))
             events.append(self._event("response.content_part.done", **at, content_index=0, part=done["content"][0]))
+        elif item["type"] == "custom_tool_call":  # the input is a string inside the JSON arguments: sent whole
+            self._raw[item["id"]] = text
+            done = {**item, "input": custom_input(text), "status": "completed"}
+            events.append(self._event("response.custom_tool_call_input.delta", **at, delta=done["input"]))
+            events.append(self._event("response.custom_tool_call_input.done", **at, input=done["input"]))
+        elif item["type"] == "tool_search_call":  # its arguments are a JSON value: no delta events
+            self._raw[item["id"]] = text
+            done = {**item, "arguments": search_arguments(text), "status": "completed"}
         else:
             done = {**item, "arguments": text, "status": "completed"}
             events.append(self._event("response.function_call_arguments.done", **at, name=item["name"], arguments=text))
@@ -109,7 +121,7 @@ class ResponsesStreamWriter:
                 found = self._calls.get(call.index)
                 if found is None:
                     found = call_item(
-                        f"fc_{self._suffix}_{self._index()}",
+                        f"{self._suffix}_{self._index()}",
                         call.id or f"call_{self._suffix}_{call.index}",
                         function.get("name", ""),
                         "",
@@ -119,7 +131,10 @@ class ResponsesStreamWriter:
                     self._calls[call.index] = found
                     events += self._open(found)
                 args = function.get("arguments")
-                if args and found is self._item:
+                whole = found["type"] != "function_call"  # a custom tool's input, a search's arguments
+                if args and found is self._item and whole:
+                    self._pieces.append(args)  # no delta until the call is whole (`_close`)
+                elif args and found is self._item:
                     self._pieces.append(args)
                     events.append(
                         self._event(
@@ -129,6 +144,13 @@ class ResponsesStreamWriter:
                             delta=args,
                         )
                     )
+                elif args and whole:  # resumed after another began (below)
+                    self._raw[found["id"]] += args
+                    raw = self._raw[found["id"]]
+                    if found["type"] == "custom_tool_call":
+                        found["input"] = custom_input(raw)
+                    else:
+                        found["arguments"] = search_arguments(raw)
                 elif args:  # a call resumed after another began: its arguments still reach the final object
                     found["arguments"] += args
             if choice.finish_reason:

@@ -1,17 +1,33 @@
-"""The Responses API's tools <-> chat tools: function tools, and namespaces of them.
+"""The Responses API's tools <-> chat tools: function tools, namespaces of them, custom tools, tool search.
 
 A `namespace` tool groups functions under one name (Codex sends its sub-agent tools so). Chat has no
 namespaces, so each function of one becomes a chat tool named `<namespace>__<name>` (the separator the
 MCP gateway uses for `<server>__<tool>`), and `ToolNames` turns a chat call's name back into the
 `name` and `namespace` of the Responses `function_call` item, and an item sent back into the chat name.
-Built-in tools (`web_search`, `file_search`, ...) need the provider to run them; the models behind the
-gateway run none, so they are refused with a 400 naming the tool, never dropped.
+
+A `custom` tool takes free text instead of JSON arguments, optionally in a grammar (Codex's freeform
+`apply_patch` is one, with a Lark grammar). A chat model calls functions only, so it becomes a function
+with one string argument, `input`, whose description carries the tool's format and grammar; its calls
+come back as `custom_tool_call` items whose `input` is that string (`custom_input`). The grammar reaches
+the model as text: nothing constrains its decoding to it, so a client that parses the input (as Codex
+parses a patch) is the check.
+
+A `tool_search` tool with `execution: "client"` lets the model ask the client for tools it has not been
+shown: it is a function `tool_search` whose calls come back as `tool_search_call` items; the client runs
+the search and sends the definitions it found in a `tool_search_output` item, and from then on those
+tools are offered to the model with the request's own (`offered`). A tool the request marks
+`defer_loading` is offered only once such an item loads it.
+
+Built-in tools (`web_search`, `file_search`, a tool search run by the provider, ...) need the provider to
+run them; the models behind the gateway run none, so they are refused with a 400 naming the tool, never
+dropped.
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
+import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from interlock.errors import BadRequest, describe_validation_error
@@ -20,6 +36,8 @@ from interlock.types.base import check_depth
 
 SEPARATOR = "__"
 NAME_PATTERN = r"^[a-zA-Z0-9_-]+$"
+Kind = Literal["function", "custom", "tool_search"]  # what a chat call's item becomes
+SEARCH = "tool_search"  # the chat name of a client-run tool search
 
 
 class ClosedModel(BaseModel):
@@ -36,6 +54,59 @@ class FunctionTool(ClosedModel):
     description: str | None = None
     parameters: dict[str, Any] | None = None
     strict: bool | None = None
+    defer_loading: bool | None = None
+    allowed_callers: list[Literal["direct", "programmatic"]] | None = None
+    output_schema: dict[str, Any] | None = None  # describes what the client returns; nothing to do here
+
+    @field_validator("parameters", "output_schema")
+    @classmethod
+    def _bounded(cls, v: dict[str, Any] | None) -> dict[str, Any] | None:
+        return check_depth(v, "parameters")
+
+
+class TextFormat(ClosedModel):
+    """A custom tool's input is unconstrained text."""
+
+    type: Literal["text"]
+
+
+class GrammarFormat(ClosedModel):
+    """A custom tool's input follows a grammar (`lark` or `regex` syntax)."""
+
+    type: Literal["grammar"]
+    syntax: Literal["lark", "regex"]
+    definition: str = Field(min_length=1, max_length=100_000)
+
+
+class CustomTool(ClosedModel):
+    """A `custom` tool: called with free text (`input`), in `format` when one is given."""
+
+    type: Literal["custom"]
+    name: str = Field(min_length=1, max_length=64, pattern=NAME_PATTERN)
+    description: str | None = None
+    format: Annotated[TextFormat | GrammarFormat, Field(discriminator="type")] | None = None
+    defer_loading: bool | None = None
+    allowed_callers: list[Literal["direct", "programmatic"]] | None = None
+
+
+class NamespaceTool(ClosedModel):
+    """A `namespace` tool: function and custom tools grouped under `name`, their calls' items carry `namespace`."""
+
+    type: Literal["namespace"]
+    name: str = Field(min_length=1, max_length=64, pattern=NAME_PATTERN)
+    description: str | None = None
+    tools: list[Annotated[FunctionTool | CustomTool, Field(discriminator="type")]] = Field(min_length=1, max_length=128)
+    defer_loading: bool | None = None
+
+
+class ToolSearchTool(ClosedModel):
+    """`tool_search`: the model searches tools not loaded yet; only a client-run search (`execution:
+    "client"`) can be served here."""
+
+    type: Literal["tool_search"]
+    execution: Literal["server", "client"] = "server"
+    description: str | None = None
+    parameters: dict[str, Any] | None = None
 
     @field_validator("parameters")
     @classmethod
@@ -43,13 +114,35 @@ class FunctionTool(ClosedModel):
         return check_depth(v, "parameters")
 
 
-class NamespaceTool(ClosedModel):
-    """A `namespace` tool: functions grouped under `name`, called as `function_call` items with `namespace`."""
+INPUT = "input"  # a custom tool's one argument in its chat function
 
-    type: Literal["namespace"]
-    name: str = Field(min_length=1, max_length=64, pattern=NAME_PATTERN)
-    description: str | None = None
-    tools: list[FunctionTool] = Field(min_length=1, max_length=128)
+
+def custom_input(arguments: str) -> str:
+    """A chat call's arguments as a custom tool's input: its `input` string, or the arguments as they are
+    when the model wrote plain text instead of the JSON object."""
+    try:
+        parsed = orjson.loads(arguments)
+    except orjson.JSONDecodeError:
+        return arguments
+    if isinstance(parsed, dict) and isinstance(parsed.get(INPUT), str):
+        return str(parsed[INPUT])
+    return arguments
+
+
+def custom_arguments(text: str) -> str:
+    """A custom tool call's input as chat arguments."""
+    return orjson.dumps({INPUT: text}).decode()
+
+
+def search_arguments(arguments: str) -> Any:
+    """A tool search call's chat arguments as the item's `arguments` (a JSON value; the text as it is when
+    it is not JSON)."""
+    if not arguments:
+        return {}
+    try:
+        return orjson.loads(arguments)
+    except orjson.JSONDecodeError:
+        return arguments
 
 
 class FunctionChoice(ClosedModel):
@@ -61,12 +154,14 @@ class FunctionChoice(ClosedModel):
 
 
 class ToolNames:
-    """The chat name of each function the request offers, and the Responses name and namespace behind it."""
+    """The chat name of each function the request offers, and the Responses name, namespace and kind of
+    item behind it."""
 
     def __init__(self) -> None:
         self._names: dict[str, tuple[str, str | None]] = {}  # chat name -> (name, namespace)
+        self._kinds: dict[str, Kind] = {}  # chat name -> its kind, where not "function"
 
-    def add(self, name: str, namespace: str | None, where: str) -> str:
+    def add(self, name: str, namespace: str | None, where: str, kind: Kind = "function") -> str:
         """Register a function; its chat name, or a 400 when two functions would share one."""
         chat = f"{namespace}{SEPARATOR}{name}" if namespace else name
         if len(chat) > 64:
@@ -79,7 +174,13 @@ class ToolNames:
         if chat in self._names:
             raise BadRequest(f"invalid '{where}': a second tool is called '{chat}'", param=where, code="invalid_value")
         self._names[chat] = (name, namespace)
+        if kind != "function":
+            self._kinds[chat] = kind
         return chat
+
+    def kind(self, chat_name: str) -> Kind:
+        """What a chat call's item is: a `function_call`, `custom_tool_call` or `tool_search_call`."""
+        return self._kinds.get(chat_name, "function")
 
     def chat_name(self, name: str, namespace: str | None) -> str:
         """The chat name of a call the client sends back (a namespaced name even if its tool is gone now)."""
@@ -88,6 +189,45 @@ class ToolNames:
     def split(self, chat_name: str) -> tuple[str, str | None]:
         """A chat call's name as the Responses item's `name` and `namespace` (None: a top-level function)."""
         return self._names.get(chat_name, (chat_name, None))
+
+
+Offered = tuple[Any, str, bool]  # a tool as sent, where it was sent, whether it is deferred
+
+
+def _key(raw: Any) -> tuple[Any, Any] | None:
+    return (raw.get("type"), raw.get("name")) if isinstance(raw, dict) else None
+
+
+def offered(tools: list[Any] | None, items: str | list[Any]) -> list[Offered]:
+    """The request's tools, and after them those that `tool_search_output` items in the input loaded.
+
+    A loaded tool the request also lists (deferred, typically) is that entry, no longer deferred."""
+    out = [
+        (raw, f"tools[{i}]", isinstance(raw, dict) and raw.get("defer_loading") is True)
+        for i, raw in enumerate(tools or [])
+    ]
+    at = {_key(raw): n for n, (raw, _, _) in enumerate(out) if _key(raw) is not None}
+    for i, item in enumerate(items if isinstance(items, list) else []):
+        if not isinstance(item, dict) or item.get("type") != "tool_search_output":
+            continue
+        loaded = item.get("tools")
+        if not isinstance(loaded, list):
+            raise BadRequest(
+                f"invalid 'input[{i}].tools': expected the list of tools the search loaded, "
+                f"got {type(loaded).__name__}",
+                param=f"input[{i}].tools",
+                code="invalid_type",
+            )
+        for j, raw in enumerate(loaded):
+            key = _key(raw)
+            if key is not None and key in at:
+                found, where, _ = out[at[key]]
+                out[at[key]] = (found, where, False)
+                continue
+            if key is not None:
+                at[key] = len(out)
+            out.append((raw, f"input[{i}].tools[{j}]", False))
+    return out
 
 
 def _function(tool: FunctionTool, names: ToolNames, where: str, namespace: NamespaceTool | None = None) -> Tool:
@@ -99,6 +239,44 @@ def _function(tool: FunctionTool, names: ToolNames, where: str, namespace: Names
     return Tool(function=FunctionDef(name=name, description=description, parameters=parameters, strict=tool.strict))
 
 
+def _custom(tool: CustomTool, names: ToolNames, where: str, namespace: NamespaceTool | None = None) -> Tool:
+    fmt = tool.format
+    if isinstance(fmt, GrammarFormat):
+        how = f"text that must match this {fmt.syntax} grammar:\n{fmt.definition}"
+    else:
+        how = "free text"
+    description = f"{tool.description or ''}\n\nCall it with one argument, `{INPUT}`: {how}".lstrip()
+    if namespace is not None and namespace.description:
+        description = f"{namespace.description} {description}"
+    parameters = {
+        "type": "object",
+        "properties": {INPUT: {"type": "string"}},
+        "required": [INPUT],
+        "additionalProperties": False,
+    }
+    name = names.add(tool.name, namespace.name if namespace else None, where, "custom")
+    return Tool(function=FunctionDef(name=name, description=description, parameters=parameters))
+
+
+def _search(tool: ToolSearchTool, names: ToolNames, where: str) -> Tool:
+    if tool.execution != "client":
+        raise BadRequest(
+            f"a tool_search at '{where}' with execution '{tool.execution}' is run by the provider, and the "
+            "gateway's models run no built-in tools; send it with execution 'client' (the client searches) "
+            "or turn it off",
+            param=f"{where}.execution",
+            code="unsupported_tool",
+        )
+    description = tool.description or "Search the tools that are not loaded yet; the ones found are loaded."
+    parameters = tool.parameters or {
+        "type": "object",
+        "properties": {"query": {"type": "string", "description": "What the tool should do."}},
+        "required": ["query"],
+    }
+    names.add(SEARCH, None, f"{where}.type", "tool_search")
+    return Tool(function=FunctionDef(name=SEARCH, description=description, parameters=parameters))
+
+
 def _validated(model: type[ClosedModel], raw: Any, where: str) -> Any:
     try:
         return model.model_validate(raw)
@@ -107,50 +285,74 @@ def _validated(model: type[ClosedModel], raw: Any, where: str) -> Any:
         raise BadRequest(f"{where}: {err.message}", param=f"{where}.{err.param}", code=err.code) from None
 
 
-def tool_names(tools: list[Any] | None) -> ToolNames:
-    """The names of the request's (already validated) tools."""
-    names = ToolNames()
-    for i, raw in enumerate(tools or []):
-        if raw.get("type") == "namespace":
-            for j, inner in enumerate(raw["tools"]):
-                names.add(inner["name"], raw["name"], f"tools[{i}].tools[{j}].name")
-        else:
-            names.add(raw["name"], None, f"tools[{i}].name")
-    return names
+def _direct(tool: FunctionTool | CustomTool) -> bool:
+    """Whether the model may call the tool itself (`allowed_callers` without "direct": only code the
+    provider runs may, and the gateway's models run none)."""
+    return tool.allowed_callers is None or "direct" in tool.allowed_callers
 
 
-def chat_tools(tools: list[Any] | None) -> list[Tool] | None:
-    """The request's tools as chat tools (namespaces flattened), or a 400 naming the first bad one."""
-    if not tools:
-        return None
+def _chat(tools: list[Offered]) -> tuple[list[Tool], ToolNames]:
+    """Every tool checked and named; the chat tools of those offered (not deferred, callable directly)."""
     names = ToolNames()
     out = []
-    for i, raw in enumerate(tools):
+    for raw, where, deferred in tools:
         kind = raw.get("type") if isinstance(raw, dict) else None
-        where = f"tools[{i}]"
+        made: list[tuple[bool, Tool]]
         if kind == "function":
-            out.append(_function(_validated(FunctionTool, raw, where), names, f"{where}.name"))
+            tool = _validated(FunctionTool, raw, where)
+            made = [(_direct(tool), _function(tool, names, f"{where}.name"))]
         elif kind == "namespace":
             namespace = _validated(NamespaceTool, raw, where)
-            for j, inner in enumerate(namespace.tools):
-                out.append(_function(inner, names, f"{where}.tools[{j}].name", namespace))
+            made = [
+                (
+                    _direct(inner),
+                    _custom(inner, names, f"{where}.tools[{j}].name", namespace)
+                    if isinstance(inner, CustomTool)
+                    else _function(inner, names, f"{where}.tools[{j}].name", namespace),
+                )
+                for j, inner in enumerate(namespace.tools)
+            ]
+        elif kind == "custom":
+            custom = _validated(CustomTool, raw, where)
+            made = [(_direct(custom), _custom(custom, names, f"{where}.name"))]
+        elif kind == "tool_search":
+            made = [(True, _search(_validated(ToolSearchTool, raw, where), names, where))]
         else:
             raise BadRequest(
                 f"tool type {kind!r} at '{where}.type' is not supported: the gateway's models run no built-in "
-                "tools; send function (or namespace) tools, or turn the client's built-in tool off",
+                "tools; send function, namespace, custom or client-run tool_search tools, or turn the client's "
+                "built-in tool off",
                 param=f"{where}.type",
                 code="unsupported_tool",
             )
-    return out
+        if not deferred:
+            out += [tool for direct, tool in made if direct]
+    return out, names
+
+
+def chat_tools(tools: list[Offered]) -> list[Tool] | None:
+    """The offered tools as chat tools (namespaces flattened, deferred ones left out), or a 400 naming the
+    first bad one."""
+    made, _ = _chat(tools)
+    return made or None
+
+
+def tool_names(tools: list[Any] | None, items: str | list[Any]) -> ToolNames:
+    """The names of the request's tools and of those its input loaded (all already checked)."""
+    return _chat(offered(tools, items))[1]
 
 
 def echo(tools: list[Any] | None) -> list[dict[str, Any]]:
     """The tools as a Responses object repeats them."""
-    out = []
-    for raw in tools or []:
-        model: type[ClosedModel] = NamespaceTool if raw.get("type") == "namespace" else FunctionTool
-        out.append(model.model_validate(raw).model_dump(exclude_none=True))
-    return out
+    kinds: dict[str, type[ClosedModel]] = {
+        "namespace": NamespaceTool,
+        "custom": CustomTool,
+        "tool_search": ToolSearchTool,
+    }
+    return [
+        kinds.get(raw.get("type"), FunctionTool).model_validate(raw).model_dump(exclude_none=True)
+        for raw in tools or []
+    ]
 
 
 def chat_tool_choice(choice: str | dict[str, Any] | None, tools: list[Tool] | None) -> ToolChoice | None:
@@ -163,20 +365,21 @@ def chat_tool_choice(choice: str | dict[str, Any] | None, tools: list[Tool] | No
                 code="invalid_value",
             )
         return choice  # type: ignore[return-value]
-    if choice.get("type") != "function":
+    kind = choice.get("type")
+    if kind not in ("function", "custom"):
         raise BadRequest(
-            f"tool_choice type {choice.get('type')!r} is not supported; use none, auto, required or a function",
+            f"tool_choice type {kind!r} is not supported; use none, auto, required, a function or a custom tool",
             param="tool_choice.type",
             code="unsupported_tool",
         )
     try:
-        forced = FunctionChoice.model_validate(choice)
+        forced = FunctionChoice.model_validate({**choice, "type": "function"})
     except ValidationError as exc:
         raise describe_validation_error(exc) from None
     name = ToolNames().chat_name(forced.name, forced.namespace)
     if name not in {t.function.name for t in tools or []}:
         raise BadRequest(
-            f"invalid 'tool_choice.name': function '{forced.name}' is not in 'tools'",
+            f"invalid 'tool_choice.name': {kind} '{forced.name}' is not in 'tools'",
             param="tool_choice.name",
             code="invalid_value",
         )
