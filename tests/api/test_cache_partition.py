@@ -56,6 +56,13 @@ base_url = "{stub}/v1"
 model = "stub"
 cache_salt = true
 
+[models.salted-native]
+provider = "openai_compatible"
+base_url = "{stub}/v1"
+model = "stub"
+cache_salt = true
+responses_api = "native"
+
 [models.plain]
 provider = "openai_compatible"
 base_url = "{stub}/v1"
@@ -78,8 +85,12 @@ def test_an_upstream_with_cache_salt_gets_one_salt_per_key_and_never_the_clients
                     "messages": [{"role": "user", "content": marker}]}  # fmt: skip
             r = app.post("/v1/chat/completions", json=body, headers={"authorization": f"Bearer {made['key']}"})
             assert r.status_code == 200
+        for stream in (False, True):  # a Responses request sent to the upstream's own /v1/responses is salted too
+            body = {"model": "salted-native", "stream": stream, "input": marker}
+            r = app.post("/v1/responses", json=body, headers={"authorization": f"Bearer {keys[1]['key']}"})
+            assert r.status_code == 200, r.text
     data = httpx.get(f"{stub_upstream}/stub/received", timeout=5).json()["data"]
     salts = [r["body"].get("cache_salt") for r in data if marker in orjson.dumps(r["body"]).decode()]
     a, b = (cache_salt_of(f"key:{k['id']}") for k in keys)
-    assert salts == [a, a, b, "someone-elses"]  # a deployment without the option passes the field on as sent
+    assert salts == [a, a, b, "someone-elses", b, b]  # a deployment without the option passes it on as sent
     assert a and b and a != b and keys[0]["id"] not in str(a)

@@ -75,7 +75,10 @@ class OpenAICompatibleProvider(Provider):
         self._salted = options.cache_salt
 
     def _payload(self, request: ChatRequest, *, stream: bool) -> dict[str, Any]:
-        body = chat_payload(request, self.upstream_model, stream=stream)
+        return self._salt(chat_payload(request, self.upstream_model, stream=stream))
+
+    def _salt(self, body: dict[str, Any]) -> dict[str, Any]:
+        """The body with its caller's `cache_salt` (chat and native Responses requests alike), when salted."""
         if self._salted:
             salt = cache_salt_of(CACHE_PARTITION.get())
             if salt is None:
@@ -152,7 +155,7 @@ class OpenAICompatibleProvider(Provider):
 
     async def _respond(self, url: URL, request: ChatRequest) -> ChatResponse:
         """One upstream Responses object, as a chat completion."""
-        body = responses_payload(request, self.upstream_model, stream=False)
+        body = self._salt(responses_payload(request, self.upstream_model, stream=False))
         try:
             async with upstream_call(self._context.http(), url, body, self._headers, self._timeout) as resp:
                 raw = await read_body(resp, url)
@@ -162,7 +165,7 @@ class OpenAICompatibleProvider(Provider):
 
     async def _respond_batches(self, url: URL, request: ChatRequest) -> AsyncIterator[list[ChatChunk]]:
         """Upstream Responses events as chat chunks, batched by read; a stream without `response.completed` fails."""
-        body = responses_payload(request, self.upstream_model, stream=True)
+        body = self._salt(responses_payload(request, self.upstream_model, stream=True))
         reader = ResponsesEventReader(self.alias)
         try:
             async with upstream_call(self._context.http(), url, body, self._headers, self._timeout) as resp:
