@@ -158,6 +158,18 @@ class ResponsesWire:
         )
 
 
+async def stored_conversation(store: Store, owner: str | None, previous: str) -> list[Message]:
+    """The conversation of the stored response `previous` (`previous_response_id`), the owner's own, or a 404."""
+    found = await store.get_response(previous, owner, time.time()) if owner is not None else None
+    if found is None:
+        raise NotFound(
+            f"previous response '{previous}' does not exist, has expired, or belongs to another key",
+            param="previous_response_id",
+            code="previous_response_not_found",
+        )
+    return load_messages(found.conversation)
+
+
 class ResponsesExchange(Exchange):
     """The exchange of one Responses request: it loads the earlier turn first and stores this one last."""
 
@@ -174,16 +186,7 @@ class ResponsesExchange(Exchange):
         previous = self._responses.request.previous_response_id
         if previous is None:
             return request
-        found = None
-        if self._owner is not None:
-            found = await self._store.get_response(previous, self._owner, time.time())
-        if found is None:
-            raise NotFound(
-                f"previous response '{previous}' does not exist, has expired, or belongs to another key",
-                param="previous_response_id",
-                code="previous_response_not_found",
-            )
-        return self._responses.continued(load_messages(found.conversation))
+        return self._responses.continued(await stored_conversation(self._store, self._owner, previous))
 
     async def _body(self, data: bytes, more: bool) -> None:
         if not more and not self._kept:

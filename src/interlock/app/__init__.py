@@ -19,7 +19,7 @@ from interlock.api import governance as governance_api
 from interlock.api import mcp as mcp_api
 from interlock.api import shadow as shadow_api
 from interlock.api import variants as variants_api
-from interlock.api.count_tokens import count_tokens
+from interlock.api.count_tokens import count_tokens, input_tokens
 from interlock.api.hotpaths import HotPaths
 from interlock.api.http import JSONResponse, error_response, flavor_of
 from interlock.api.metrics import metrics
@@ -124,6 +124,7 @@ def create_app(settings: Settings, hooks: Sequence[Hook[RequestContext]] = ()) -
         Route("/v1/messages", anthropic.messages, methods=["POST"]),
         Route("/v1/messages/count_tokens", count_tokens, methods=["POST"]),
         Route("/v1/responses", responses.create_response, methods=["POST"]),
+        Route("/v1/responses/input_tokens", input_tokens, methods=["POST"]),
         Route("/v1/responses/{response_id}", responses.get_response, methods=["GET"]),
         Route("/v1/responses/{response_id}", responses.delete_response, methods=["DELETE"]),
         Route("/v1/responses/{response_id}/input_items", responses.list_input_items, methods=["GET"]),

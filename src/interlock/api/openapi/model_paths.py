@@ -34,6 +34,13 @@ def _model_paths() -> dict[str, Schema]:
         "/v1/responses": {
             "post": _op("Create a response", _ref("Response"), body="ResponsesRequest", stream=json_event)
         },
+        "/v1/responses/input_tokens": {
+            "post": _op(
+                "Count a Responses prompt's input tokens",
+                _obj({"object": {"const": "response.input_tokens"}, "input_tokens": _INT}),
+                body="ResponsesRequest",
+            )
+        },
         "/v1/responses/{response_id}": {
             "get": _op("One of the caller's stored responses", _ref("Response"), params=_path("response_id")),
             "delete": _op(
