@@ -24,6 +24,7 @@ import uvicorn
 from interlock.app import create_app
 from interlock.settings import load_settings
 from tests.conftest import ADMIN_KEY, FAKE_CONFIG, free_port
+from tests.mcp_gateway.helpers import stdio_server
 
 CHROMIUM = Path("/usr/bin/chromium")
 pytestmark = [pytest.mark.slow]
@@ -47,7 +48,7 @@ hourly_usd = 60
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The gateway on a free loopback port; yields its base URL."""
     tmp = tmp_path_factory.mktemp("ui")
-    (tmp / "interlock.toml").write_text(FAKE_CONFIG + ROI_CONFIG)
+    (tmp / "interlock.toml").write_text(FAKE_CONFIG + ROI_CONFIG + stdio_server("bank"))
     settings = load_settings(
         tmp / "interlock.toml", {"INTERLOCK_HOME": str(tmp / "home"), "INTERLOCK_ADMIN_KEY": ADMIN_KEY}
     )
@@ -122,7 +123,8 @@ def test_sign_in_and_every_page_loads(tab: Tab) -> None:
     assert page.inner_text("#who") == "ui:admin"
     headings = {"/ui/keys": "Virtual keys", "/ui/orgs": "Organisations and teams", "/ui/budgets": "Budgets",
                 "/ui/ledger": "Ledger", "/ui/audit": "Audit log", "/ui/guardrails": "Guardrails",
-                "/ui/routing": "Routing", "/ui/roi": "ROI", "/ui/agents": "Agents", "/ui/": "Overview"}  # fmt: skip
+                "/ui/routing": "Routing", "/ui/roi": "ROI", "/ui/mcp": "MCP servers", "/ui/agents": "Agents",
+                "/ui/": "Overview"}  # fmt: skip
     for path, heading in headings.items():
         page.click(f'header nav a[href="{path}"]')
         page.wait_for_url(f"**{path}")
@@ -352,6 +354,22 @@ def test_approve_a_held_call_from_the_queue(tab: Tab, server: str) -> None:
     assert passed["message"]["tool_calls"][0]["function"]["name"] == "delete_all"
     decided = httpx.get(f"{server}/admin/approvals/{approval_id}", headers=ADMIN).json()
     assert decided["status"] == "consumed" and decided["decided_by"].startswith("ui:admin")
+    assert tab.errors == []
+
+
+def test_approve_an_mcp_server_from_its_page(tab: Tab, server: str) -> None:
+    tab.sign_in(ADMIN_KEY)
+    page = tab.page
+    page.goto("/ui/mcp")
+    bank = page.locator('section[data-server="bank"]')
+    assert bank.locator('tr[data-tool="bank__send_money"] td.status').inner_text() == "unapproved"
+    bank.locator("button[data-action=approve-server]").click()
+    page.wait_for_selector("#notice")
+    assert "MCP server bank approved" in page.inner_text("#notice")
+    cell = page.locator('section[data-server="bank"] tr[data-tool="bank__send_money"] td.status')
+    assert cell.inner_text() == "approved"
+    listed = httpx.get(f"{server}/admin/mcp/servers", headers=ADMIN).json()["data"]
+    assert {t["status"] for s in listed if s["name"] == "bank" for t in s["tools"]} == {"approved"}
     assert tab.errors == []
 
 

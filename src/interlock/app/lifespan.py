@@ -308,7 +308,7 @@ def lifespan_of(
             oversight=oversight,
         )
         announce = oversight.send if oversight is not None else None  # halts made on the dashboard too
-        dashboard.bind(AdminContext(settings, store, keys, governance, audit, guardrails, announce), audit)
+        dashboard.bind(AdminContext(settings, store, keys, governance, audit, guardrails, announce), audit, mcp_gateway)
         state = app.state.interlock
 
         def swapped(new: Settings, fresh: dict[str, ModelRoute]) -> None:

@@ -20,7 +20,8 @@ from starlette.staticfiles import StaticFiles
 from interlock.admin import AdminContext
 from interlock.audit.log import AuditLog
 from interlock.errors import GatewayError
-from interlock.ui import agents, governance, guardrails, ledger, records, roi, routing, signin
+from interlock.mcp.gateway import McpGateway
+from interlock.ui import agents, governance, guardrails, ledger, mcp, records, roi, routing, signin
 from interlock.ui.sessions import Sessions
 from interlock.ui.web import (
     DashboardState,
@@ -73,6 +74,8 @@ def _routes() -> list[BaseRoute]:
         Route("/agents/halt", agents.halt, methods=["POST"]),
         Route("/agents/resume", agents.resume, methods=["POST"]),
         Route("/approvals/{approval_id}/{action:str}", agents.decide, methods=["POST"]),
+        Route("/mcp", mcp.mcp_page, methods=["GET"]),
+        Route("/mcp/{name}/approve", mcp.approve, methods=["POST"]),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]
 
@@ -104,9 +107,9 @@ class Dashboard:
         )
         self.app.state.dashboard = self.state
 
-    def bind(self, admin: AdminContext, audit: AuditLog) -> None:
+    def bind(self, admin: AdminContext, audit: AuditLog, mcp: McpGateway | None = None) -> None:
         """Hand over the services, once the gateway has started them."""
-        self.state.bound = Services(admin, audit)
+        self.state.bound = Services(admin, audit, mcp)
 
     def routes(self) -> list[BaseRoute]:
         """The routes to add to the gateway: one mount (Starlette redirects /ui to /ui/; no OpenAPI entries)."""

@@ -26,6 +26,7 @@ from interlock.admin import AdminContext
 from interlock.audit.log import AuditEvent, AuditLog
 from interlock.auth.keys import Principal, require_admin
 from interlock.errors import BadRequest, Forbidden, GatewayError, PayloadTooLarge, describe_validation_error
+from interlock.mcp.gateway import McpGateway
 from interlock.settings import Settings
 from interlock.ui.sessions import COOKIE, CSRF_FIELD, CSRF_HEADER, Session, Sessions
 
@@ -66,6 +67,7 @@ class Services:
 
     admin: AdminContext
     audit: AuditLog
+    mcp: McpGateway | None = None  # the MCP gateway, for the MCP servers page
 
 
 @dataclass(frozen=True, slots=True)
