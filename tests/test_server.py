@@ -1,9 +1,12 @@
-"""The uvicorn protocol `interlock serve` uses: the response head leaves with the first body bytes."""
+"""The server `interlock serve` runs: the response head leaves with the first body bytes; the start-up heap is
+frozen and the youngest GC generation collected less often."""
 
 from __future__ import annotations
 
 import asyncio
 import socket
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -128,3 +131,45 @@ async def test_keep_alive_requests_each_get_one_write(port: int) -> None:
             data += await asyncio.wait_for(reader.read(65536), 5)
     writer.close()
     assert len(WRITES) == 2
+
+
+_GC_SCRIPT = """
+import gc, sys, uvicorn
+from interlock.server import GatewayServer, tune_gc
+
+async def app(scope, receive, send):
+    if scope["type"] == "lifespan":
+        message = await receive()
+        if sys.argv[1] == "fail":
+            await send({"type": "lifespan.startup.failed", "message": "no store"})
+            return
+        await send({"type": "lifespan.startup.complete"})
+        await receive()
+        await send({"type": "lifespan.shutdown.complete"})
+
+class Once(GatewayServer):
+    async def startup(self, sockets=None):
+        await super().startup(sockets)
+        print("frozen", gc.get_freeze_count() > 1000, "threshold", gc.get_threshold()[0], flush=True)
+        self.should_exit = True
+
+tune_gc()
+server = Once(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="critical", lifespan="on"))
+server.run()
+print("started", server.started)
+"""
+
+
+def _run_gc_script(lifespan: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-c", _GC_SCRIPT, lifespan], capture_output=True, text=True, timeout=60)
+
+
+def test_the_server_freezes_the_start_up_heap_once_started_and_collects_less_often() -> None:
+    done = _run_gc_script("ok")
+    assert done.returncode == 0, done.stderr
+    assert "frozen True threshold 20000" in done.stdout and "started True" in done.stdout, done.stdout
+
+
+def test_a_failed_start_up_exits_3_as_uvicorn_run_does() -> None:
+    done = _run_gc_script("fail")
+    assert done.returncode == 3 and "started" not in done.stdout, (done.stdout, done.stderr)

@@ -3,6 +3,7 @@ version."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from typing import Annotated
@@ -77,25 +78,32 @@ def serve(
     import uvicorn
 
     from interlock.app import create_app
-    from interlock.server import CoalescingHttpToolsProtocol
+    from interlock.server import CoalescingHttpToolsProtocol, GatewayServer, tune_gc
 
+    tune_gc()
     settings = settings_or_exit(config)
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         application = create_app(settings)
     except ConfigError as exc:
         raise fail(str(exc), 2) from None
-    uvicorn.run(
-        application,
-        host=host or settings.server.host,
-        port=settings.server.port if port is None else port,
-        loop="uvloop",
-        http=CoalescingHttpToolsProtocol,
-        access_log=access_log,
-        proxy_headers=False,  # nothing reads the client address; saves a wrapper on every send
-        log_level=log_level,
-        timeout_graceful_shutdown=10,
+    server = GatewayServer(
+        uvicorn.Config(
+            application,
+            host=host or settings.server.host,
+            port=settings.server.port if port is None else port,
+            loop="uvloop",
+            http=CoalescingHttpToolsProtocol,
+            access_log=access_log,
+            proxy_headers=False,  # nothing reads the client address; saves a wrapper on every send
+            log_level=log_level,
+            timeout_graceful_shutdown=10,
+        )
     )
+    with contextlib.suppress(KeyboardInterrupt):  # as uvicorn.run: Ctrl-C is a clean stop
+        server.run()
+    if not server.started:  # the lifespan failed (uvicorn has logged why); uvicorn.run exits 3 so too
+        raise typer.Exit(3)
 
 
 @app.command()
