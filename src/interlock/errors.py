@@ -155,8 +155,15 @@ class UpstreamTimeout(GatewayError):
 
 def describe_validation_error(exc: ValidationError) -> BadRequest:
     """Turn pydantic's report into one 400 naming the first bad field and what is wrong with it."""
-    first = exc.errors(include_url=False)[0]
-    loc = ".".join(str(p) for p in first["loc"] if not (isinstance(p, str) and p in _UNION_TAGS))
+    errors = exc.errors(include_url=False)
+    first = errors[0]
+    loc = _location(first)
+    # A union reports every member's failure at one place; a plain type mismatch ("should be a valid
+    # string") says less than what was wrong with the member the value was meant for ("at most 10000 items").
+    for other in errors:
+        if _location(other) == loc and not other["type"].endswith("_type"):
+            first = other
+            break
     msg = first["msg"]
     if first["type"] == "missing":
         text = f"'{loc}' is required"
@@ -168,6 +175,11 @@ def describe_validation_error(exc: ValidationError) -> BadRequest:
     if extra:
         text += f" (and {extra} more problem{'s' if extra > 1 else ''})"
     return BadRequest(text, param=loc or None, code="invalid_value")
+
+
+def _location(error: Any) -> str:
+    """An error's location as the client wrote it: union member names (pydantic's tags) left out."""
+    return ".".join(str(p) for p in error["loc"] if not (isinstance(p, str) and (p in _UNION_TAGS or "[" in p)))
 
 
 # pydantic puts union member names into error locations; they mean nothing to a client.

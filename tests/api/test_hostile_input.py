@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import json
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -317,3 +318,26 @@ def test_a_2mb_body_reaches_an_http_upstream_and_settles_once(tmp_path: Path, st
         assert sorted(row.request_id for row in rows if row.request_id in ids) == sorted(ids)
         budget = next(b for b in client.get("/admin/budgets").json()["data"] if b["scope_id"] == made["id"])
         assert budget["reserved_micros"] == 0
+
+
+LISTS = {
+    "/v1/chat/completions": ["messages", "messages.0.content", "tools", "stop"],
+    "/v1/embeddings": ["input"],
+    "/v1/messages": ["messages", "messages.0.content", "system", "tools", "stop_sequences"],
+    "/v1/completions": ["prompt", "stop"],
+    "/v1/responses": ["input", "tools"],
+}
+
+
+@pytest.mark.parametrize(("path", "where"), [(p, w) for p, ws in LISTS.items() for w in ws])
+def test_a_list_of_a_million_wrong_items_is_refused_at_the_first(gw: Gateway, path: str, where: str) -> None:
+    # Without length bounds and fail-fast lists, pydantic built one error per item: a 4 MB body held the
+    # event loop for 11 s. The answer must name the field and stop at its first bad item.
+    wrong = 0.5 if path == "/v1/embeddings" else 0  # a list of ints is an embedding input of token ids
+    body = json.dumps(_set(BODIES[path], where, [wrong] * 1_000_000), separators=(",", ":")).encode()
+    r = _check(gw, path, body)
+    assert r.status_code == 400, r.text[:300]
+    message = r.json()["error"]["message"]
+    more = re.search(r"and (\d+) more problem", message)
+    assert more is None or int(more.group(1)) <= 3, message
+    assert where.split(".")[0] in message, message

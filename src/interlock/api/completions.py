@@ -14,7 +14,7 @@ and `logit_bias` are refused with a 400, as is any field not listed here, so not
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar
 
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -24,7 +24,7 @@ from interlock.api.openai import ChatWire, model_endpoint
 from interlock.errors import BadRequest
 from interlock.plugins.hooks import ModelRequest, ModelResponse
 from interlock.types import ChatChunk, ChatRequest, ChatResponse, StreamOptions, Usage
-from interlock.types.base import StrictBool, StrictFloat, StrictInt
+from interlock.types.base import MAX_INPUTS, StrictBool, StrictFloat, StrictInt
 
 DEFAULT_MAX_TOKENS = 16  # OpenAI's default for this endpoint
 _REFUSED = ("suffix", "logprobs", "logit_bias")
@@ -36,11 +36,11 @@ class CompletionRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     model: str = Field(min_length=1)
-    prompt: str | list[str]
+    prompt: str | Annotated[list[str], Field(max_length=MAX_INPUTS, fail_fast=True)]
     max_tokens: StrictInt | None = Field(default=DEFAULT_MAX_TOKENS, ge=1)
     temperature: StrictFloat | None = Field(default=None, ge=0, le=2)
     top_p: StrictFloat | None = Field(default=None, ge=0, le=1)
-    stop: str | list[str] | None = None
+    stop: str | Annotated[list[str], Field(max_length=64, fail_fast=True)] | None = None
     seed: StrictInt | None = None
     presence_penalty: StrictFloat | None = Field(default=None, ge=-2, le=2)
     frequency_penalty: StrictFloat | None = Field(default=None, ge=-2, le=2)

@@ -11,6 +11,8 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, model_validator
 from pydantic.functional_validators import ModelWrapValidatorHandler
 
+from interlock.types.base import MAX_MESSAGES, MAX_PARTS, MAX_TOOLS
+
 BlockType = Literal["text", "image", "tool_use", "tool_result", "thinking", "redacted_thinking", "document"]
 
 
@@ -34,12 +36,14 @@ class AnthropicBlock(BaseModel):
     name: str | None = None
     input: dict[str, Any] | None = None
     tool_use_id: str | None = None
-    content: Annotated[list[AnthropicBlock], BeforeValidator(_as_blocks)] | None = None
+    content: (
+        Annotated[list[AnthropicBlock], Field(max_length=MAX_PARTS, fail_fast=True), BeforeValidator(_as_blocks)] | None
+    ) = None
     is_error: bool | None = None
     source: dict[str, Any] | None = None
 
 
-Blocks = Annotated[list[AnthropicBlock], BeforeValidator(_as_blocks)]
+Blocks = Annotated[list[AnthropicBlock], Field(max_length=MAX_PARTS, fail_fast=True), BeforeValidator(_as_blocks)]
 
 
 class AnthropicMessage(BaseModel):
@@ -142,9 +146,9 @@ class AnthropicPrompt(BaseModel):
     model_config = ConfigDict(extra="forbid")  # as Anthropic's own API: an unknown field is a 400
 
     model: str = Field(min_length=1)
-    messages: list[AnthropicMessage] = Field(min_length=1)
+    messages: list[AnthropicMessage] = Field(min_length=1, max_length=MAX_MESSAGES, fail_fast=True)
     system: Blocks | None = None
-    tools: list[AnthropicTool] | None = None
+    tools: list[AnthropicTool] | None = Field(default=None, max_length=MAX_TOOLS, fail_fast=True)
     tool_choice: AnthropicToolChoice | None = None
     thinking: AnthropicThinking | None = None
     output_config: AnthropicOutputConfig | None = None
@@ -161,7 +165,7 @@ class AnthropicRequest(AnthropicPrompt):
     temperature: float | None = Field(default=None, ge=0, le=1)
     top_p: float | None = Field(default=None, gt=0, le=1)
     top_k: int | None = Field(default=None, ge=1, strict=True)  # sent on as chat's (vLLM's) `top_k`
-    stop_sequences: list[str] | None = None
+    stop_sequences: list[str] | None = Field(default=None, max_length=64, fail_fast=True)
     stream: bool = Field(default=False, strict=True)
     metadata: dict[str, Any] | None = None
     service_tier: Literal["auto", "standard_only"] | None = None  # accepted, ignored: the gateway has one tier

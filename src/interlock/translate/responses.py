@@ -11,7 +11,7 @@ the upstream may bill.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import orjson
 from pydantic import ConfigDict, Field, ValidationError, field_validator
@@ -36,7 +36,7 @@ from interlock.types import (
     TextPart,
     ToolCall,
 )
-from interlock.types.base import check_depth
+from interlock.types.base import MAX_MESSAGES, MAX_PARTS, MAX_TOOLS, check_depth
 
 # Fields of the Responses API that chat cannot honour: refused when set (null, false and [] are "not set").
 UNSUPPORTED = ("background", "conversation", "prompt", "max_tool_calls", "top_logprobs", "context")
@@ -95,9 +95,9 @@ class ResponsesRequest(ClosedModel):
     """A Responses API request, validated. Input items stay raw here: `input_messages` checks them one by one."""
 
     model: str = Field(min_length=1, max_length=256)
-    input: str | list[Any]
+    input: str | Annotated[list[Any], Field(max_length=MAX_MESSAGES)]  # items are checked one by one
     instructions: str | None = None
-    tools: list[Any] | None = None
+    tools: list[Any] | None = Field(default=None, max_length=MAX_TOOLS)
     tool_choice: Literal["none", "auto", "required"] | dict[str, Any] | None = None
     text: TextConfig | None = None
     max_output_tokens: int | None = Field(default=None, ge=1, strict=True)
@@ -171,6 +171,8 @@ def _parts(content: Any, param: str, allowed: tuple[str, ...]) -> list[TextPart]
     """The text parts of a content list; any other part is refused, naming it."""
     if not isinstance(content, list):
         raise _bad(param, "must be a string or a list of content parts")
+    if len(content) > MAX_PARTS:
+        raise _bad(param, f"holds {len(content)} content parts; at most {MAX_PARTS} are allowed")
     parts = []
     for j, part in enumerate(content):
         where = f"{param}[{j}]"

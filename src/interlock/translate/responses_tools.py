@@ -32,7 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from interlock.errors import BadRequest, describe_validation_error
 from interlock.types import FunctionDef, NamedToolChoice, Tool, ToolChoice
-from interlock.types.base import check_depth
+from interlock.types.base import MAX_TOOLS, check_depth
 
 SEPARATOR = "__"
 NAME_PATTERN = r"^[a-zA-Z0-9_-]+$"
@@ -227,6 +227,12 @@ def offered(tools: list[Any] | None, items: str | list[Any]) -> list[Offered]:
             if key is not None:
                 at[key] = len(out)
             out.append((raw, f"input[{i}].tools[{j}]", False))
+            if len(out) > MAX_TOOLS:
+                raise BadRequest(
+                    f"invalid 'input[{i}].tools': the request and its loaded tools hold more than {MAX_TOOLS} tools",
+                    param=f"input[{i}].tools",
+                    code="invalid_value",
+                )
     return out
 
 

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from interlock.types.base import (
+    MAX_MESSAGES,
+    MAX_PARTS,
+    MAX_TOOLS,
     FinishReason,
     Role,
     StrictBool,
@@ -59,9 +62,9 @@ class Message(_Open):
     """One chat message."""
 
     role: Role
-    content: str | list[ContentPart] | None = None
+    content: str | Annotated[list[ContentPart], Field(max_length=MAX_PARTS, fail_fast=True)] | None = None
     name: str | None = None
-    tool_calls: list[ToolCall] | None = None
+    tool_calls: list[ToolCall] | None = Field(default=None, max_length=MAX_TOOLS, fail_fast=True)
     tool_call_id: str | None = None
 
     @model_validator(mode="after")
@@ -158,17 +161,17 @@ class ChatRequest(_Open):
     """An OpenAI chat completion request, validated."""
 
     model: str = Field(min_length=1)
-    messages: list[Message] = Field(min_length=1)
+    messages: list[Message] = Field(min_length=1, max_length=MAX_MESSAGES, fail_fast=True)
     temperature: StrictFloat | None = Field(default=None, ge=0, le=2)
     top_p: StrictFloat | None = Field(default=None, ge=0, le=1)  # 0 is allowed, as OpenAI allows it
     max_tokens: StrictInt | None = Field(default=None, ge=1)
     max_completion_tokens: StrictInt | None = Field(default=None, ge=1)
     stream: StrictBool = False
     stream_options: StreamOptions | None = None
-    stop: str | list[str] | None = None
+    stop: str | Annotated[list[str], Field(max_length=64, fail_fast=True)] | None = None  # at most 4: `_check_stop`
     seed: StrictInt | None = None
     n: StrictInt = Field(default=1, ge=1, le=1)
-    tools: list[Tool] | None = None
+    tools: list[Tool] | None = Field(default=None, max_length=MAX_TOOLS, fail_fast=True)
     tool_choice: ToolChoice | None = None
     response_format: ResponseFormat | None = None
     presence_penalty: StrictFloat | None = Field(default=None, ge=-2, le=2)

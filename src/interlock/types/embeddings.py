@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, field_validator
 
 from interlock.types.base import (
+    MAX_INPUTS,
+    MAX_TOKEN_IDS,
     StrictInt,
     _Open,
 )
@@ -17,7 +19,15 @@ class EmbeddingRequest(_Open):
     """An OpenAI embeddings request."""
 
     model: str = Field(min_length=1)
-    input: str | list[str] | list[int] | list[list[int]]
+    input: (
+        str
+        | Annotated[list[str], Field(max_length=MAX_INPUTS, fail_fast=True)]
+        | Annotated[list[int], Field(max_length=MAX_TOKEN_IDS, fail_fast=True)]
+        | Annotated[
+            list[Annotated[list[int], Field(max_length=MAX_TOKEN_IDS, fail_fast=True)]],
+            Field(max_length=MAX_INPUTS, fail_fast=True),
+        ]
+    )
     encoding_format: Literal["float", "base64"] = "float"
     dimensions: StrictInt | None = Field(default=None, ge=1)
     user: str | None = None
