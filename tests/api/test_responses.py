@@ -16,7 +16,6 @@ from interlock.store.records import UsageRecord
 from interlock.translate.responses import parse_request, to_chat_request
 from interlock.translate.responses_output import skeleton
 from interlock.translate.responses_stream import ResponsesStreamWriter
-from interlock.translate.responses_tools import tool_names
 from interlock.types import ChatChunk
 
 EVENTS: TypeAdapter[Any] = TypeAdapter(ResponseStreamEvent)
@@ -462,7 +461,7 @@ def test_a_namespaced_custom_tool_streams_its_input_whole_even_when_resumed() ->
     chat = to_chat_request(req)
     assert chat.tools is not None and chat.tools[0].function.name == "files__edit"
     assert chat.tools[0].function.description == "Files. Edit a file.\n\nCall it with one argument, `input`: free text"
-    writer = ResponsesStreamWriter(skeleton(req, "resp_1", 1), tool_names(req.tools, req.input))
+    writer = ResponsesStreamWriter(skeleton(req, "resp_1", 1), chat.names)
 
     def chunk(index: int, **function: str) -> ChatChunk:
         call: dict[str, Any] = {"index": index, "function": function}

@@ -47,7 +47,7 @@ from interlock.translate.responses_output import (
     wants_summary,
 )
 from interlock.translate.responses_stream import Event, ResponsesStreamWriter
-from interlock.translate.responses_tools import tool_names
+from interlock.translate.responses_tools import ToolNames
 from interlock.translate.responses_upstream import input_items
 from interlock.types import ChatChunk, ChatRequest, ChatResponse, Message
 
@@ -91,6 +91,7 @@ class ResponsesWire:
         self._request: ResponsesRequest | None = None
         self._messages: list[Message] = []  # what the model was sent, less the instructions
         self._writer: ResponsesStreamWriter | None = None
+        self._names = ToolNames()  # the request's tools, as the chat request named them
         self.completed: dict[str, Any] | None = None  # the finished Responses object, once rendered
 
     @property
@@ -107,22 +108,22 @@ class ResponsesWire:
     def continued(self, history: list[Message]) -> ChatRequest:
         """The chat request with a stored conversation before this input."""
         chat = to_chat_request(self.request, history)
+        self._names = chat.names
         self._messages = chat.messages[1:] if self.request.instructions else list(chat.messages)
         return chat
 
     def render(self, response: ModelResponse) -> bytes:
         """The answer as a Responses object."""
         assert isinstance(response, ChatResponse)
-        self.completed = to_response(response, self.request, self._id, self._created)
+        self.completed = to_response(response, self.request, self._id, self._created, self._names)
         return orjson.dumps(self.completed)
 
     def frames(self, chunk: ChatChunk) -> list[bytes]:
         """The events for one chunk (`response.created` and `response.in_progress` before the first)."""
         events: list[Event] = []
         if self._writer is None:
-            names = tool_names(self.request.tools, self.request.input)
             summary = wants_summary(self.request)
-            self._writer = ResponsesStreamWriter(skeleton(self.request, self._id, self._created), names, summary)
+            self._writer = ResponsesStreamWriter(skeleton(self.request, self._id, self._created), self._names, summary)
             events = self._writer.start()
         events += self._writer.feed(chunk)
         return [_frame(e) for e in events]
@@ -138,9 +139,8 @@ class ResponsesWire:
     def error_event(self, exc: GatewayError) -> bytes:
         """`response.failed`, with the error."""
         if self._writer is None:
-            names = tool_names(self.request.tools, self.request.input)
             summary = wants_summary(self.request)
-            self._writer = ResponsesStreamWriter(skeleton(self.request, self._id, self._created), names, summary)
+            self._writer = ResponsesStreamWriter(skeleton(self.request, self._id, self._created), self._names, summary)
         return _frame(self._writer.failed(exc))
 
     def record(self, owner: str, retention_s: int) -> ResponseRecord | None:

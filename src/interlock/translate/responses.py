@@ -14,17 +14,17 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 import orjson
-from pydantic import ConfigDict, Field, ValidationError, field_validator
+from pydantic import ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
 from interlock.errors import BadRequest, describe_validation_error
 from interlock.translate.responses_tools import (
     SEARCH,
     SEPARATOR,
     ClosedModel,
+    ToolNames,
     chat_tool_choice,
     chat_tools,
     custom_arguments,
-    offered,
 )
 from interlock.types import (
     ChatRequest,
@@ -49,8 +49,16 @@ class ResponsesChat(ChatRequest):
     The gateway and its hooks treat it as any `ChatRequest` (their `model_copy` rewrites keep the
     type). A provider whose upstream serves the Responses API itself (`openai_compatible` with
     `responses_api = "native"`) sends it there instead of to chat completions; every other provider,
-    and every request from another endpoint, goes to chat as before.
+    and every request from another endpoint, goes to chat as before. `names` turns the model's calls
+    back into the Responses items of the tools they name.
     """
+
+    _names: ToolNames = PrivateAttr(default_factory=ToolNames)
+
+    @property
+    def names(self) -> ToolNames:
+        """The Responses name, namespace and kind behind each chat tool name."""
+        return self._names
 
 
 class TextFormat(ClosedModel):
@@ -315,13 +323,13 @@ def _chat_request(req: ResponsesRequest, history: list[Message]) -> ResponsesCha
     messages = [Message(role="system", content=req.instructions)] if req.instructions else []
     messages += [m.model_copy() for m in history]
     messages += input_messages(req.input)
-    tools = chat_tools(offered(req.tools, req.input))
+    tools, names = chat_tools(req.tools, req.input)
     extra: dict[str, Any] = {}
     if req.parallel_tool_calls is not None and tools:
         extra["parallel_tool_calls"] = req.parallel_tool_calls
     if req.reasoning is not None and req.reasoning.effort is not None:
         extra["reasoning_effort"] = req.reasoning.effort
-    return ResponsesChat(
+    chat = ResponsesChat(
         model=req.model,
         messages=messages,
         max_tokens=req.max_output_tokens,
@@ -334,3 +342,5 @@ def _chat_request(req: ResponsesRequest, history: list[Message]) -> ResponsesCha
         user=req.user,
         **extra,
     )
+    chat._names = names
+    return chat

@@ -14,7 +14,6 @@ from interlock.translate.responses_tools import (
     custom_input,
     echo,
     search_arguments,
-    tool_names,
 )
 from interlock.types import ChatResponse, FunctionCall, Message, ToolCall, Usage, reasoning_text
 
@@ -150,8 +149,10 @@ def call_item(
     return item
 
 
-def to_response(resp: ChatResponse, req: ResponsesRequest, response_id: str, created_at: int) -> dict[str, Any]:
-    """A chat completion as a Responses object."""
+def to_response(
+    resp: ChatResponse, req: ResponsesRequest, response_id: str, created_at: int, names: ToolNames
+) -> dict[str, Any]:
+    """A chat completion as a Responses object (`names`: the request's tools, `chat_tools`)."""
     suffix = response_id.removeprefix("resp_")
     choice = resp.choices[0] if resp.choices else None
     output: list[dict[str, Any]] = []
@@ -162,7 +163,6 @@ def to_response(resp: ChatResponse, req: ResponsesRequest, response_id: str, cre
             output.append(reasoning_item(f"rs_{suffix}", thought, summary=wants_summary(req)))
         if msg.content or msg.refusal or not msg.tool_calls:
             output.append(message_item(f"msg_{suffix}", msg.content or "", refusal=msg.refusal))
-        names = tool_names(req.tools, req.input)
         for n, call in enumerate(msg.tool_calls or []):
             output.append(call_item(f"{suffix}_{n}", call.id, call.function.name, call.function.arguments, names=names))
     status, incomplete = finish_status(choice.finish_reason if choice else None)

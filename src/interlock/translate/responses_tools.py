@@ -336,16 +336,12 @@ def _chat(tools: list[Offered]) -> tuple[list[Tool], ToolNames]:
     return out, names
 
 
-def chat_tools(tools: list[Offered]) -> list[Tool] | None:
-    """The offered tools as chat tools (namespaces flattened, deferred ones left out), or a 400 naming the
-    first bad one."""
-    made, _ = _chat(tools)
-    return made or None
-
-
-def tool_names(tools: list[Any] | None, items: str | list[Any]) -> ToolNames:
-    """The names of the request's tools and of those its input loaded (all already checked)."""
-    return _chat(offered(tools, items))[1]
+def chat_tools(tools: list[Any] | None, items: str | list[Any]) -> tuple[list[Tool] | None, ToolNames]:
+    """The request's tools and those its input loaded (`offered`) as chat tools (namespaces flattened,
+    deferred ones left out), with the names that turn the model's calls back into items; or a 400 naming
+    the first bad one. One pass: the answer is rendered with these names, nothing is checked twice."""
+    made, names = _chat(offered(tools, items))
+    return made or None, names
 
 
 def echo(tools: list[Any] | None) -> list[dict[str, Any]]:
