@@ -24,7 +24,7 @@ stops at 255 levels, so deeper input is a 400 here rather than a failure further
 
 
 # How many items a request's lists may hold. A list of a million wrong items made pydantic build a
-# million errors: a 4 MB body held the event loop for 11 s (bench-free, measured in the session-16 note).
+# million errors: a 4 MB body held the event loop for 11 s (tests/api/test_hostile_input.py keeps it bounded).
 # A length bound is checked before the items are; `fail_fast` stops a list at its first bad item.
 MAX_MESSAGES = 100_000  # Anthropic's own limit per request
 MAX_PARTS = 10_000  # content parts or blocks of one message
