@@ -21,9 +21,9 @@ import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 
 # The cyclic GC's youngest generation is collected after this many net container allocations (Python's
-# default is 700). A request leaves a few long-lived or cyclic objects behind, so at 700 a collection ran
-# every ~9 requests and took about 4% of the gateway's CPU (bench/RESULTS.md, "the garbage collector");
-# at 20,000 it runs every few hundred. What it collects is cyclic garbage only: refcounting frees the rest.
+# default is 700). What 16 requests in flight hold at once crossed 700 every ~9 requests, and those
+# collections took about 4% of the gateway's CPU (bench/RESULTS.md, "the garbage collector"); at 20,000
+# none ran in 4,000 requests. It collects cyclic garbage only: refcounting frees the rest at once.
 GEN0_THRESHOLD = 20_000
 
 
@@ -34,10 +34,10 @@ def tune_gc() -> None:
 
 
 def freeze_heap() -> None:
-    """Move what start-up made (modules, settings, routes, loaded tokenizers: about half a million objects)
-    out of the collector's reach, so that a full collection scans only what requests made since. Freed
-    start-up objects are still freed by refcounting; only cycles among them would stay (a config reload's
-    old routes, once per reload)."""
+    """Move what start-up made (modules, settings, routes and what the services loaded as they started:
+    about half a million objects) out of the collector's reach, so that a full collection scans only what
+    requests made since. Freed start-up objects are still freed by refcounting; only cycles among them would
+    stay (a config reload's old routes, once per reload). Local models load after start-up, unfrozen."""
     gc.collect()
     gc.freeze()
 

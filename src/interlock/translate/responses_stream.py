@@ -38,7 +38,7 @@ class ResponsesStreamWriter:
         self._item: dict[str, Any] | None = None  # the open output item
         self._pieces: list[str] = []  # the open item's text or arguments
         self._calls: dict[int, dict[str, Any]] = {}  # chat tool-call index -> its item
-        self._raw: dict[str, str] = {}  # a closed custom tool call's id -> its chat arguments so far
+        self._raw: dict[str, str] = {}  # a closed custom or tool-search call's id -> its chat arguments so far
         self._finish: str | None = None
         self._usage: Usage | None = None
         self.response: dict[str, Any] | None = None
